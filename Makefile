@@ -1,0 +1,113 @@
+# ngx_http_learn_module
+#   make          build build/ngx_http_learn_module.so
+#   make run      install packages, build, serve conf/learn.conf on :8080
+#   make test     install packages, build, run every test
+#   make bench    benchmarks (bench/README.md)
+
+SHELL       := /bin/bash
+ROOT        := $(abspath .)
+BUILD       := $(ROOT)/build
+NGX_SRC     ?= /usr/share/nginx/src
+NGINX       ?= /usr/sbin/nginx
+PY          ?= /usr/bin/python3
+CC          ?= cc
+
+CORE_SRCS   := $(sort $(wildcard src/core/*.c))
+CORE_OBJS   := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
+CORE_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -W -Wall \
+               -Wextra -Wno-unused-parameter -Werror \
+               -I/usr/include/x86_64-linux-gnu/openblas-pthread
+CORE_LIBS   := -lopenblas -lmsgpackc -lcjson -lm
+
+UNIT_SRCS   := $(sort $(wildcard t/unit/*.c))
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+.PHONY: all core unit deps run test test-nginx bench clean
+
+all: $(BUILD)/ngx_http_learn_module.so
+
+# Debian packages the build, the tests and the benchmarks need
+DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
+               libopenblas-dev libcjson-dev wrk libtest-base-perl \
+               libtext-diff-perl liblist-moreutils-perl liburi-perl \
+               libhttp-message-perl libipc-run-perl libtest-longstring-perl \
+               libwww-perl python3-msgpack python3-msgpack-numpy \
+               python3-numpy libnginx-mod-http-echo clang-14 \
+               libclang-rt-14-dev valgrind libdata-messagepack-perl
+
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	      | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:" $$missing; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	        --no-install-recommends $$missing; \
+	fi
+
+# nginx's configure writes into the tree it runs in, so it runs in a copy
+# of Debian's /usr/share/nginx/src, with the packaged binary's own flags.
+NGX_TREE    := $(BUILD)/nginx-src
+NGX_OBJS    := $(BUILD)/ngx
+MODULE_SRCS := config ngx_http_learn_module.c $(wildcard src/http/*) \
+               $(wildcard src/core/*)
+
+$(NGX_OBJS)/Makefile: config
+	@test -d $(NGX_SRC) || { echo "$(NGX_SRC) missing: run 'make deps'"; exit 1; }
+	rm -rf $(NGX_TREE) && mkdir -p $(BUILD) && cp -r $(NGX_SRC) $(NGX_TREE)
+	cd $(NGX_TREE) && . ./conf_flags && ./configure \
+	    --with-cc-opt="$$(dpkg-buildflags --get CFLAGS) -fPIC $$(dpkg-buildflags --get CPPFLAGS)" \
+	    --with-ld-opt="$$(dpkg-buildflags --get LDFLAGS) -fPIC" \
+	    "$${NGX_CONF_FLAGS[@]}" --add-dynamic-module=$(ROOT) \
+	    --builddir=$(NGX_OBJS) > $(BUILD)/configure.log 2>&1 \
+	  || { tail -20 $(BUILD)/configure.log; exit 1; }
+
+$(BUILD)/ngx_http_learn_module.so: $(NGX_OBJS)/Makefile $(MODULE_SRCS)
+	$(MAKE) -s -f $(NGX_OBJS)/Makefile -C $(NGX_TREE) modules
+	cp $(NGX_OBJS)/ngx_http_learn_module.so $@
+
+core: $(BUILD)/core/liblt.a
+
+$(BUILD)/core/%.o: src/core/%.c $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -c $< -o $@
+
+$(BUILD)/core/liblt.a: $(CORE_OBJS)
+	ar rcs $@ $^
+
+$(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(BUILD)/core/liblt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -Isrc/core $< $(BUILD)/core/liblt.a $(CORE_LIBS) -o $@
+
+unit: $(UNIT_BINS)
+	prove -e '' $(UNIT_BINS)
+
+clean:
+	rm -rf $(BUILD) t/servroot*
+
+RUN_PREFIX  := $(BUILD)/run
+LOAD_MODULE := load_module $(BUILD)/ngx_http_learn_module.so;
+
+run: deps all
+	mkdir -p $(RUN_PREFIX)/logs $(RUN_PREFIX)/tmp
+	@echo "serving conf/learn.conf on http://127.0.0.1:8080 (Ctrl-C stops)"
+	OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(RUN_PREFIX) -c $(ROOT)/conf/learn.conf \
+	    -g "$(LOAD_MODULE) daemon off;"
+
+# Test::Nginx suites: the real Test::Nginx when installed, t/lib/shim
+# otherwise (t/lib/TestLearn.pm chooses)
+test-nginx: all
+	TEST_NGINX_BINARY=$(NGINX) \
+	TEST_NGINX_LOAD_MODULES=$(BUILD)/ngx_http_learn_module.so \
+	OPENBLAS_NUM_THREADS=1 prove -r t
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) fuzz-quick
+	$(MAKE) test-nginx
+
+-include mk/*.mk

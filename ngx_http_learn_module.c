@@ -1,0 +1,460 @@
+
+/*
+ * ngx_http_learn_module: train and serve neural networks inside nginx.
+ *
+ * This file holds the module object, the directives and their conf
+ * structs; the work is in src/http (handlers, zone, Lua, status) and in
+ * the tensor core, src/core.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <cblas.h>
+
+#include "ngx_http_learn.h"
+
+
+static void *ngx_http_learn_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_learn_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_http_learn_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
+static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_learn_max_elements_bounds = {
+    ngx_conf_check_num_bounds, 1, 1 << 30
+};
+
+
+static ngx_command_t  ngx_http_learn_commands[] = {
+
+    { ngx_string("learn_model"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_learn_model,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_lua_path"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_array_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_learn_main_conf_t, lua_paths),
+      NULL },
+
+    { ngx_string("learn_train"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_LEARN_TRAIN,
+      NULL },
+
+    { ngx_string("learn_predict"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_LEARN_PREDICT,
+      NULL },
+
+    { ngx_string("learn_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_learn_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_max_elements"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_learn_loc_conf_t, max_elements),
+      &ngx_http_learn_max_elements_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_learn_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_learn_create_main_conf,       /* create main configuration */
+    ngx_http_learn_init_main_conf,         /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_learn_create_loc_conf,        /* create location configuration */
+    ngx_http_learn_merge_loc_conf          /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_learn_module = {
+    NGX_MODULE_V1,
+    &ngx_http_learn_module_ctx,            /* module context */
+    ngx_http_learn_commands,               /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_learn_init_process,           /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_learn_exit_process,           /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_http_learn_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_learn_main_conf_t));
+    if (lmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&lmcf->models, cf->pool, 4,
+                       sizeof(ngx_http_learn_model_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    lmcf->lua_paths = NGX_CONF_UNSET_PTR;
+
+    return lmcf;
+}
+
+
+static char *
+ngx_http_learn_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_learn_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_learn_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     lcf->role = NGX_HTTP_LEARN_NONE;
+     *     lcf->model = NULL;
+     */
+
+    lcf->max_elements = NGX_CONF_UNSET_SIZE;
+
+    return lcf;
+}
+
+
+static char *
+ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_learn_loc_conf_t  *prev = parent;
+    ngx_http_learn_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_size_value(conf->max_elements, prev->max_elements,
+                              NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS);
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * learn_model NAME FILE.lua [seed=N] [device=cpu] [zone=SIZE];
+ *
+ * The model file runs here, in the master, so a broken model fails
+ * "nginx -t" with the file and line; its parameters then get a zone
+ * sized exactly for them.
+ */
+
+static char *
+ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_main_conf_t  *lmcf = conf;
+
+    size_t                   size, min;
+    ngx_str_t               *value, s;
+    ngx_int_t                n;
+    ngx_uint_t               i;
+    lt_err                   err;
+    lt_model_spec            spec;
+    ngx_http_learn_model_t  *lm, **lmp;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!(isalnum(value[1].data[i]) || value[1].data[i] == '_'
+              || value[1].data[i] == '-')
+            || i >= 64)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_model name \"%V\" must be 1-64 "
+                               "letters, digits, \"_\" or \"-\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_learn_find_model(cf, &value[1]) != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\" is already declared",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lm = ngx_pcalloc(cf->pool, sizeof(ngx_http_learn_model_t));
+    if (lm == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lm->name = value[1];
+    lm->seed = 0;
+    size = 0;
+
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "seed=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            lm->seed = (uint64_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            size = ngx_parse_size(&s);
+            if (size == (size_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "device=", 7) == 0) {
+            if (ngx_strcmp(value[i].data + 7, "cpu") == 0) {
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_model \"%V\": device \"%s\" is not "
+                               "supported by this build (only \"cpu\")",
+                               &lm->name, value[i].data + 7);
+            return NGX_CONF_ERROR;
+        }
+
+        goto invalid;
+    }
+
+    if (ngx_http_learn_lua_load_model(cf, lmcf, &value[2], &spec)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lt_model_build(&lm->model, &spec, &err) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": %s", &lm->name, err.msg);
+        return NGX_CONF_ERROR;
+    }
+
+    lm->file = value[2];
+
+    min = ngx_http_learn_zone_size(&lm->model);
+
+    if (size == 0) {
+        size = min;
+
+    } else if (size < min) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": zone=%uz is too small, "
+                           "the model needs %uz", &lm->name, size, min);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_learn_zone_add(cf, lm, size) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    lmp = ngx_array_push(&lmcf->models);
+    if (lmp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *lmp = lm;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_http_learn_model_t *
+ngx_http_learn_find_model(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                   i;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        if (lmp[i]->name.len == name->len
+            && ngx_strncmp(lmp[i]->name.data, name->data, name->len) == 0)
+        {
+            return lmp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* learn_train NAME; learn_predict NAME; */
+
+static char *
+ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->role != NGX_HTTP_LEARN_NONE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->model = ngx_http_learn_find_model(cf, &value[1]);
+    if (lcf->model == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown model \"%V\" (declare it with "
+                           "learn_model in the http block first)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->role = cmd->offset;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_learn_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->role != NGX_HTTP_LEARN_NONE) {
+        return "is duplicate";
+    }
+
+    lcf->role = NGX_HTTP_LEARN_STATUS;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_learn_status_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Worker-local state is created here, after fork: OpenBLAS runs one
+ * thread per worker (the workers are the parallelism), and every model
+ * gets its own workspace.
+ */
+
+static ngx_int_t
+ngx_http_learn_init_process(ngx_cycle_t *cycle)
+{
+    lt_err                       err;
+    ngx_uint_t                   i;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
+    if (lmcf == NULL) {
+        return NGX_OK;
+    }
+
+    openblas_set_num_threads(1);
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        lmp[i]->ws = lt_workspace_new(&lmp[i]->model, lt_backend_cpu(), 1,
+                                      &err);
+        if (lmp[i]->ws == NULL) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "learn_model \"%V\": %s", &lmp[i]->name, err.msg);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_learn_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
+    if (lmcf == NULL) {
+        return;
+    }
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        if (lmp[i]->ws) {
+            lt_workspace_free(lmp[i]->ws);
+            lmp[i]->ws = NULL;
+        }
+    }
+}

@@ -1,0 +1,86 @@
+/*
+ * lt_backend.h: the operations a compute backend provides.
+ *
+ * Layers, losses and optimizers call only these, so a CUDA backend can
+ * supply the same table over device pointers without the model code
+ * knowing which backend runs it.  All matrices are row-major.
+ */
+#ifndef LT_BACKEND_H
+#define LT_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LT_ACT_RELU = 0,
+    LT_ACT_TANH,
+    LT_ACT_SIGMOID,
+    LT_ACT_SOFTMAX,             /* over the last dimension, per row */
+    LT_ACT_LOGSOFTMAX
+} lt_act;
+
+typedef struct lt_backend_s  lt_backend;
+
+struct lt_backend_s {
+    const char  *name;          /* "cpu", "cuda" */
+
+    /* memory: host backends return malloc'ed memory and leave to_device
+     * and to_host NULL, so host data is used where it lies */
+    void   *(*alloc)(const lt_backend *be, size_t bytes);
+    void    (*free)(const lt_backend *be, void *p);
+    void    (*to_device)(const lt_backend *be, void *dst, const void *src,
+                             size_t bytes);
+    void    (*to_host)(const lt_backend *be, void *dst, const void *src,
+                           size_t bytes);
+
+    /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose
+     * when the flag is set; lda/ldb/ldc are row strides of the stored
+     * matrices */
+    void    (*gemm)(const lt_backend *be, int trans_a, int trans_b,
+                    int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb,
+                    float beta, float *c, int ldc);
+
+    /* y[r, :] += bias[:] for every row r of an [rows, cols] matrix */
+    void    (*add_bias)(const lt_backend *be, float *y, const float *bias,
+                        int rows, int cols);
+    /* out[c] = sum over rows of g[r, c] (bias gradient); overwrites out */
+    void    (*sum_rows)(const lt_backend *be, float *out, const float *g,
+                        int rows, int cols);
+
+    /* elementwise / row-wise activation over an [rows, cols] matrix */
+    void    (*act_forward)(const lt_backend *be, lt_act act, const float *x,
+                           float *y, int rows, int cols);
+    /* dx from dy, using the forward input x and output y */
+    void    (*act_backward)(const lt_backend *be, lt_act act,
+                            const float *x, const float *y, const float *dy,
+                            float *dx, int rows, int cols);
+
+    /* losses: return the mean loss and write d(loss)/d(pred) into grad.
+     * target_index != NULL means class indices (one per row) for CE. */
+    float   (*loss_mse)(const lt_backend *be, const float *pred,
+                        const float *target, float *grad, int rows, int cols);
+    float   (*loss_bce)(const lt_backend *be, const float *pred,
+                        const float *target, float *grad, int rows, int cols);
+    /* cross-entropy over logits (log-softmax inside), targets either as
+     * class indices (target_index) or one-hot / probabilities (target) */
+    float   (*loss_ce)(const lt_backend *be, const float *logits,
+                       const int32_t *target_index, const float *target,
+                       float *grad, int rows, int cols);
+
+    /* optimizers over n floats; in == out is allowed (in place) */
+    void    (*sgd)(const lt_backend *be, const float *in, float *out,
+                   const float *grad, float *velocity, size_t n, float lr,
+                   float momentum, float weight_decay, int first_step);
+    void    (*adam)(const lt_backend *be, const float *in, float *out,
+                    const float *grad, float *m, float *v, size_t n,
+                    float lr, float beta1, float beta2, float eps,
+                    float weight_decay, int64_t step);
+
+    void    *ctx;               /* backend private (cuBLAS handle, stream) */
+};
+
+/* The OpenBLAS backend; single-threaded, no allocation in its ops. */
+const lt_backend *lt_backend_cpu(void);
+
+#endif /* LT_BACKEND_H */

@@ -1,0 +1,76 @@
+/*
+ * lt_codec.h: request and response bodies <-> tensors.
+ *
+ * Tensors arrive as MessagePack in one of three encodings (msgpack-numpy
+ * map with str or bin keys, {"shape","dtype","data"} map, nested arrays
+ * of numbers) or as JSON (nested arrays, or {"shape": [...], "data":
+ * [...]}).  Every declared length is checked against the bytes left
+ * before anything is allocated, and all memory comes from the caller's
+ * allocator (an nginx pool, or malloc in tests and fuzzers), so a body
+ * never causes an allocation larger than a small multiple of its size.
+ */
+#ifndef LT_CODEC_H
+#define LT_CODEC_H
+
+#include "lt_tensor.h"
+
+typedef enum {
+    LT_ENC_NUMPY = 0,           /* msgpack-numpy: nd/type/shape/data */
+    LT_ENC_RAW,                 /* msgpack {"shape","dtype","data"} */
+    LT_ENC_NESTED,              /* msgpack nested arrays */
+    LT_ENC_JSON                 /* JSON */
+} lt_encoding;
+
+typedef struct {
+    lt_tensor    x;
+    lt_tensor    y;
+    int          has_x;
+    int          has_y;
+    lt_encoding  enc;           /* encoding of x: the reply uses it */
+    int          y_integer;     /* y arrived with an integer dtype */
+} lt_body;
+
+typedef struct {
+    lt_alloc_fn  alloc;         /* all memory, never freed individually */
+    void        *ctx;
+    size_t       max_elements;  /* largest tensor accepted, 0: no limit */
+} lt_codec_ctx;
+
+/* Decode a MessagePack body: a map with "x" (and "y"), or a bare tensor
+ * (taken as x).  Keys may be str or bin.  Fails with a one-sentence
+ * message on malformed input, trailing bytes, more than max_elements
+ * elements in a tensor, more than 4 dimensions, or nesting deeper than
+ * 32.  Tensor data is always converted to float32 and aligned. */
+int lt_codec_decode_msgpack(const lt_codec_ctx *c, const uint8_t *buf,
+    size_t len, lt_body *out, lt_err *err);
+
+/* The same for a JSON body. */
+int lt_codec_decode_json(const lt_codec_ctx *c, const uint8_t *buf,
+    size_t len, lt_body *out, lt_err *err);
+
+/* Encode {"y": tensor} in the given encoding (LT_ENC_JSON: JSON text;
+ * NaN and Inf as null; floats with %.9g).  msgpack-numpy replies use bin
+ * keys and "type": "<f4" so Python's msgpack_numpy returns an ndarray. */
+int lt_codec_encode_tensor(const lt_codec_ctx *c, const char *key,
+    const lt_tensor *t, lt_encoding enc, uint8_t **out, size_t *len,
+    lt_err *err);
+
+/* Encode {"loss": float, "step": int} (msgpack, or JSON when json). */
+int lt_codec_encode_train(const lt_codec_ctx *c, double loss, int64_t step,
+    int json, uint8_t **out, size_t *len, lt_err *err);
+
+/* Encode a map name -> tensor (weight export), in enc. */
+int lt_codec_encode_named(const lt_codec_ctx *c, int n,
+    const char *const *names, const lt_tensor *tensors, lt_encoding enc,
+    uint8_t **out, size_t *len, lt_err *err);
+
+/* Decode a map name -> tensor (weight import).  *names and *tensors are
+ * arrays of *n entries from the allocator; names are NUL-terminated. */
+int lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf,
+    size_t len, int json, int *n, char ***names, lt_tensor **tensors,
+    lt_err *err);
+
+/* Format a float for JSON: "%.9g", or "null" for NaN / Inf. */
+int lt_json_float(char *buf, size_t size, double v);
+
+#endif /* LT_CODEC_H */

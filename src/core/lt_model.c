@@ -1,0 +1,415 @@
+/*
+ * lt_model.c: validating a model spec, its parameter layout, layout hash
+ * and initial parameters.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lt_model.h"
+
+#define LT_FNV_OFFSET  0xcbf29ce484222325ULL
+#define LT_FNV_PRIME   0x100000001b3ULL
+
+/* Widest Linear side: keeps every size product far from overflow. */
+#define LT_MAX_DIM     (1 << 24)
+
+
+const char *
+lt_layer_name(lt_layer_kind kind)
+{
+    switch (kind) {
+    case LT_LAYER_LINEAR:     return "Linear";
+    case LT_LAYER_RELU:       return "ReLU";
+    case LT_LAYER_TANH:       return "Tanh";
+    case LT_LAYER_SIGMOID:    return "Sigmoid";
+    case LT_LAYER_SOFTMAX:    return "Softmax";
+    case LT_LAYER_LOGSOFTMAX: return "LogSoftmax";
+    }
+
+    return "unknown";
+}
+
+
+static const char *
+lt_optim_name(lt_optim_kind kind)
+{
+    return kind == LT_OPTIM_ADAM ? "Adam" : "SGD";
+}
+
+
+/* "not (x >= lo)" so NaN is rejected too. */
+static int
+lt_check_nonneg(const char *optim, const char *what, float x, lt_err *err)
+{
+    if (!(x >= 0.0f) || isinf(x)) {
+        return lt_error(err, "%s: invalid %s %g (must be >= 0)",
+                        optim, what, (double) x);
+    }
+
+    return 0;
+}
+
+
+static int
+lt_check_beta(const char *what, float x, lt_err *err)
+{
+    if (!(x >= 0.0f && x < 1.0f)) {
+        return lt_error(err, "Adam: invalid %s %g (must be in [0, 1))",
+                        what, (double) x);
+    }
+
+    return 0;
+}
+
+
+/* The same bounds torch.optim checks in its constructors. */
+static int
+lt_check_optim(const lt_optim_spec *o, lt_err *err)
+{
+    const char  *name;
+
+    if (o->kind != LT_OPTIM_SGD && o->kind != LT_OPTIM_ADAM) {
+        return lt_error(err, "unknown optimizer kind %d", (int) o->kind);
+    }
+
+    name = lt_optim_name(o->kind);
+
+    if (lt_check_nonneg(name, "learning rate", o->lr, err) != 0
+        || lt_check_nonneg(name, "weight_decay", o->weight_decay, err) != 0)
+    {
+        return -1;
+    }
+
+    if (o->kind == LT_OPTIM_SGD) {
+        return lt_check_nonneg(name, "momentum", o->momentum, err);
+    }
+
+    if (lt_check_beta("beta1", o->beta1, err) != 0
+        || lt_check_beta("beta2", o->beta2, err) != 0)
+    {
+        return -1;
+    }
+
+    return lt_check_nonneg(name, "eps", o->eps, err);
+}
+
+
+/*
+ * Walks the layers keeping the width of the data flowing through them:
+ * activations keep it, a Linear must accept it.  Before the first Linear
+ * the width is unknown and taken from that Linear's input.
+ */
+static int
+lt_check_layers(lt_model *m, lt_err *err)
+{
+    const lt_model_spec  *s;
+    const lt_layer_spec  *l;
+    int                   i, j, prev;
+
+    s = &m->spec;
+    prev = -1;
+
+    if (s->nlayers < 1 || s->nlayers > LT_MAX_LAYERS) {
+        return lt_error(err, "a net has 1 to %d layers, not %d",
+                        LT_MAX_LAYERS, s->nlayers);
+    }
+
+    for (i = 0; i < s->nlayers; i++) {
+        l = &s->layers[i];
+
+        if ((int) l->kind < 0 || l->kind > LT_LAYER_LOGSOFTMAX) {
+            return lt_error(err, "layer %d has unknown kind %d", i,
+                            (int) l->kind);
+        }
+
+        if (l->kind != LT_LAYER_LINEAR) {
+            continue;
+        }
+
+        if (l->in < 1 || l->out < 1 || l->in > LT_MAX_DIM
+            || l->out > LT_MAX_DIM)
+        {
+            return lt_error(err, "layer %d (Linear) has shape %d -> %d;"
+                            " both must be in [1, %d]", i, l->in, l->out,
+                            LT_MAX_DIM);
+        }
+
+        if (prev < 0) {
+            m->in_dim = l->in;
+
+        } else if (s->layers[prev].out != l->in) {
+            return lt_error(err, "layer %d (Linear) expects %d inputs but"
+                            " layer %d gives %d", i, l->in, prev,
+                            s->layers[prev].out);
+        }
+
+        prev = i;
+    }
+
+    if (prev < 0) {
+        return lt_error(err, "the net has no Linear layer");
+    }
+
+    m->out_dim = s->layers[prev].out;
+
+    /* per-layer output widths, for the workspace */
+    for (i = 0, j = m->in_dim; i < s->nlayers; i++) {
+        if (s->layers[i].kind == LT_LAYER_LINEAR) {
+            j = s->layers[i].out;
+        }
+        m->widths[i] = j;
+    }
+
+    return 0;
+}
+
+
+/* BCE takes log(p): a net that can output values outside [0, 1] would
+ * only produce NaN (PyTorch raises at run time), so reject it here. */
+static int
+lt_check_loss(const lt_model *m, lt_err *err)
+{
+    lt_layer_kind  last;
+
+    last = m->spec.layers[m->spec.nlayers - 1].kind;
+
+    switch (m->spec.loss) {
+
+    case LT_LOSS_MSE:
+    case LT_LOSS_CE:
+        return 0;
+
+    case LT_LOSS_BCE:
+        if (last == LT_LAYER_SIGMOID || last == LT_LAYER_SOFTMAX) {
+            return 0;
+        }
+        return lt_error(err, "BCELoss expects probabilities, but the last"
+                        " layer is %s; end the net with Sigmoid",
+                        lt_layer_name(last));
+    }
+
+    return lt_error(err, "unknown loss kind %d", (int) m->spec.loss);
+}
+
+
+static void
+lt_add_param(lt_model *m, int layer, const char *what, int ndim, int rows,
+    int cols)
+{
+    lt_param_info  *p;
+
+    p = &m->params[m->nparams++];
+    snprintf(p->name, sizeof(p->name), "%d.%s", layer, what);
+    p->offset = m->param_count;
+    p->ndim = ndim;
+    p->shape[0] = rows;
+    p->shape[1] = ndim == 2 ? cols : 0;
+    p->numel = (size_t) rows * (ndim == 2 ? (size_t) cols : 1);
+    m->param_count += p->numel;
+}
+
+
+/* PyTorch's state_dict order: per Linear, weight [out, in] then bias. */
+static void
+lt_layout(lt_model *m)
+{
+    const lt_layer_spec  *l;
+    int                   i;
+
+    m->nparams = 0;
+    m->param_count = 0;
+    m->max_width = (size_t) m->in_dim;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+
+        if ((size_t) m->widths[i] > m->max_width) {
+            m->max_width = (size_t) m->widths[i];
+        }
+
+        if (l->kind == LT_LAYER_LINEAR) {
+            lt_add_param(m, i, "weight", 2, l->out, l->in);
+            lt_add_param(m, i, "bias", 1, l->out, 0);
+        }
+    }
+
+    if (m->spec.optim.kind == LT_OPTIM_ADAM) {
+        m->state_count = 2 * m->param_count;
+
+    } else {
+        m->state_count = m->spec.optim.momentum != 0.0f ? m->param_count : 0;
+    }
+}
+
+
+static uint64_t
+lt_fnv_int(uint64_t h, int64_t v)
+{
+    int  i;
+
+    /* byte by byte, little-endian, so the hash is the same everywhere */
+    for (i = 0; i < 8; i++) {
+        h ^= (uint64_t) ((v >> (8 * i)) & 0xff);
+        h *= LT_FNV_PRIME;
+    }
+
+    return h;
+}
+
+
+/*
+ * FNV-1a over what decides the block's layout and meaning: layer kinds
+ * and shapes, the optimizer and its state size (SGD with and without
+ * momentum differ in S).  A zone or checkpoint with another hash holds
+ * someone else's numbers.
+ */
+static uint64_t
+lt_layout_hash(const lt_model *m)
+{
+    const lt_layer_spec  *l;
+    uint64_t              h;
+    int                   i;
+
+    h = lt_fnv_int(LT_FNV_OFFSET, m->spec.nlayers);
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+        h = lt_fnv_int(h, l->kind);
+        h = lt_fnv_int(h, l->kind == LT_LAYER_LINEAR ? l->in : 0);
+        h = lt_fnv_int(h, l->kind == LT_LAYER_LINEAR ? l->out : 0);
+    }
+
+    h = lt_fnv_int(h, m->spec.optim.kind);
+    h = lt_fnv_int(h, (int64_t) m->state_count);
+
+    return h;
+}
+
+
+int
+lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
+{
+    memset(m, 0, sizeof(*m));
+    m->spec = *spec;
+
+    if (lt_check_layers(m, err) != 0
+        || lt_check_loss(m, err) != 0
+        || lt_check_optim(&spec->optim, err) != 0)
+    {
+        return -1;
+    }
+
+    lt_layout(m);
+    m->hash = lt_layout_hash(m);
+
+    return 0;
+}
+
+
+/* splitmix64: tiny, fast, and the same stream on every platform. */
+static uint64_t
+lt_splitmix64(uint64_t *state)
+{
+    uint64_t  z;
+
+    z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+
+    return z ^ (z >> 31);
+}
+
+
+/* Uniform in [-bound, bound): 24 random bits are all a float holds. */
+static float
+lt_uniform(uint64_t *state, float bound)
+{
+    float  u;
+
+    u = (float) (lt_splitmix64(state) >> 40) * (1.0f / 16777216.0f);
+
+    return bound * (2.0f * u - 1.0f);
+}
+
+
+/*
+ * nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives weights
+ * in +-sqrt(6 / ((1 + 5) * fan_in)) = +-1/sqrt(fan_in), and the bias is
+ * uniform in +-1/sqrt(fan_in) as well.
+ */
+void
+lt_model_init_params(const lt_model *m, float *block, uint64_t seed)
+{
+    const lt_param_info  *p;
+    uint64_t              state;
+    float                 bound;
+    size_t                j;
+    int                   i, fan_in;
+
+    state = seed;
+
+    for (i = 0; i < m->nparams; i++) {
+        p = &m->params[i];
+        /* a bias follows its weight, whose shape[1] is the fan-in */
+        fan_in = (int) (p->ndim == 2 ? p->shape[1] : m->params[i - 1].shape[1]);
+        bound = 1.0f / sqrtf((float) fan_in);
+
+        for (j = 0; j < p->numel; j++) {
+            block[p->offset + j] = lt_uniform(&state, bound);
+        }
+    }
+
+    memset(block + m->param_count, 0, m->state_count * sizeof(float));
+}
+
+
+const lt_param_info *
+lt_model_find_param(const lt_model *m, const char *name)
+{
+    int  i;
+
+    for (i = 0; i < m->nparams; i++) {
+        if (strcmp(m->params[i].name, name) == 0) {
+            return &m->params[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Multiply-adds of one train step: per Linear the forward product, the
+ * weight gradient and (except the first Linear, whose input needs no
+ * gradient) the input gradient; plus a few per activation element and
+ * per parameter for the update.
+ */
+double
+lt_model_step_flops(const lt_model *m, int batch)
+{
+    const lt_layer_spec  *l;
+    double                f, mac;
+    int                   i, first;
+
+    f = 0.0;
+    first = 1;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+
+        if (l->kind != LT_LAYER_LINEAR) {
+            f += 4.0 * batch * m->widths[i];
+            continue;
+        }
+
+        mac = (double) batch * l->in * l->out;
+        f += (first ? 2.0 : 3.0) * mac;
+        first = 0;
+    }
+
+    f += (m->spec.optim.kind == LT_OPTIM_ADAM ? 8.0 : 2.0)
+         * (double) m->param_count;
+
+    return f;
+}

@@ -1,0 +1,149 @@
+/*
+ * lt_model.h: a Sequential model described by plain structs, its
+ * parameter layout, and training / inference steps.
+ *
+ * A model is immutable once built (lt_model_build): it holds the layer
+ * list and the layout of one contiguous float block holding
+ *
+ *     [ parameters (P floats) | optimizer state (S floats) ]
+ *
+ * so the block can live in a shared memory zone, be written to a
+ * checkpoint in one write and be exported by name.  Gradients and
+ * activations live in a workspace owned by the caller (one per worker),
+ * sized once per batch size; a step allocates nothing.
+ */
+#ifndef LT_MODEL_H
+#define LT_MODEL_H
+
+#include "lt_tensor.h"
+#include "lt_backend.h"
+
+#define LT_MAX_LAYERS   32
+#define LT_NAME_LEN     32
+
+typedef enum {
+    LT_LAYER_LINEAR = 0,
+    LT_LAYER_RELU,
+    LT_LAYER_TANH,
+    LT_LAYER_SIGMOID,
+    LT_LAYER_SOFTMAX,
+    LT_LAYER_LOGSOFTMAX
+} lt_layer_kind;
+
+typedef enum {
+    LT_LOSS_MSE = 0,
+    LT_LOSS_BCE,
+    LT_LOSS_CE                  /* cross-entropy over logits */
+} lt_loss_kind;
+
+typedef enum {
+    LT_OPTIM_SGD = 0,
+    LT_OPTIM_ADAM
+} lt_optim_kind;
+
+typedef struct {
+    lt_layer_kind  kind;
+    int            in;          /* Linear only */
+    int            out;         /* Linear only */
+} lt_layer_spec;
+
+typedef struct {
+    lt_optim_kind  kind;
+    float          lr;
+    float          momentum;    /* SGD */
+    float          weight_decay;
+    float          beta1;       /* Adam */
+    float          beta2;
+    float          eps;
+} lt_optim_spec;
+
+typedef struct {
+    int            nlayers;
+    lt_layer_spec  layers[LT_MAX_LAYERS];
+    lt_loss_kind   loss;
+    lt_optim_spec  optim;
+} lt_model_spec;
+
+/* One named parameter: "0.weight" [out, in], "0.bias" [out], ... */
+typedef struct {
+    char           name[LT_NAME_LEN];
+    size_t         offset;      /* in floats from the start of the block */
+    int            ndim;
+    int64_t        shape[2];
+    size_t         numel;
+} lt_param_info;
+
+typedef struct {
+    lt_model_spec  spec;
+    int            in_dim;      /* features per sample */
+    int            out_dim;     /* outputs per sample */
+    int            nparams;
+    lt_param_info  params[LT_MAX_LAYERS * 2];
+    size_t         param_count; /* P */
+    size_t         state_count; /* S: 0 (SGD), P (SGD momentum), 2P (Adam) */
+    size_t         max_width;   /* widest activation, per sample */
+    int            widths[LT_MAX_LAYERS]; /* each layer's outputs/sample */
+    uint64_t       hash;        /* layout hash: layers, shapes, optimizer */
+} lt_model;
+
+/* Validate the spec (consecutive Linear shapes agree, at least one Linear,
+ * sane hyper-parameters) and compute the layout.  On a mismatch the message
+ * names the layer index and both shapes. */
+int lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err);
+
+/* Fill the P parameters as PyTorch's nn.Linear does by default
+ * (Kaiming-uniform weights, bound 1/sqrt(fan_in), bias uniform in
+ * +-1/sqrt(fan_in)) from a deterministic generator seeded by seed, and zero
+ * the S optimizer floats that follow them. */
+void lt_model_init_params(const lt_model *m, float *block, uint64_t seed);
+
+/* NULL when no parameter has that name. */
+const lt_param_info *lt_model_find_param(const lt_model *m, const char *name);
+
+/* Per-worker scratch: activations, gradients, loss buffers for up to
+ * max_batch rows, on the given backend. */
+typedef struct lt_workspace_s  lt_workspace;
+
+lt_workspace *lt_workspace_new(const lt_model *m, const lt_backend *be,
+    int max_batch, lt_err *err);
+/* Grow to at least batch rows (allocates only when growing). */
+int lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err);
+int lt_workspace_capacity(const lt_workspace *ws);
+void lt_workspace_free(lt_workspace *ws);
+
+/* Check x (and y) against the model: x is [N, in_dim] (or [in_dim] for one
+ * sample); y is [N, out_dim], or for cross-entropy [N] class indices or
+ * [N, out_dim] one-hot.  The message names expected and received shapes. */
+int lt_model_check_input(const lt_model *m, const lt_tensor *x, lt_err *err);
+int lt_model_check_target(const lt_model *m, const lt_tensor *x,
+    const lt_tensor *y, lt_err *err);
+
+/* Forward pass with the parameters at params (P floats, in the backend's
+ * memory: host memory for the CPU backend).  x is in host memory.  On
+ * success *out holds the output rows ([N, out_dim]) in host memory,
+ * borrowed from the workspace and valid until the next call on ws. */
+int lt_model_forward(const lt_model *m, lt_workspace *ws,
+    const float *params, const lt_tensor *x, lt_tensor *out, lt_err *err);
+
+/* One optimizer step: forward and loss with params_in, backward, then the
+ * update written to params_out (may equal params_in).  opt_state is the S
+ * floats after the parameters; step is the 1-based number of this step
+ * (Adam's bias correction; SGD momentum starts on step 1).  *loss gets the
+ * mean loss before the update. */
+int lt_model_train_step(const lt_model *m, lt_workspace *ws,
+    const float *params_in, float *params_out, float *opt_state,
+    int64_t step, const lt_tensor *x, const lt_tensor *y, float *loss,
+    lt_err *err);
+
+/* Forward, loss and backward only: gradients into grad (P floats). */
+int lt_model_gradients(const lt_model *m, lt_workspace *ws,
+    const float *params, const lt_tensor *x, const lt_tensor *y,
+    float *grad, float *loss, lt_err *err);
+
+/* Cost of one train step in multiply-adds, for choosing inline vs thread
+ * pool. */
+double lt_model_step_flops(const lt_model *m, int batch);
+
+const char *lt_layer_name(lt_layer_kind kind);
+
+#endif /* LT_MODEL_H */

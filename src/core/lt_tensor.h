@@ -1,0 +1,51 @@
+/*
+ * lt_tensor.h: float32 tensors and error reporting for the learn core.
+ *
+ * The core is plain C99 with no nginx headers.  A tensor either owns its
+ * data or borrows it (parameters in a shared memory zone, floats decoded
+ * out of a request buffer), so neither case copies.
+ */
+#ifndef LT_TENSOR_H
+#define LT_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LT_MAX_DIMS   4
+#define LT_ERR_LEN    256
+
+typedef struct {
+    char  msg[LT_ERR_LEN];
+} lt_err;
+
+typedef struct {
+    float    *data;
+    int       ndim;
+    int64_t   shape[LT_MAX_DIMS];
+    int       owned;            /* 1: lt_tensor_free() releases data */
+} lt_tensor;
+
+/* Allocator used by code that must not pick its own (nginx pools, fuzzers). */
+typedef void *(*lt_alloc_fn)(void *ctx, size_t size);
+
+/* Returns -1 after writing a formatted message into err (err may be NULL). */
+int lt_error(lt_err *err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+int64_t lt_tensor_numel(const lt_tensor *t);
+
+/* Borrow data with the given shape; never allocates. */
+void lt_tensor_view(lt_tensor *t, float *data, int ndim, const int64_t *shape);
+
+/* Allocate (malloc) zeroed data; returns -1 on bad shape or no memory. */
+int lt_tensor_alloc(lt_tensor *t, int ndim, const int64_t *shape, lt_err *err);
+
+void lt_tensor_free(lt_tensor *t);
+
+/* Writes "[2, 3]" into buf; returns buf. */
+char *lt_shape_str(const lt_tensor *t, char *buf, size_t size);
+
+#endif /* LT_TENSOR_H */

@@ -1,0 +1,338 @@
+/*
+ * lt_train.c: forward pass, loss, backward pass and optimizer step of a
+ * Sequential model, expressed only in backend operations so the same code
+ * drives the CPU and a device backend.
+ */
+#include <string.h>
+
+#include "lt_workspace.h"
+
+/* One checked batch, every pointer in the backend's memory. */
+typedef struct {
+    int             n;          /* rows */
+    int             one;        /* x was one 1-D sample */
+    const float    *x;          /* [n, in_dim] */
+    const float    *y;          /* [n, out_dim] targets, or NULL */
+    const int32_t  *index;      /* [n] class indices, or NULL */
+} lt_batch;
+
+
+static lt_act
+lt_layer_act(lt_layer_kind kind)
+{
+    switch (kind) {
+    case LT_LAYER_TANH:       return LT_ACT_TANH;
+    case LT_LAYER_SIGMOID:    return LT_ACT_SIGMOID;
+    case LT_LAYER_SOFTMAX:    return LT_ACT_SOFTMAX;
+    case LT_LAYER_LOGSOFTMAX: return LT_ACT_LOGSOFTMAX;
+    default:                  return LT_ACT_RELU;
+    }
+}
+
+
+/* Where the data goes when the backend has memory of its own: into the
+ * workspace's copy; a host backend reads the caller's data in place. */
+static const float *
+lt_to_backend(lt_workspace *ws, float *dev, const float *src, size_t n)
+{
+    if (ws->be->to_device == NULL) {
+        return src;
+    }
+
+    ws->be->to_device(ws->be, dev, src, n * sizeof(float));
+    return dev;
+}
+
+
+/* The indices were checked by lt_model_check_target: the casts are exact. */
+static const int32_t *
+lt_class_indices(lt_workspace *ws, const lt_tensor *y, int n)
+{
+    int  i;
+
+    for (i = 0; i < n; i++) {
+        ws->index_host[i] = (int32_t) y->data[i];
+    }
+
+    if (ws->be->to_device != NULL) {
+        ws->be->to_device(ws->be, ws->index, ws->index_host,
+                          (size_t) n * sizeof(int32_t));
+    }
+
+    return ws->index;
+}
+
+
+/* Checks x (and y), makes room for the batch and puts it where the
+ * backend reads it. */
+static int
+lt_prepare(const lt_model *m, lt_workspace *ws, const lt_tensor *x,
+    const lt_tensor *y, lt_batch *b, lt_err *err)
+{
+    if (ws->model.hash != m->hash
+        || ws->model.param_count != m->param_count)
+    {
+        return lt_error(err, "the workspace was made for another model");
+    }
+
+    if (y != NULL ? lt_model_check_target(m, x, y, err)
+                  : lt_model_check_input(m, x, err))
+    {
+        return -1;
+    }
+
+    b->one = x->ndim == 1;
+    b->n = b->one ? 1 : (int) x->shape[0];
+
+    if (lt_workspace_reserve(ws, b->n, err) != 0) {
+        return -1;
+    }
+
+    b->x = lt_to_backend(ws, ws->x, x->data, (size_t) b->n * m->in_dim);
+    b->y = NULL;
+    b->index = NULL;
+
+    if (y == NULL) {
+        return 0;
+    }
+
+    if (m->spec.loss == LT_LOSS_CE && y->ndim <= 1) {
+        b->index = lt_class_indices(ws, y, b->n);
+
+    } else {
+        b->y = lt_to_backend(ws, ws->y, y->data,
+                             (size_t) b->n * m->out_dim);
+    }
+
+    return 0;
+}
+
+
+/* Runs every layer; returns the last layer's output [n, out_dim]. */
+static float *
+lt_forward(const lt_model *m, lt_workspace *ws, const float *params,
+    const lt_batch *b)
+{
+    const lt_backend     *be;
+    const lt_layer_spec  *l;
+    const lt_param_info  *p;
+    const float          *in;
+    float                *out;
+    int                   i;
+
+    be = ws->be;
+    in = b->x;
+    out = NULL;
+    p = m->params;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+        out = ws->act[i];
+
+        if (l->kind == LT_LAYER_LINEAR) {
+            /* y = x W^T + b, W stored [out, in] as in PyTorch */
+            be->gemm(be, 0, 1, b->n, l->out, l->in, 1.0f, in, l->in,
+                     params + p[0].offset, l->in, 0.0f, out, l->out);
+            be->add_bias(be, out, params + p[1].offset, b->n, l->out);
+            p += 2;
+
+        } else {
+            be->act_forward(be, lt_layer_act(l->kind), in, out, b->n,
+                            m->widths[i]);
+        }
+
+        in = out;
+    }
+
+    return out;
+}
+
+
+/* Mean loss of the output; d(loss)/d(output) goes into delta[0]. */
+static float
+lt_loss(const lt_model *m, lt_workspace *ws, const float *out,
+    const lt_batch *b)
+{
+    const lt_backend  *be;
+
+    be = ws->be;
+
+    switch (m->spec.loss) {
+    case LT_LOSS_BCE:
+        return be->loss_bce(be, out, b->y, ws->delta[0], b->n, m->out_dim);
+    case LT_LOSS_CE:
+        return be->loss_ce(be, out, b->index, b->y, ws->delta[0], b->n,
+                           m->out_dim);
+    default:
+        return be->loss_mse(be, out, b->y, ws->delta[0], b->n, m->out_dim);
+    }
+}
+
+
+static int
+lt_first_linear(const lt_model *m)
+{
+    int  i;
+
+    for (i = 0; m->spec.layers[i].kind != LT_LAYER_LINEAR; i++) {
+        /* lt_model_build guarantees one */
+    }
+
+    return i;
+}
+
+
+/*
+ * Back from delta[0] (set by lt_loss) to the first Linear: layers before
+ * it have no parameters, so the gradient is not taken further.  Each
+ * layer reads its delta from one buffer and writes its input's delta
+ * into the other.
+ */
+static void
+lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
+    const lt_batch *b, float *grad)
+{
+    const lt_backend     *be;
+    const lt_layer_spec  *l;
+    const lt_param_info  *p;
+    const float          *in;
+    float                *d, *dnext, *t;
+    int                   i, first;
+
+    be = ws->be;
+    d = ws->delta[0];
+    dnext = ws->delta[1];
+    p = m->params + m->nparams;
+    first = lt_first_linear(m);
+
+    for (i = m->spec.nlayers - 1; i >= first; i--) {
+        l = &m->spec.layers[i];
+        in = i > 0 ? ws->act[i - 1] : b->x;
+
+        if (l->kind == LT_LAYER_LINEAR) {
+            p -= 2;
+            /* dW = dY^T X, db = column sums of dY, dX = dY W */
+            be->gemm(be, 1, 0, l->out, l->in, b->n, 1.0f, d, l->out, in,
+                     l->in, 0.0f, grad + p[0].offset, l->in);
+            be->sum_rows(be, grad + p[1].offset, d, b->n, l->out);
+
+            if (i == first) {
+                break;
+            }
+
+            be->gemm(be, 0, 0, b->n, l->in, l->out, 1.0f, d, l->out,
+                     params + p[0].offset, l->in, 0.0f, dnext, l->in);
+
+        } else {
+            be->act_backward(be, lt_layer_act(l->kind), in, ws->act[i], d,
+                             dnext, b->n, m->widths[i]);
+        }
+
+        t = d;
+        d = dnext;
+        dnext = t;
+    }
+}
+
+
+static void
+lt_update(const lt_model *m, lt_workspace *ws, const float *params_in,
+    float *params_out, float *opt_state, int64_t step)
+{
+    const lt_backend     *be;
+    const lt_optim_spec  *o;
+    size_t                n;
+
+    be = ws->be;
+    o = &m->spec.optim;
+    n = m->param_count;
+
+    if (o->kind == LT_OPTIM_ADAM) {
+        be->adam(be, params_in, params_out, ws->grad, opt_state,
+                 opt_state + n, n, o->lr, o->beta1, o->beta2, o->eps,
+                 o->weight_decay, step);
+        return;
+    }
+
+    be->sgd(be, params_in, params_out, ws->grad,
+            m->state_count ? opt_state : NULL, n, o->lr, o->momentum,
+            o->weight_decay, step == 1);
+}
+
+
+int
+lt_model_forward(const lt_model *m, lt_workspace *ws, const float *params,
+    const lt_tensor *x, lt_tensor *out, lt_err *err)
+{
+    float        *y, *host;
+    int64_t       shape[2];
+    size_t        bytes;
+    lt_batch      b;
+
+    if (lt_prepare(m, ws, x, NULL, &b, err) != 0) {
+        return -1;
+    }
+
+    y = lt_forward(m, ws, params, &b);
+    host = y;
+
+    if (ws->be->to_host != NULL) {
+        bytes = (size_t) b.n * m->out_dim * sizeof(float);
+        ws->be->to_host(ws->be, ws->out_host, y, bytes);
+        host = ws->out_host;
+    }
+
+    /* a 1-D sample gives a 1-D output, as in PyTorch */
+    shape[0] = b.one ? m->out_dim : b.n;
+    shape[1] = m->out_dim;
+    lt_tensor_view(out, host, b.one ? 1 : 2, shape);
+
+    return 0;
+}
+
+
+int
+lt_model_gradients(const lt_model *m, lt_workspace *ws,
+    const float *params, const lt_tensor *x, const lt_tensor *y,
+    float *grad, float *loss, lt_err *err)
+{
+    const float  *out;
+    lt_batch      b;
+
+    if (lt_prepare(m, ws, x, y, &b, err) != 0) {
+        return -1;
+    }
+
+    out = lt_forward(m, ws, params, &b);
+    *loss = lt_loss(m, ws, out, &b);
+    lt_backward(m, ws, params, &b, grad);
+
+    return 0;
+}
+
+
+int
+lt_model_train_step(const lt_model *m, lt_workspace *ws,
+    const float *params_in, float *params_out, float *opt_state,
+    int64_t step, const lt_tensor *x, const lt_tensor *y, float *loss,
+    lt_err *err)
+{
+    if (step < 1) {
+        return lt_error(err, "train step number %lld: steps count from 1",
+                        (long long) step);
+    }
+
+    if (m->state_count > 0 && opt_state == NULL) {
+        return lt_error(err, "the optimizer needs its state");
+    }
+
+    if (lt_model_gradients(m, ws, params_in, x, y, ws->grad, loss, err)
+        != 0)
+    {
+        return -1;
+    }
+
+    lt_update(m, ws, params_in, params_out, opt_state, step);
+
+    return 0;
+}

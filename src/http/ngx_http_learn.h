@@ -1,0 +1,135 @@
+
+/*
+ * ngx_http_learn_module: shared declarations of the nginx side.
+ */
+
+
+#ifndef _NGX_HTTP_LEARN_H_INCLUDED_
+#define _NGX_HTTP_LEARN_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "lt_tensor.h"
+#include "lt_model.h"
+#include "lt_codec.h"
+
+
+#define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)
+
+
+/*
+ * What lives in a model's shared memory zone, in one slab allocation:
+ * this header, then two parameter buffers (the one that predicts read
+ * is buf[version & 1]), then the optimizer state.
+ *
+ * A train step, holding the mutex, announces itself in "writing",
+ * writes the other buffer and publishes it by bumping "version".  A
+ * predict that read buffer version & 1 is valid unless a step that
+ * writes that same buffer (version + 2) started meanwhile, so predicts
+ * neither lock nor wait for a step in progress.
+ */
+typedef struct {
+    ngx_shmtx_sh_t                 lock;
+    ngx_shmtx_t                    mutex;     /* serializes train steps */
+
+    uint64_t                       hash;      /* lt_model layout hash */
+    size_t                         param_count;
+    size_t                         state_count;
+
+    ngx_atomic_t                   version;   /* applied train steps */
+    ngx_atomic_t                   writing;   /* step being written */
+
+    float                          loss;      /* of the last step */
+    float                          loss_avg;  /* exponential average */
+
+    ngx_atomic_t                   trains;    /* answered train requests */
+    ngx_atomic_t                   predicts;  /* answered predicts */
+    ngx_atomic_t                   rejects;   /* 4xx answers */
+    ngx_atomic_t                   retries;   /* predicts that re-read */
+
+    size_t                         data_off;  /* bytes from this header */
+} ngx_http_learn_shm_t;
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_str_t                      file;      /* resolved path */
+    uint64_t                       seed;
+    lt_model                       model;
+
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_learn_shm_t          *shm;       /* set by zone init */
+
+    /* per worker, set in init_process */
+    lt_workspace                  *ws;
+} ngx_http_learn_model_t;
+
+
+typedef struct {
+    ngx_array_t                    models;    /* ngx_http_learn_model_t * */
+    ngx_array_t                   *lua_paths; /* ngx_str_t */
+    ngx_str_t                      lua_dir;   /* the repo's lua/ */
+} ngx_http_learn_main_conf_t;
+
+
+typedef enum {
+    NGX_HTTP_LEARN_NONE = 0,
+    NGX_HTTP_LEARN_TRAIN,
+    NGX_HTTP_LEARN_PREDICT,
+    NGX_HTTP_LEARN_STATUS
+} ngx_http_learn_role_e;
+
+
+typedef struct {
+    ngx_http_learn_role_e          role;
+    ngx_http_learn_model_t        *model;
+    size_t                         max_elements;
+} ngx_http_learn_loc_conf_t;
+
+
+/* per request */
+typedef struct {
+    ngx_http_learn_loc_conf_t     *lcf;
+    lt_body                        body;
+    unsigned                       json_out:1;
+    unsigned                       waiting_body:1;
+    ngx_event_t                    retry;     /* train lock busy */
+    ngx_uint_t                     tries;
+} ngx_http_learn_ctx_t;
+
+
+extern ngx_module_t  ngx_http_learn_module;
+
+
+/* ngx_http_learn_lua.c */
+ngx_int_t ngx_http_learn_lua_load_model(ngx_conf_t *cf,
+    ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, lt_model_spec *spec);
+ngx_int_t ngx_http_learn_lua_find_dir(ngx_conf_t *cf, ngx_str_t *dir);
+
+/* ngx_http_learn_zone.c */
+ngx_int_t ngx_http_learn_zone_add(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm, size_t size);
+size_t ngx_http_learn_zone_size(const lt_model *model);
+const float *ngx_http_learn_zone_params(ngx_http_learn_shm_t *shm,
+    ngx_atomic_uint_t *version);
+ngx_int_t ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
+    ngx_atomic_uint_t version);
+ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
+    const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
+    lt_err *err);
+
+/* ngx_http_learn_handler.c */
+ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_learn_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...);
+ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len);
+
+/* ngx_http_learn_status.c */
+ngx_int_t ngx_http_learn_status_handler(ngx_http_request_t *r);
+
+
+#endif /* _NGX_HTTP_LEARN_H_INCLUDED_ */

@@ -1,0 +1,647 @@
+
+/*
+ * learn_train and learn_predict: read the body, decode it into tensors
+ * with the codec, run one step or one forward pass, answer in the
+ * request's encoding.  Errors are JSON {"error": "..."} bodies.
+ */
+
+
+#include "ngx_http_learn.h"
+
+
+#define NGX_HTTP_LEARN_LOCK_SPINS   64
+#define NGX_HTTP_LEARN_LOCK_DELAY   1      /* ms between lock retries */
+#define NGX_HTTP_LEARN_READ_TRIES   8
+
+
+typedef enum {
+    NGX_HTTP_LEARN_FMT_MSGPACK = 0,
+    NGX_HTTP_LEARN_FMT_JSON,
+    NGX_HTTP_LEARN_FMT_UNKNOWN
+} ngx_http_learn_fmt_e;
+
+
+static ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
+static ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
+static void ngx_http_learn_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r,
+    u_char **data, size_t *len);
+static ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static void ngx_http_learn_train_retry(ngx_event_t *ev);
+static ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...);
+static void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
+
+
+static ngx_str_t  ngx_http_learn_type_msgpack =
+    ngx_string("application/msgpack");
+static ngx_str_t  ngx_http_learn_type_json = ngx_string("application/json");
+
+
+ngx_int_t
+ngx_http_learn_handler(ngx_http_request_t *r)
+{
+    off_t                       max;
+    ngx_int_t                   rc;
+    ngx_table_elt_t            *allow;
+    ngx_http_learn_ctx_t       *ctx;
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "POST");
+
+        return ngx_http_learn_reject(r, NGX_HTTP_NOT_ALLOWED,
+                                     "method %V is not allowed, use POST",
+                                     &r->method_name);
+    }
+
+    if (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_UNKNOWN) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "content type \"%V\" is not supported, "
+                                     "use application/msgpack or "
+                                     "application/json",
+                                     &r->headers_in.content_type->value);
+    }
+
+    /* a JSON number takes at most ~24 bytes; x and y, plus framing */
+    max = (off_t) lcf->max_elements * 48 + 65536;
+
+    if (r->headers_in.content_length_n > max) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                     "body of %O bytes is too large for "
+                                     "learn_max_elements %uz",
+                                     r->headers_in.content_length_n,
+                                     lcf->max_elements);
+    }
+
+    if (lcf->model->shm == NULL || lcf->model->ws == NULL) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "model \"%V\" is not ready",
+                                     &lcf->model->name);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_learn_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->lcf = lcf;
+    ngx_http_set_ctx(r, ctx, ngx_http_learn_module);
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_learn_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * application/msgpack, application/x-msgpack and application/json, with
+ * parameters ignored; no Content-Type at all means MessagePack.
+ */
+
+static ngx_http_learn_fmt_e
+ngx_http_learn_body_format(ngx_http_request_t *r)
+{
+    size_t      len;
+    u_char     *p;
+    ngx_str_t  *type;
+
+    if (r->headers_in.content_type == NULL) {
+        return NGX_HTTP_LEARN_FMT_MSGPACK;
+    }
+
+    type = &r->headers_in.content_type->value;
+    p = ngx_strlchr(type->data, type->data + type->len, ';');
+    len = (p ? (size_t) (p - type->data) : type->len);
+
+    while (len && type->data[len - 1] == ' ') {
+        len--;
+    }
+
+#define ngx_http_learn_type_is(s)                                            \
+    (len == sizeof(s) - 1 && ngx_strncasecmp(type->data, (u_char *) s, len) == 0)
+
+    if (ngx_http_learn_type_is("application/msgpack")
+        || ngx_http_learn_type_is("application/x-msgpack"))
+    {
+        return NGX_HTTP_LEARN_FMT_MSGPACK;
+    }
+
+    if (ngx_http_learn_type_is("application/json")) {
+        return NGX_HTTP_LEARN_FMT_JSON;
+    }
+
+#undef ngx_http_learn_type_is
+
+    return NGX_HTTP_LEARN_FMT_UNKNOWN;
+}
+
+
+/* Accept names application/json and not MessagePack */
+
+static ngx_uint_t
+ngx_http_learn_wants_json(ngx_http_request_t *r)
+{
+    ngx_str_t  *accept;
+
+#if (NGX_HTTP_GZIP || NGX_HTTP_HEADERS)
+    if (r->headers_in.accept == NULL) {
+        return 0;
+    }
+
+    accept = &r->headers_in.accept->value;
+#else
+    return 0;
+#endif
+
+    if (ngx_strlcasestrn(accept->data, accept->data + accept->len,
+                         (u_char *) "application/json", 16 - 1)
+        == NULL)
+    {
+        return 0;
+    }
+
+    return ngx_strlcasestrn(accept->data, accept->data + accept->len,
+                            (u_char *) "msgpack", 7 - 1)
+           == NULL;
+}
+
+
+static void
+ngx_http_learn_body_handler(ngx_http_request_t *r)
+{
+    size_t                  len;
+    u_char                 *data;
+    lt_err                  err;
+    ngx_int_t               rc;
+    lt_codec_ctx            codec;
+    ngx_http_learn_ctx_t   *ctx;
+    ngx_http_learn_fmt_e    fmt;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
+
+    rc = ngx_http_learn_body_bytes(r, &data, &len);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    if ((off_t) len > (off_t) ctx->lcf->max_elements * 48 + 65536) {
+        ngx_http_finalize_request(r,
+            ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                  "body of %uz bytes is too large for "
+                                  "learn_max_elements %uz",
+                                  len, ctx->lcf->max_elements));
+        return;
+    }
+
+    codec.alloc = ngx_http_learn_pool_alloc;
+    codec.ctx = r->pool;
+    codec.max_elements = ctx->lcf->max_elements;
+
+    fmt = ngx_http_learn_body_format(r);
+
+    if (fmt == NGX_HTTP_LEARN_FMT_JSON) {
+        rc = lt_codec_decode_json(&codec, data, len, &ctx->body, &err);
+        ctx->json_out = 1;
+
+    } else {
+        rc = lt_codec_decode_msgpack(&codec, data, len, &ctx->body, &err);
+        ctx->json_out = ngx_http_learn_wants_json(r);
+    }
+
+    if (rc != 0) {
+        ngx_http_finalize_request(r,
+            ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg));
+        return;
+    }
+
+    if (ctx->lcf->role == NGX_HTTP_LEARN_TRAIN) {
+        rc = ngx_http_learn_train(r, ctx);
+
+    } else {
+        rc = ngx_http_learn_predict(r, ctx);
+    }
+
+    if (rc == NGX_AGAIN) {
+        /* the train lock is busy; ngx_http_learn_train_retry() goes on */
+        return;
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/*
+ * The request body as one contiguous block: the buffer itself when nginx
+ * holds it in one piece of memory, else one copy (memory and temp file
+ * parts alike).
+ */
+
+static ngx_int_t
+ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data, size_t *len)
+{
+    u_char       *p;
+    off_t         size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    *data = NULL;
+    *len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    cl = r->request_body->bufs;
+
+    if (cl->next == NULL && !cl->buf->in_file) {
+        *data = cl->buf->pos;
+        *len = cl->buf->last - cl->buf->pos;
+        return NGX_OK;
+    }
+
+    size = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        size += ngx_buf_size(cl->buf);
+    }
+
+    if (size == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, (size_t) size);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *data = p;
+    *len = (size_t) size;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+
+            if (n != b->file_last - b->file_pos) {
+                ngx_log_error(NGX_LOG_CRIT, r->connection->log, 0,
+                              "learn: short read of the request body from "
+                              "\"%V\"", &b->file->name);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    size_t                   len;
+    u_char                  *out;
+    lt_err                   err;
+    lt_tensor                y;
+    ngx_uint_t               tries;
+    const float             *params;
+    lt_codec_ctx             codec;
+    ngx_atomic_uint_t        version;
+    ngx_http_learn_shm_t    *shm;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+    shm = lm->shm;
+
+    if (!ctx->body.has_x) {
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                     "missing \"x\"");
+    }
+
+    if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0
+        || lt_workspace_reserve(lm->ws, (int) ctx->body.x.shape[0], &err)
+           != 0)
+    {
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg);
+    }
+
+    for (tries = 0; /* void */; tries++) {
+        params = ngx_http_learn_zone_params(shm, &version);
+
+        if (lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x, &y,
+                             &err)
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "learn_predict \"%V\": %s", &lm->name, err.msg);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (ngx_http_learn_zone_read_valid(shm, version)) {
+            break;
+        }
+
+        (void) ngx_atomic_fetch_add(&shm->retries, 1);
+    }
+
+    codec.alloc = ngx_http_learn_pool_alloc;
+    codec.ctx = r->pool;
+    codec.max_elements = 0;
+
+    if (lt_codec_encode_tensor(&codec, "y", &y,
+                               ctx->json_out ? LT_ENC_JSON : ctx->body.enc,
+                               &out, &len, &err)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "learn_predict \"%V\": %s", &lm->name, err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&shm->predicts, 1);
+
+    return ngx_http_learn_send(r, NGX_HTTP_OK,
+                               ctx->json_out ? &ngx_http_learn_type_json
+                                             : &ngx_http_learn_type_msgpack,
+                               out, len);
+}
+
+
+/*
+ * Train steps of one model are serialized across workers.  The event
+ * loop never sleeps on the lock: after a short spin it retries from a
+ * timer, so a worker waiting for another's step keeps serving.
+ */
+
+static ngx_int_t
+ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    float                    loss;
+    size_t                   len;
+    u_char                  *out;
+    lt_err                   err;
+    int64_t                  step;
+    ngx_int_t                rc;
+    ngx_uint_t               i, locked;
+    lt_codec_ctx             codec;
+    ngx_http_learn_shm_t    *shm;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+    shm = lm->shm;
+
+    if (ctx->tries == 0) {
+        if (!ctx->body.has_x || !ctx->body.has_y) {
+            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                         ctx->body.has_x ? "missing \"y\""
+                                                         : "missing \"x\"");
+        }
+
+        if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0
+            || lt_model_check_target(&lm->model, &ctx->body.x, &ctx->body.y,
+                                     &err) != 0
+            || lt_workspace_reserve(lm->ws, (int) ctx->body.x.shape[0], &err)
+               != 0)
+        {
+            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s",
+                                         err.msg);
+        }
+    }
+
+    locked = 0;
+
+    for (i = 0; i < NGX_HTTP_LEARN_LOCK_SPINS; i++) {
+        if (ngx_shmtx_trylock(&shm->mutex)) {
+            locked = 1;
+            break;
+        }
+
+        ngx_cpu_pause();
+    }
+
+    if (!locked) {
+        ctx->tries++;
+        ctx->retry.handler = ngx_http_learn_train_retry;
+        ctx->retry.data = r;
+        ctx->retry.log = r->connection->log;
+        ngx_add_timer(&ctx->retry, NGX_HTTP_LEARN_LOCK_DELAY);
+        return NGX_AGAIN;
+    }
+
+    rc = ngx_http_learn_zone_step(lm, &ctx->body.x, &ctx->body.y, &loss,
+                                  &step, &err);
+
+    ngx_shmtx_unlock(&shm->mutex);
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "learn_train \"%V\": %s", &lm->name, err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    (void) ngx_atomic_fetch_add(&shm->trains, 1);
+
+    codec.alloc = ngx_http_learn_pool_alloc;
+    codec.ctx = r->pool;
+    codec.max_elements = 0;
+
+    if (lt_codec_encode_train(&codec, loss, step, ctx->json_out, &out, &len,
+                              &err)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "learn_train \"%V\": %s", &lm->name, err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_learn_send(r, NGX_HTTP_OK,
+                               ctx->json_out ? &ngx_http_learn_type_json
+                                             : &ngx_http_learn_type_msgpack,
+                               out, len);
+}
+
+
+static void
+ngx_http_learn_train_retry(ngx_event_t *ev)
+{
+    ngx_int_t              rc;
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_learn_ctx_t  *ctx;
+
+    r = ev->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
+
+    rc = ngx_http_learn_train(r, ctx);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+
+/* A client error: one info line in error.log and a JSON body. */
+
+static ngx_int_t
+ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char                     *p;
+    va_list                     args;
+    u_char                      msg[NGX_MAX_ERROR_STR];
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
+
+    if (lcf->model && lcf->model->shm) {
+        (void) ngx_atomic_fetch_add(&lcf->model->shm->rejects, 1);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "learn: %ui: %*s", status, p - msg, msg);
+
+    return ngx_http_learn_send_error(r, status, "%*s", p - msg, msg);
+}
+
+
+/* {"error": "..."}, the message escaped for JSON */
+
+ngx_int_t
+ngx_http_learn_send_error(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...)
+{
+    u_char   *p, *last, *out, *o;
+    va_list   args;
+    u_char    msg[NGX_MAX_ERROR_STR];
+
+    va_start(args, fmt);
+    last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    out = ngx_pnalloc(r->pool, sizeof("{\"error\": \"\"}\n") - 1
+                               + 2 * (last - msg));
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    o = ngx_cpymem(out, "{\"error\": \"", sizeof("{\"error\": \"") - 1);
+
+    for (p = msg; p < last; p++) {
+        if (*p == '"' || *p == '\\') {
+            *o++ = '\\';
+            *o++ = *p;
+
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            /* client bytes (a method, a content type) stay valid JSON */
+            *o++ = '?';
+
+        } else {
+            *o++ = *p;
+        }
+    }
+
+    o = ngx_cpymem(o, "\"}\n", 3);
+
+    return ngx_http_learn_send(r, status, &ngx_http_learn_type_json, out,
+                               o - out);
+}
+
+
+ngx_int_t
+ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_length_n = len;
+
+    if (len == 0) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = data;
+    b->last = data + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static void *
+ngx_http_learn_pool_alloc(void *ctx, size_t size)
+{
+    /* tensors hold floats: keep pool memory aligned */
+    return ngx_palloc(ctx, size);
+}

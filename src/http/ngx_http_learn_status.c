@@ -1,0 +1,149 @@
+
+/*
+ * learn_status: every model's counters as JSON, or as Prometheus text
+ * with ?format=prometheus.
+ */
+
+
+#include "ngx_http_learn.h"
+
+
+#define NGX_HTTP_LEARN_STATUS_MODEL_LEN  1024
+
+
+static u_char *ngx_http_learn_status_json(u_char *p,
+    ngx_http_learn_model_t *lm, ngx_uint_t first);
+static u_char *ngx_http_learn_status_prometheus(u_char *p,
+    ngx_http_learn_model_t *lm);
+static u_char *ngx_http_learn_status_float(u_char *p, double v);
+
+
+ngx_int_t
+ngx_http_learn_status_handler(ngx_http_request_t *r)
+{
+    u_char                      *out, *p;
+    ngx_str_t                    type, arg;
+    ngx_int_t                    rc;
+    ngx_uint_t                   i, prometheus;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_learn_send_error(r, NGX_HTTP_NOT_ALLOWED,
+                                         "method %V is not allowed, use GET",
+                                         &r->method_name);
+    }
+
+    prometheus = ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK
+                 && arg.len == 10
+                 && ngx_strncmp(arg.data, "prometheus", 10) == 0;
+
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_learn_module);
+    lmp = lmcf->models.elts;
+
+    out = ngx_pnalloc(r->pool, 64 + lmcf->models.nelts
+                                    * (NGX_HTTP_LEARN_STATUS_MODEL_LEN
+                                       + 2 * NGX_MAX_ERROR_STR));
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = out;
+
+    if (prometheus) {
+        for (i = 0; i < lmcf->models.nelts; i++) {
+            p = ngx_http_learn_status_prometheus(p, lmp[i]);
+        }
+
+        ngx_str_set(&type, "text/plain; version=0.0.4");
+
+    } else {
+        p = ngx_cpymem(p, "{\"models\": {", sizeof("{\"models\": {") - 1);
+
+        for (i = 0; i < lmcf->models.nelts; i++) {
+            p = ngx_http_learn_status_json(p, lmp[i], i == 0);
+        }
+
+        p = ngx_cpymem(p, "}, \"upstreams\": {}}\n",
+                       sizeof("}, \"upstreams\": {}}\n") - 1);
+
+        ngx_str_set(&type, "application/json");
+    }
+
+    return ngx_http_learn_send(r, NGX_HTTP_OK, &type, out, p - out);
+}
+
+
+static u_char *
+ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
+    ngx_uint_t first)
+{
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+
+    p = ngx_sprintf(p, "%s\"%V\": {\"step\": %uA, \"loss\": ",
+                    first ? "" : ", ", &lm->name, shm->version);
+    p = ngx_http_learn_status_float(p, shm->loss);
+    p = ngx_cpymem(p, ", \"loss_avg\": ", sizeof(", \"loss_avg\": ") - 1);
+    p = ngx_http_learn_status_float(p, shm->loss_avg);
+
+    p = ngx_sprintf(p, ", \"device\": \"cpu\", \"params\": %uz, "
+                    "\"inputs\": %d, \"outputs\": %d, "
+                    "\"trains\": %uA, \"predicts\": %uA, "
+                    "\"rejected\": %uA, \"predict_rereads\": %uA}",
+                    lm->model.param_count, lm->model.in_dim,
+                    lm->model.out_dim, shm->trains, shm->predicts,
+                    shm->rejects, shm->retries);
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_learn_status_prometheus(u_char *p, ngx_http_learn_model_t *lm)
+{
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+
+    p = ngx_sprintf(p, "learn_model_step{model=\"%V\"} %uA\n"
+                    "learn_model_params{model=\"%V\"} %uz\n"
+                    "learn_model_train_requests_total{model=\"%V\"} %uA\n"
+                    "learn_model_predict_requests_total{model=\"%V\"} %uA\n"
+                    "learn_model_rejected_requests_total{model=\"%V\"} %uA\n"
+                    "learn_model_loss{model=\"%V\"} ",
+                    &lm->name, shm->version, &lm->name,
+                    lm->model.param_count, &lm->name, shm->trains,
+                    &lm->name, shm->predicts, &lm->name, shm->rejects,
+                    &lm->name);
+
+    if (shm->loss != shm->loss) {
+        p = ngx_cpymem(p, "NaN", 3);
+
+    } else {
+        p = ngx_http_learn_status_float(p, shm->loss);
+    }
+
+    *p++ = '\n';
+
+    return p;
+}
+
+
+/* ngx_sprintf() has no %g; NaN and Inf are JSON null */
+
+static u_char *
+ngx_http_learn_status_float(u_char *p, double v)
+{
+    int  n;
+
+    n = lt_json_float((char *) p, 32, v);
+
+    return p + (n > 0 ? n : 0);
+}

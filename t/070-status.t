@@ -1,0 +1,52 @@
+# learn_status: JSON and Prometheus text.
+
+use lib 't/lib';
+use TestLearn;
+use Test::Nginx::Socket 'no_plan';
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: Prometheus text after one train and one predict
+--- http_config
+    learn_model xor models/xor.lua seed=1;
+--- config
+    location = /train { learn_train xor; }
+    location = /predict { learn_predict xor; }
+    location = /status { learn_status; }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[ "POST /train\n{\"x\": [[0, 1]], \"y\": [[1]]}",
+  "POST /predict\n{\"x\": [[0, 1]]}",
+  "GET /status?format=prometheus" ]
+--- error_code eval
+[200, 200, 200]
+--- response_body_like eval
+[ qr/"step": 1/, qr/"y"/,
+  qr/^learn_model_step\{model="xor"\} 1\nlearn_model_params\{model="xor"\} 81\nlearn_model_train_requests_total\{model="xor"\} 1\nlearn_model_predict_requests_total\{model="xor"\} 1\n.*learn_model_loss\{model="xor"\} \d/s ]
+
+
+
+=== TEST 2: two models, both listed
+--- http_config
+    learn_model a models/xor.lua;
+    learn_model b models/digits.lua;
+--- config
+    location = /status { learn_status; }
+--- request
+GET /status
+--- response_body_like: ^\{"models": \{"a": \{"step": 0, .*"params": 81, .*\}, "b": \{"step": 0, .*"params": 4810, .*\}\}
+
+
+
+=== TEST 3: POST to status is 405
+--- config
+    location = /status { learn_status; }
+--- request
+POST /status
+x
+--- error_code: 405
+--- response_body_like: ^\{"error": "method POST is not allowed, use GET"\}

@@ -1,0 +1,102 @@
+package LearnServer;
+
+# Starts nginx with the module for suites that need several clients at
+# once (Test::Nginx sends one request at a time): its own prefix under
+# t/servroot-NAME, 127.0.0.1 only, stopped by its pid.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use IO::Socket::INET;
+use Time::HiRes qw(sleep time);
+use HTTP::Tiny;
+
+my $root = abs_path(dirname(__FILE__) . '/../..');
+
+sub new {
+    my ($class, %args) = @_;
+    my $self = bless {
+        name    => $args{name} || 'server',
+        port    => $args{port} || ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10,
+        workers => $args{workers} || 2,
+        http    => $args{http} || '',
+        server  => $args{server} || '',
+    }, $class;
+    $self->{prefix} = "$root/t/servroot-$self->{name}";
+    return $self;
+}
+
+sub port { $_[0]{port} }
+sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
+sub error_log { "$_[0]{prefix}/logs/error.log" }
+
+sub start {
+    my ($self) = @_;
+    my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    my $modules = $ENV{TEST_NGINX_LOAD_MODULES}
+                  || "$root/build/ngx_http_learn_module.so";
+    my $load = join '', map { "load_module $_;\n" } split ' ', $modules;
+    my $p = $self->{prefix};
+
+    remove_tree($p);
+    make_path("$p/conf", "$p/logs", "$p/tmp");
+
+    open my $fh, '>', "$p/conf/nginx.conf" or die $!;
+    print $fh <<"_EOC_";
+$load
+worker_processes $self->{workers};
+pid logs/nginx.pid;
+error_log logs/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    proxy_temp_path tmp/proxy;
+    fastcgi_temp_path tmp/fastcgi;
+    uwsgi_temp_path tmp/uwsgi;
+    scgi_temp_path tmp/scgi;
+    $self->{http}
+    server {
+        listen 127.0.0.1:$self->{port};
+        $self->{server}
+    }
+}
+_EOC_
+    close $fh;
+
+    system($bin, '-p', "$p/", '-c', 'conf/nginx.conf') == 0
+        or die "nginx failed to start: see $p/logs/error.log";
+
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}");
+        if ($s) { close $s; return $self; }
+        sleep 0.05;
+    }
+    die "nginx did not listen on $self->{port}";
+}
+
+sub pid {
+    my ($self) = @_;
+    open my $fh, '<', "$self->{prefix}/logs/nginx.pid" or return;
+    my $pid = <$fh>;
+    chomp $pid;
+    return $pid;
+}
+
+sub stop {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    kill 'QUIT', $pid;
+    my $deadline = time + 10;
+    while (kill(0, $pid) && time < $deadline) { sleep 0.05 }
+    kill 'KILL', $pid if kill 0, $pid;
+    delete $self->{started};
+}
+
+sub DESTROY { $_[0]->stop }
+
+1;
