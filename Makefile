@@ -33,7 +33,7 @@ DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
                libhttp-message-perl libipc-run-perl libtest-longstring-perl \
                libwww-perl python3-msgpack python3-msgpack-numpy \
                python3-numpy libnginx-mod-http-echo clang-14 \
-               libclang-rt-14-dev valgrind libdata-messagepack-perl
+               libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -54,7 +54,12 @@ NGX_OBJS    := $(BUILD)/ngx
 MODULE_SRCS := config ngx_http_learn_module.c $(wildcard src/http/*) \
                $(wildcard src/core/*)
 
-$(NGX_OBJS)/Makefile: config
+# configure lists the sources: run it again when the set of files changes
+SRC_LIST    := $(sort $(wildcard src/core/*.c src/http/*.c))
+$(shell mkdir -p $(BUILD); echo '$(SRC_LIST)' | cmp -s - $(BUILD)/srcs.list \
+    || echo '$(SRC_LIST)' > $(BUILD)/srcs.list)
+
+$(NGX_OBJS)/Makefile: config $(BUILD)/srcs.list
 	@test -d $(NGX_SRC) || { echo "$(NGX_SRC) missing: run 'make deps'"; exit 1; }
 	rm -rf $(NGX_TREE) && mkdir -p $(BUILD) && cp -r $(NGX_SRC) $(NGX_TREE)
 	cd $(NGX_TREE) && . ./conf_flags && ./configure \
@@ -111,3 +116,6 @@ test: deps
 	$(MAKE) test-nginx
 
 -include mk/*.mk
+
+bench-http: all
+	bench/http_bench.sh $(BENCH_SECONDS)

@@ -30,7 +30,7 @@ __DATA__
 --- more_headers
 Content-Type: application/msgpack
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_np.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_np.mp")
 --- error_code: 200
 --- response_headers
 Content-Type: application/msgpack
@@ -46,7 +46,7 @@ qr/^\x81\xa1y\x85.*\xc4\x02nd\xc3.*\xc4\x04type\xa3<f4.*\xc4\x05shape\x92\x04\x0
 --- more_headers
 Content-Type: application/x-msgpack
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_bare_np.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_bare_np.mp")
 --- error_code: 200
 --- response_body_like eval
 qr/\xc4\x05shape\x92\x01\x01/s
@@ -55,7 +55,7 @@ qr/\xc4\x05shape\x92\x01\x01/s
 
 === TEST 3: msgpack-numpy map with str keys and "<i4" data
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_i4_np_str.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_i4_np_str.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -66,7 +66,7 @@ qr/shape\x92\x04\x01/s
 
 === TEST 4: float64 msgpack-numpy is converted
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_f8_np.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_f8_np.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -77,7 +77,7 @@ qr/\xa3<f4.*shape\x92\x04\x01/s
 
 === TEST 5: the {"shape", "dtype", "data"} map in, the same form out
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_raw.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_raw.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -88,7 +88,7 @@ qr/^\x81\xa1y\x83.*\xa5shape\x92\x04\x01.*\xa5dtype\xa7float32.*\xa4data\xc4\x10
 
 === TEST 6: train with float64 x and float32 y in the raw form
 --- request eval
-"POST /xor/train\n" . fixture("xor_train_raw_f8.mp")
+"POST /xor/train\n" . LearnBody::fixture("xor_train_raw_f8.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -102,7 +102,7 @@ qr/^\x82\xa4loss\xcb.{8}\xa4step\x01$/s
 
 === TEST 7: nested msgpack arrays in, nested arrays out
 --- request eval
-"POST /xor/predict\n" . mp({x => [[0, 0], [1, 0.5]]})
+"POST /xor/predict\n" . LearnBody::mp({x => [[0, 0], [1, 0.5]]})
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -114,14 +114,14 @@ qr/^\x81\xa1y\x92\x91[\xca\xcb].+\x91[\xca\xcb].+$/s
 
 === TEST 8: msgpack in, JSON out with Accept: application/json
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_np.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_np.mp")
 --- more_headers
 Content-Type: application/msgpack
 Accept: application/json
 --- error_code: 200
 --- response_headers
 Content-Type: application/json
---- response_body_like: ^\{"y": \[\[[^\]]+\], \[[^\]]+\], \[[^\]]+\], \[[^\]]+\]\]\}$
+--- response_body_like: ^\{"y": ?\[\[[^\]]+\], ?\[[^\]]+\], ?\[[^\]]+\], ?\[[^\]]+\]\]\}$
 
 
 
@@ -132,13 +132,13 @@ POST /xor/predict
 --- more_headers
 Content-Type: application/json; charset=utf-8
 --- error_code: 200
---- response_body_like: ^\{"y": \[\[[^\]]+\], \[[^\]]+\]\]\}$
+--- response_body_like: ^\{"y": ?\[\[[^\]]+\], ?\[[^\]]+\]\]\}$
 
 
 
 === TEST 10: class-index targets as an int64 msgpack-numpy tensor
 --- request eval
-"POST /digits/train\n" . fixture("digits_train_np.mp")
+"POST /digits/train\n" . LearnBody::fixture("digits_train_np.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 200
@@ -149,11 +149,11 @@ qr/\xa4step\x01$/s
 
 === TEST 11: class-index targets as a JSON list, one-hot targets too
 --- request eval
-[ "POST /digits/train\n" . '{"x": [' . join(",", ("[" . join(",", (0.5) x 64) . "]") x 2) . '], "y": [3, 7]}',
-  "POST /digits/train\n" . '{"x": [' . join(",", ("[" . join(",", (0.5) x 64) . "]") x 1) . '], "y": [[0,0,0,1,0,0,0,0,0,0]]}' ]
+[ "POST /digits/train\n" . '{"x": [' . CORE::join(",", ("[" . CORE::join(",", (0.5) x 64) . "]") x 2) . '], "y": [3, 7]}',
+  "POST /digits/train\n" . '{"x": [' . CORE::join(",", ("[" . CORE::join(",", (0.5) x 64) . "]") x 1) . '], "y": [[0,0,0,1,0,0,0,0,0,0]]}' ]
 --- more_headers
 Content-Type: application/json
 --- error_code eval
 [200, 200]
 --- response_body_like eval
-[ qr/"step": 1\}/, qr/"step": 2\}/ ]
+[ qr/"step": ?1\}/, qr/"step": ?2\}/ ]

@@ -139,7 +139,7 @@ Content-Type: application/msgpack
 
 === TEST 11: trailing bytes after the body are 400
 --- request eval
-"POST /xor/predict\n" . mp({x => [[0, 1]]}) . "\x00"
+"POST /xor/predict\n" . LearnBody::mp({x => [[0, 1]]}) . "\x00"
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 400
@@ -149,7 +149,7 @@ Content-Type: application/msgpack
 
 === TEST 12: data shorter than the shape needs is 400
 --- request eval
-"POST /xor/predict\n" . fixture("xor_predict_short_data.mp")
+"POST /xor/predict\n" . LearnBody::fixture("xor_predict_short_data.mp")
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 400
@@ -176,7 +176,7 @@ Content-Type: application/json
     learn_max_elements 2;
     location = /xor/predict { learn_predict xor; }
 --- request eval
-"POST /xor/predict\n" . ("[" x 1) . join(",", (0) x 40000) . "]"
+"POST /xor/predict\n" . ("[" x 1) . CORE::join(",", (0) x 40000) . "]"
 --- more_headers
 Content-Type: application/json
 --- error_code: 413

@@ -153,7 +153,7 @@ qr/invalid parameter "colour=blue"/
 
 
 
-=== TEST 11: a model file under the prefix; a 1-D x is one sample
+=== TEST 11: a model file under the prefix; a 1-D x gives a 1-D y
 --- http_config
     learn_model tiny html/tiny.lua seed=3;
 --- config
@@ -172,4 +172,4 @@ Content-Type: application/json
 POST /t
 {"x": [1, 2, 3]}
 --- error_code: 200
---- response_body_like: ^\{"y": \[\[0?\.\d+(e-?\d+)?, 0?\.\d+(e-?\d+)?\]\]\}$
+--- response_body_like: ^\{"y": ?\[0?\.\d+(e-?\d+)?, ?0?\.\d+(e-?\d+)?\]\}$

@@ -32,6 +32,9 @@ struct lt_backend_s {
                              size_t bytes);
     void    (*to_host)(const lt_backend *be, void *dst, const void *src,
                            size_t bytes);
+    /* dst = src within the backend's memory (regions equal or disjoint) */
+    void    (*copy)(const lt_backend *be, void *dst, const void *src,
+                    size_t bytes);
 
     /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose
      * when the flag is set; lda/ldb/ldc are row strides of the stored

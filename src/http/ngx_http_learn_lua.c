@@ -376,6 +376,8 @@ ngx_http_learn_lua_layers(lua_State *L, lt_model_spec *spec)
             }
         }
 
+        lua_pop(L, 1);
+
         if (ln->name == NULL) {
             return "unknown layer in Sequential";
         }
@@ -387,7 +389,7 @@ ngx_http_learn_lua_layers(lua_State *L, lt_model_spec *spec)
             layer->out = (int) ngx_http_learn_lua_number(L, "outputs", 0);
         }
 
-        lua_pop(L, 2);
+        lua_pop(L, 1);
     }
 
     spec->nlayers = n;

@@ -1,0 +1,259 @@
+/*
+ * core_bench.c: time full train steps of the C core (forward, loss,
+ * backward, optimizer update), single-threaded.
+ *
+ *   (a) the WebTorch XOR net: 2-20-1, Tanh, MSE, SGD lr 0.01, batch 1
+ *   (b) an MNIST-sized MLP: 784-256-10, ReLU, cross-entropy, SGD lr 0.01,
+ *       at batch 1, 64 and 1024
+ *
+ * Each figure is the best of several repeats of many steps, so it is the
+ * machine's speed rather than its noise.  Output lines are
+ * "name batch value unit", read by bench/core_bench.sh.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "lt_model.h"
+
+#define REPEATS      7
+#define REPEAT_SECS  0.2
+
+
+static double
+now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}
+
+
+typedef struct {
+    lt_model       m;
+    lt_workspace  *ws;
+    float         *block;       /* parameters then optimizer state */
+    float         *xs, *ys;
+    lt_tensor      x, y;
+    int64_t        step;
+} bench;
+
+
+static int
+bench_init(bench *b, const lt_model_spec *spec, int batch, int classes)
+{
+    int64_t  shape[2];
+    lt_err   err;
+    int      i, n;
+
+    if (lt_model_build(&b->m, spec, &err) != 0) {
+        fprintf(stderr, "build: %s\n", err.msg);
+        return -1;
+    }
+
+    b->ws = lt_workspace_new(&b->m, lt_backend_cpu(), batch, &err);
+    b->block = malloc((b->m.param_count + b->m.state_count + 1)
+                      * sizeof(float));
+    n = batch * b->m.in_dim;
+    b->xs = malloc((size_t) n * sizeof(float));
+    b->ys = malloc((size_t) batch * b->m.out_dim * sizeof(float));
+    if (b->ws == NULL || b->block == NULL || b->xs == NULL || b->ys == NULL)
+    {
+        fprintf(stderr, "out of memory\n");
+        return -1;
+    }
+
+    lt_model_init_params(&b->m, b->block, 1);
+
+    srand(1);
+    for (i = 0; i < n; i++) {
+        b->xs[i] = (float) rand() / (float) RAND_MAX;
+    }
+
+    shape[0] = batch;
+    shape[1] = b->m.in_dim;
+    lt_tensor_view(&b->x, b->xs, 2, shape);
+
+    /* class indices for CE, regression targets otherwise */
+    for (i = 0; i < batch * (classes ? 1 : b->m.out_dim); i++) {
+        b->ys[i] = classes ? (float) (rand() % classes)
+                           : (float) rand() / (float) RAND_MAX;
+    }
+
+    shape[1] = b->m.out_dim;
+    lt_tensor_view(&b->y, b->ys, classes ? 1 : 2, shape);
+
+    b->step = 0;
+    return 0;
+}
+
+
+static void
+bench_free(bench *b)
+{
+    lt_workspace_free(b->ws);
+    free(b->block);
+    free(b->xs);
+    free(b->ys);
+}
+
+
+static int
+bench_steps(bench *b, long iters)
+{
+    float   loss;
+    lt_err  err;
+    long    i;
+
+    for (i = 0; i < iters; i++) {
+        b->step++;
+        if (lt_model_train_step(&b->m, b->ws, b->block, b->block,
+                                b->block + b->m.param_count, b->step,
+                                &b->x, &b->y, &loss, &err) != 0)
+        {
+            fprintf(stderr, "train step: %s\n", err.msg);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Seconds per step: best of REPEATS runs of ~REPEAT_SECS each. */
+static double
+bench_time(bench *b)
+{
+    double  t, best;
+    long    iters;
+    int     r;
+
+    /* warm up and size the runs */
+    iters = 1;
+    for ( ;; ) {
+        t = now();
+        if (bench_steps(b, iters) != 0) {
+            return -1.0;
+        }
+        t = now() - t;
+        if (t > REPEAT_SECS / 10) {
+            break;
+        }
+        iters *= 2;
+    }
+
+    iters = (long) (iters * (REPEAT_SECS / t)) + 1;
+    best = 1e30;
+
+    for (r = 0; r < REPEATS; r++) {
+        t = now();
+        if (bench_steps(b, iters) != 0) {
+            return -1.0;
+        }
+        t = (now() - t) / (double) iters;
+        if (t < best) {
+            best = t;
+        }
+    }
+
+    return best;
+}
+
+
+static void
+spec_linear(lt_model_spec *s, int i, int in, int out)
+{
+    s->layers[i].kind = LT_LAYER_LINEAR;
+    s->layers[i].in = in;
+    s->layers[i].out = out;
+}
+
+
+static int
+bench_xor(void)
+{
+    lt_model_spec  s;
+    bench          b;
+    double         t;
+
+    memset(&s, 0, sizeof(s));
+    s.nlayers = 4;
+    spec_linear(&s, 0, 2, 20);
+    s.layers[1].kind = LT_LAYER_TANH;
+    spec_linear(&s, 2, 20, 1);
+    s.layers[3].kind = LT_LAYER_TANH;
+    s.loss = LT_LOSS_MSE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    if (bench_init(&b, &s, 1, 0) != 0) {
+        return -1;
+    }
+
+    t = bench_time(&b);
+    bench_free(&b);
+    if (t < 0) {
+        return -1;
+    }
+
+    printf("xor_2_20_1_sgd 1 %.1f ns\n", t * 1e9);
+    return 0;
+}
+
+
+static int
+bench_mlp(int batch)
+{
+    lt_model_spec  s;
+    bench          b;
+    double         t;
+
+    memset(&s, 0, sizeof(s));
+    s.nlayers = 3;
+    spec_linear(&s, 0, 784, 256);
+    s.layers[1].kind = LT_LAYER_RELU;
+    spec_linear(&s, 2, 256, 10);
+    s.loss = LT_LOSS_CE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    if (bench_init(&b, &s, batch, 10) != 0) {
+        return -1;
+    }
+
+    t = bench_time(&b);
+    bench_free(&b);
+    if (t < 0) {
+        return -1;
+    }
+
+    printf("mlp_784_256_10_sgd %d %.4f ms\n", batch, t * 1e3);
+    return 0;
+}
+
+
+int
+main(int argc, char **argv)
+{
+    static const int  batches[] = { 1, 64, 1024 };
+    size_t            i;
+
+    openblas_set_num_threads(1);
+
+    if (bench_xor() != 0) {
+        return 1;
+    }
+
+    for (i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+        if (bench_mlp(batches[i]) != 0) {
+            return 1;
+        }
+        fflush(stdout);
+    }
+
+    return 0;
+}

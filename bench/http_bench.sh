@@ -1,0 +1,80 @@
+#!/bin/bash
+# One nginx, 2 workers; wrk -t2 -c64 against `return 200`, learn_predict
+# and learn_train on the WebTorch XOR net (2-20-1 tanh, MSE, SGD lr 0.01)
+# with a one-sample msgpack-numpy body.  Prints req/s and the ratios.
+#   bench/http_bench.sh [SECONDS]  (make bench-http; ROUNDS=3 by default)
+# `return 200` gets the same POST body (nginx reads and discards it).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${1:-5}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-18080}
+NGINX=${NGINX:-/usr/sbin/nginx}
+PREFIX=$ROOT/build/bench-http
+PY=/usr/bin/python3
+
+rm -rf "$PREFIX" && mkdir -p "$PREFIX/logs" "$PREFIX/tmp" "$PREFIX/conf"
+
+$PY - "$PREFIX" <<'PYEOF'
+import sys, numpy as np, msgpack_numpy
+p = sys.argv[1]
+x = np.array([[0, 1]], dtype=np.float32)
+y = np.array([[1]], dtype=np.float32)
+open(p + "/predict.mp", "wb").write(msgpack_numpy.packb({"x": x}))
+open(p + "/train.mp", "wb").write(msgpack_numpy.packb({"x": x, "y": y}))
+PYEOF
+
+cat > "$PREFIX/conf/nginx.conf" <<CONF
+load_module $ROOT/build/ngx_http_learn_module.so;
+worker_processes 2;
+pid logs/nginx.pid;
+error_log logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path tmp/body;
+    learn_model xor models/xor.lua seed=1;
+    server {
+        listen 127.0.0.1:$PORT backlog=4096;
+        location = /return200 { return 200 "ok"; }
+        location = /predict { learn_predict xor; }
+        location = /train { learn_train xor; }
+        location = /status { learn_status; }
+    }
+}
+CONF
+
+OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
+trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
+sleep 0.5
+
+run() {   # name uri body -> req/s
+    BODY=$PREFIX/$3 wrk -t2 -c64 -d"${DUR}s" -s "$ROOT/bench/post.lua" \
+        "http://127.0.0.1:$PORT$2" > "$PREFIX/$1.txt"
+    if grep -q "Non-2xx" "$PREFIX/$1.txt"; then
+        echo "$1: non-2xx answers:" >&2; cat "$PREFIX/$1.txt" >&2; exit 1
+    fi
+    awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+echo "wrk -t2 -c64, ${ROUNDS} rounds of ${DUR}s each, interleaved; nginx 2 workers;" \
+     "XOR 2-20-1 tanh; 1-sample msgpack-numpy body; median of rounds" >&2
+run warmup /predict predict.mp > /dev/null
+R=(); P=(); T=()
+for i in $(seq "$ROUNDS"); do
+    R+=("$(run return200 /return200 predict.mp)")
+    P+=("$(run predict /predict predict.mp)")
+    T+=("$(run train /train train.mp)")
+    echo "  round $i: return200 ${R[-1]}  predict ${P[-1]}  train ${T[-1]}" >&2
+done
+R=$(median "${R[@]}"); P=$(median "${P[@]}"); T=$(median "${T[@]}")
+STEPS=$(curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)["models"]["xor"]["step"])')
+
+printf '%-14s %10s %7s\n' location req/s ratio
+printf '%-14s %10.0f %7.2f\n' "return 200" "$R" 1
+printf '%-14s %10.0f %7.2f\n' learn_predict "$P" "$(echo "$P / $R" | bc -l)"
+printf '%-14s %10.0f %7.2f\n' learn_train "$T" "$(echo "$T / $R" | bc -l)"
+echo "train steps applied (learn_status): $STEPS"

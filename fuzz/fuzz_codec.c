@@ -1,0 +1,411 @@
+/*
+ * fuzz_codec.c: libFuzzer target for src/core/lt_codec.c.
+ *
+ * Each input is decoded as a MessagePack body, a JSON body and a weight
+ * map in both syntaxes, through an allocator that aborts when a single
+ * allocation or the total exceeds the codec's promise (8 * len + 4096;
+ * weight maps: plus 72 bytes per entry for the name and lt_tensor arrays
+ * the API returns).  Whatever decodes is encoded again in every encoding
+ * and decoded back, and must come back the same.  All memory is freed per
+ * input, so LeakSanitizer sees the codec's own leaks (cJSON trees).
+ *
+ *   make fuzz-quick          10 s
+ *   make fuzz FUZZ_TIME=N    N s (default 300)
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "lt_codec.h"
+
+
+typedef struct {
+    void    **ptrs;
+    size_t    n, cap;
+    size_t    total;
+    size_t    limit;
+    const char *what;
+} fz_alloc;
+
+
+static void *
+fz_alloc_fn(void *ctx, size_t size)
+{
+    fz_alloc  *a;
+    void      *p;
+
+    a = ctx;
+    if (size > a->limit || a->total + size > a->limit) {
+        fprintf(stderr, "fuzz_codec: %s allocates %zu bytes after %zu, "
+                "limit %zu\n", a->what, size, a->total, a->limit);
+        abort();
+    }
+
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 16;
+        a->ptrs = realloc(a->ptrs, a->cap * sizeof(void *));
+        if (a->ptrs == NULL) {
+            abort();
+        }
+    }
+
+    p = malloc(size ? size : 1);
+    if (p == NULL) {
+        abort();
+    }
+
+    a->ptrs[a->n++] = p;
+    a->total += size;
+    return p;
+}
+
+
+static void
+fz_init(fz_alloc *a, const char *what, size_t limit)
+{
+    memset(a, 0, sizeof(*a));
+    a->what = what;
+    a->limit = limit;
+}
+
+
+static void
+fz_free(fz_alloc *a)
+{
+    size_t  i;
+
+    for (i = 0; i < a->n; i++) {
+        free(a->ptrs[i]);
+    }
+    free(a->ptrs);
+    memset(a, 0, sizeof(*a));
+}
+
+
+static uint64_t
+fz_mul(uint64_t a, uint64_t b)
+{
+    return (a != 0 && b > UINT64_MAX / a) ? UINT64_MAX : a * b;
+}
+
+
+/* A generous bound on any encoding of t: floats as JSON text, plus the
+ * brackets of nested arrays (an empty [N, 0] tensor is N "[]"). */
+static uint64_t
+fz_encoded_bound(const lt_tensor *t)
+{
+    uint64_t  numel, arrays, prefix;
+    int       i;
+
+    numel = 1;
+    arrays = 0;
+    prefix = 1;
+    for (i = 0; i < t->ndim; i++) {
+        arrays += prefix;
+        prefix = fz_mul(prefix, (uint64_t) t->shape[i]);
+        numel = fz_mul(numel, (uint64_t) t->shape[i]);
+    }
+
+    return fz_mul(numel, 24) + fz_mul(arrays, 8) + 256;
+}
+
+
+static int
+fz_same(const lt_tensor *a, const lt_tensor *b, int shape_only_if_nonempty)
+{
+    int64_t  i, n;
+    uint32_t ua, ub;
+
+    n = lt_tensor_numel(b);
+    if (!(shape_only_if_nonempty && n == 0)) {
+        if (a->ndim != b->ndim) {
+            return 0;
+        }
+        for (i = 0; i < a->ndim; i++) {
+            if (a->shape[i] != b->shape[i]) {
+                return 0;
+            }
+        }
+    }
+
+    if (lt_tensor_numel(a) != n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        memcpy(&ua, &a->data[i], 4);
+        memcpy(&ub, &b->data[i], 4);
+        /* float -> double -> float may quiet a signalling NaN */
+        if (ua != ub && !(isnan(a->data[i]) && isnan(b->data[i]))) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+fz_finite(const lt_tensor *t)
+{
+    int64_t  i, n;
+
+    n = lt_tensor_numel(t);
+    for (i = 0; i < n; i++) {
+        if (!isfinite(t->data[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* Encode t as {"x": t} in every encoding and decode it back. */
+static void
+fz_round_trip(const lt_tensor *t)
+{
+    lt_codec_ctx  c;
+    fz_alloc      ea, da;
+    lt_body       b;
+    uint8_t      *out;
+    lt_err        err;
+    size_t        len;
+    uint64_t      bound;
+    int           e;
+
+    bound = fz_encoded_bound(t);
+    if (bound > (64u << 20)) {
+        return;                 /* [2^20, 0, ...]: legal, too big to print */
+    }
+
+    for (e = LT_ENC_NUMPY; e <= LT_ENC_JSON; e++) {
+        fz_init(&ea, "encode", (size_t) bound);
+        c.alloc = fz_alloc_fn;
+        c.ctx = &ea;
+        c.max_elements = 0;
+
+        if (lt_codec_encode_tensor(&c, "x", t, (lt_encoding) e, &out, &len,
+                                   &err) != 0)
+        {
+            fprintf(stderr, "fuzz_codec: encode %d failed: %s\n", e, err.msg);
+            abort();
+        }
+
+        fz_init(&da, "decode of encode", 8 * len + 4096);
+        c.ctx = &da;
+        if (e == LT_ENC_JSON) {
+            if (lt_codec_decode_json(&c, out, len, &b, &err) != 0) {
+                if (fz_finite(t)) {
+                    fprintf(stderr, "fuzz_codec: json round trip: %s\n",
+                            err.msg);
+                    abort();
+                }
+            } else if (fz_finite(t) && !fz_same(&b.x, t, 1)) {
+                fprintf(stderr, "fuzz_codec: json round trip differs\n");
+                abort();
+            }
+
+        } else {
+            if (lt_codec_decode_msgpack(&c, out, len, &b, &err) != 0
+                || (int) b.enc != e || !b.has_x || b.has_y
+                || !fz_same(&b.x, t, e == LT_ENC_NESTED))
+            {
+                fprintf(stderr, "fuzz_codec: round trip %d: %s\n", e,
+                        err.msg);
+                abort();
+            }
+        }
+
+        fz_free(&da);
+        fz_free(&ea);
+    }
+}
+
+
+static void
+fz_named_round_trip(int n, char **names, const lt_tensor *ts)
+{
+    lt_codec_ctx  c;
+    lt_tensor    *rts;
+    fz_alloc      ea, da;
+    uint8_t      *out;
+    uint64_t      bound;
+    lt_err        err;
+    size_t        len;
+    char        **rnames;
+    int           e, i, rn, finite;
+
+    bound = 256;
+    finite = 1;
+    for (i = 0; i < n; i++) {
+        bound += fz_encoded_bound(&ts[i]) + 6 * strlen(names[i]) + 16;
+        finite = finite && fz_finite(&ts[i]);
+    }
+    if (bound > (64u << 20)) {
+        return;
+    }
+
+    for (e = LT_ENC_NUMPY; e <= LT_ENC_JSON; e++) {
+        fz_init(&ea, "encode named", (size_t) bound);
+        c.alloc = fz_alloc_fn;
+        c.ctx = &ea;
+        c.max_elements = 0;
+
+        if (lt_codec_encode_named(&c, n, (const char *const *) names, ts,
+                                  (lt_encoding) e, &out, &len, &err) != 0)
+        {
+            fprintf(stderr, "fuzz_codec: encode named failed: %s\n",
+                    err.msg);
+            abort();
+        }
+
+        fz_init(&da, "decode of encode named",
+                8 * len + 4096 + 72 * (size_t) n);
+        c.ctx = &da;
+        if (lt_codec_decode_named(&c, out, len, e == LT_ENC_JSON, &rn,
+                                  &rnames, &rts, &err) != 0)
+        {
+            if (e != LT_ENC_JSON || finite) {
+                fprintf(stderr, "fuzz_codec: named round trip %d: %s\n", e,
+                        err.msg);
+                abort();
+            }
+
+        } else if (e != LT_ENC_JSON || finite) {
+            if (rn != n) {
+                abort();
+            }
+            for (i = 0; i < n; i++) {
+                if (strcmp(rnames[i], names[i]) != 0
+                    || !fz_same(&rts[i], &ts[i], e >= LT_ENC_NESTED))
+                {
+                    fprintf(stderr, "fuzz_codec: named round trip %d "
+                            "differs at %d\n", e, i);
+                    abort();
+                }
+            }
+        }
+
+        fz_free(&da);
+        fz_free(&ea);
+    }
+}
+
+
+/* Entries a weight map declares: what the name and tensor arrays cost. */
+static size_t
+fz_named_entries(const uint8_t *d, size_t len, int json)
+{
+    const cJSON  *e;
+    cJSON        *root;
+    size_t        n;
+
+    if (!json) {
+        if (len >= 1 && (d[0] & 0xf0) == 0x80) {
+            return d[0] & 0x0f;
+        }
+        if (len >= 3 && d[0] == 0xde) {
+            return ((size_t) d[1] << 8) | d[2];
+        }
+        if (len >= 5 && d[0] == 0xdf) {
+            return ((size_t) d[1] << 24) | ((size_t) d[2] << 16)
+                   | ((size_t) d[3] << 8) | d[4];
+        }
+        return 0;
+    }
+
+    n = 0;
+    root = cJSON_ParseWithLength((const char *) d, len);
+    if (root != NULL) {
+        for (e = root->child; e != NULL; e = e->next) {
+            n++;
+        }
+        cJSON_Delete(root);
+    }
+
+    return n;
+}
+
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const size_t  limits[2] = { 0, 16 };
+    lt_codec_ctx         c;
+    lt_tensor           *ts;
+    fz_alloc             a;
+    lt_body              b;
+    lt_err               err;
+    size_t               bound;
+    char               **names;
+    int                  json, rc, n, k;
+    uint8_t             *copy;
+
+    /* an exact-size heap copy, so ASan sees any read past the end */
+    copy = malloc(size ? size : 1);
+    if (copy == NULL) {
+        return 0;
+    }
+    memcpy(copy, data, size);
+    bound = 8 * size + 4096;
+
+    for (json = 0; json < 2; json++) {
+        for (k = 0; k < 2; k++) {
+            fz_init(&a, json ? "decode json" : "decode msgpack", bound);
+            c.alloc = fz_alloc_fn;
+            c.ctx = &a;
+            c.max_elements = limits[k];
+
+            memset(&err, 0, sizeof(err));
+            rc = json ? lt_codec_decode_json(&c, copy, size, &b, &err)
+                      : lt_codec_decode_msgpack(&c, copy, size, &b, &err);
+
+            if (rc != 0) {
+                if (err.msg[0] == '\0' || strlen(err.msg) >= LT_ERR_LEN) {
+                    abort();
+                }
+            } else {
+                if (!b.has_x || b.x.data == NULL
+                    || b.x.ndim < 1 || b.x.ndim > LT_MAX_DIMS
+                    || (b.has_y && b.y.data == NULL)
+                    || (limits[k] && (size_t) lt_tensor_numel(&b.x)
+                                     > limits[k]))
+                {
+                    abort();
+                }
+                if (k == 0) {
+                    fz_round_trip(&b.x);
+                    if (b.has_y) {
+                        fz_round_trip(&b.y);
+                    }
+                }
+            }
+            fz_free(&a);
+        }
+
+        fz_init(&a, "decode named",
+                bound + 72 * fz_named_entries(copy, size, json));
+        c.alloc = fz_alloc_fn;
+        c.ctx = &a;
+        c.max_elements = 0;
+
+        rc = lt_codec_decode_named(&c, copy, size, json, &n, &names, &ts,
+                                   &err);
+        if (rc == 0) {
+            fz_named_round_trip(n, names, ts);
+        } else if (n != 0 || names != NULL || ts != NULL) {
+            abort();
+        }
+        fz_free(&a);
+    }
+
+    free(copy);
+    return 0;
+}
