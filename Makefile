@@ -17,7 +17,7 @@ CORE_OBJS   := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 CORE_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -W -Wall \
                -Wextra -Wno-unused-parameter -Werror \
                -I/usr/include/x86_64-linux-gnu/openblas-pthread
-CORE_LIBS   := -lopenblas -lmsgpackc -lcjson -lm
+CORE_LIBS   := -lopenblas -lmsgpackc -lcjson -lz -lm
 
 UNIT_SRCS   := $(sort $(wildcard t/unit/*.c))
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
@@ -33,7 +33,7 @@ DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
                libhttp-message-perl libipc-run-perl libtest-longstring-perl \
                libwww-perl python3-msgpack python3-msgpack-numpy \
                python3-numpy libnginx-mod-http-echo clang-14 \
-               libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl
+               libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl zlib1g-dev
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \

@@ -30,8 +30,25 @@ static char *ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
     ngx_str_t *name);
+static ngx_uint_t ngx_http_learn_model_changed(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm);
+static ngx_int_t ngx_http_learn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
 static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
+
+
+/*
+ * The layouts of the running configuration's models, kept by the master
+ * across reloads (the .so stays loaded), so that a reload with changed
+ * layers starts that model fresh instead of refusing its checkpoint.
+ */
+typedef struct {
+    u_char      name[65];
+    uint64_t    hash;
+} ngx_http_learn_known_t;
+
+static ngx_http_learn_known_t  *ngx_http_learn_known;
+static ngx_uint_t               ngx_http_learn_nknown;
 
 
 static ngx_conf_num_bounds_t  ngx_http_learn_max_elements_bounds = {
@@ -67,6 +84,13 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       ngx_http_learn_role,
       NGX_HTTP_LOC_CONF_OFFSET,
       NGX_HTTP_LEARN_PREDICT,
+      NULL },
+
+    { ngx_string("learn_weights"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HTTP_LEARN_WEIGHTS,
       NULL },
 
     { ngx_string("learn_status"),
@@ -108,7 +132,7 @@ ngx_module_t  ngx_http_learn_module = {
     ngx_http_learn_commands,               /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
+    ngx_http_learn_init_module,            /* init module */
     ngx_http_learn_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
@@ -234,6 +258,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     lm->name = value[1];
     lm->seed = 0;
+    lm->ckpt_interval = 60000;
     size = 0;
 
     for (i = 3; i < cf->args->nelts; i++) {
@@ -257,6 +282,44 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "checkpoint=", 11) == 0) {
+            lm->ckpt_path.data = value[i].data + 11;
+            lm->ckpt_path.len = value[i].len - 11;
+
+            if (lm->ckpt_path.len == 0
+                || ngx_conf_full_name(cf->cycle, &lm->ckpt_path, 0)
+                   != NGX_OK)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "checkpoint_interval=", 20) == 0) {
+            s.data = value[i].data + 20;
+            s.len = value[i].len - 20;
+
+            lm->ckpt_interval = ngx_parse_time(&s, 0);
+            if (lm->ckpt_interval == (ngx_msec_t) NGX_ERROR
+                || lm->ckpt_interval == 0)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "checkpoint_bad=fresh") == 0) {
+            lm->ckpt_fresh = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "checkpoint_bad=refuse") == 0) {
+            lm->ckpt_fresh = 0;
             continue;
         }
 
@@ -288,6 +351,18 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lm->file = value[2];
+
+    if (ngx_http_learn_model_changed(cf, lm)) {
+        ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
+                           "learn_model \"%V\": the layers changed since the "
+                           "running configuration, the model starts fresh",
+                           &lm->name);
+
+    } else if (lm->ckpt_path.len
+               && ngx_http_learn_checkpoint_load(cf, lm) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
 
     min = ngx_http_learn_zone_size(&lm->model);
 
@@ -346,7 +421,7 @@ ngx_http_learn_find_model(ngx_conf_t *cf, ngx_str_t *name)
 }
 
 
-/* learn_train NAME; learn_predict NAME; */
+/* learn_train NAME; learn_predict NAME; learn_weights NAME; */
 
 static char *
 ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -374,7 +449,9 @@ ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->role = cmd->offset;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-    clcf->handler = ngx_http_learn_handler;
+    clcf->handler = (lcf->role == NGX_HTTP_LEARN_WEIGHTS)
+                    ? ngx_http_learn_weights_handler
+                    : ngx_http_learn_handler;
 
     return NGX_CONF_OK;
 }
@@ -397,6 +474,69 @@ ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_learn_status_handler;
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_learn_model_changed(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_http_learn_nknown; i++) {
+        if (ngx_strlen(ngx_http_learn_known[i].name) == lm->name.len
+            && ngx_strncmp(ngx_http_learn_known[i].name, lm->name.data,
+                           lm->name.len) == 0)
+        {
+            return ngx_http_learn_known[i].hash != lm->model.hash;
+        }
+    }
+
+    return 0;
+}
+
+
+/* master, the configuration accepted: remember layouts, check paths */
+
+static ngx_int_t
+ngx_http_learn_init_module(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                   i;
+    ngx_http_learn_known_t      *known;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
+    if (lmcf == NULL || lmcf->models.nelts == 0) {
+        return NGX_OK;
+    }
+
+    lmp = lmcf->models.elts;
+
+    known = ngx_alloc(lmcf->models.nelts * sizeof(ngx_http_learn_known_t),
+                      cycle->log);
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        ngx_cpystrn(known[i].name, lmp[i]->name.data,
+                    ngx_min(lmp[i]->name.len + 1, sizeof(known[i].name)));
+        known[i].hash = lmp[i]->model.hash;
+
+        if (lmp[i]->ckpt_path.len
+            && ngx_http_learn_checkpoint_init_module(cycle, lmp[i])
+               != NGX_OK)
+        {
+            ngx_free(known);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_free(ngx_http_learn_known);
+    ngx_http_learn_known = known;
+    ngx_http_learn_nknown = lmcf->models.nelts;
+
+    return NGX_OK;
 }
 
 
@@ -431,6 +571,10 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
                           "learn_model \"%V\": %s", &lmp[i]->name, err.msg);
             return NGX_ERROR;
         }
+
+        if (lmp[i]->ckpt_path.len && ngx_http_learn_checkpoint_writer()) {
+            ngx_http_learn_checkpoint_init_worker(cycle, lmp[i]);
+        }
     }
 
     return NGX_OK;
@@ -452,6 +596,10 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     lmp = lmcf->models.elts;
 
     for (i = 0; i < lmcf->models.nelts; i++) {
+        if (lmp[i]->ckpt_path.len && ngx_http_learn_checkpoint_writer()) {
+            ngx_http_learn_checkpoint_exit_worker(cycle, lmp[i]);
+        }
+
         if (lmp[i]->ws) {
             lt_workspace_free(lmp[i]->ws);
             lmp[i]->ws = NULL;

@@ -29,13 +29,18 @@
 #include "lt_backend.h"
 
 /*
- * Below this many multiply-adds (m * n * k) a plain loop beats
- * cblas_sgemm, whose argument checks, dispatch and packing cost about as
- * much as a few thousand multiply-adds (measured with bench/core_bench:
- * the XOR net's 2x20 products take ~10 ns in the loop and ~100 ns
- * through OpenBLAS).
+ * Below this many multiply-adds (m * n * k) a plain loop beats the BLAS
+ * call, whose dispatch and argument handling cost 20-100 ns whatever the
+ * size; above it OpenBLAS's kernels win quickly (bench/gemm_threshold.c
+ * measures both: at 40 MACs the loop takes ~17 ns against ~22 ns, at 256
+ * MACs BLAS is ahead).  On the XOR net (2-20-1) the loops make the whole
+ * train step 2.4x faster than BLAS calls do (180 ns against 430 ns).
  */
-#define LT_CPU_SMALL_GEMM  4096
+#define LT_CPU_SMALL_GEMM  128
+
+/* Below this length a dot product costs more in loop overhead than the
+ * strided alternative (see lt_cpu_gemm_small_bt). */
+#define LT_CPU_SHORT_DOT   8
 
 /* BCE's floor for log(p), and its gradient's denominator, as PyTorch. */
 #define LT_BCE_LOG_MIN     -100.0f
@@ -127,28 +132,63 @@ lt_cpu_gemm_small_bn(int m, int n, int k, float alpha, const float *a,
 }
 
 
-/* op(B) = B^T: column j of op(B) is row j of B, so each element of C is
- * a dot product over a contiguous row of B. */
+/* A dot product in four independent sums: the adds pipeline (and
+ * vectorize) where one running sum would wait on itself. */
+static float
+lt_cpu_dot(const float *x, size_t xs, const float *y, int k)
+{
+    float  s0, s1, s2, s3;
+    int    p;
+
+    s0 = s1 = s2 = s3 = 0.0f;
+
+    for (p = 0; p + 4 <= k; p += 4) {
+        s0 += x[p * xs] * y[p];
+        s1 += x[(p + 1) * xs] * y[p + 1];
+        s2 += x[(p + 2) * xs] * y[p + 2];
+        s3 += x[(p + 3) * xs] * y[p + 3];
+    }
+
+    for ( ; p < k; p++) {
+        s0 += x[p * xs] * y[p];
+    }
+
+    return (s0 + s1) + (s2 + s3);
+}
+
+
+/*
+ * op(B) = B^T: column j of op(B) is row j of B.  For a long k each
+ * element of C is a dot product over a contiguous row of B; for a short
+ * one (a Linear with 2 inputs) the dot products are too short to pay for
+ * their loop, and walking p outside with a strided j inside is faster.
+ */
 static void
 lt_cpu_gemm_small_bt(int m, int n, int k, float alpha, const float *a,
     size_t ai, size_t as, const float *b, int ldb, float *c, int ldc)
 {
-    const float  *arow, *brow;
-    float         sum;
+    const float  *arow;
+    float        *crow, aip;
     int           i, j, p;
 
     for (i = 0; i < m; i++) {
         arow = a + i * ai;
+        crow = c + (size_t) i * ldc;
 
-        for (j = 0; j < n; j++) {
-            brow = b + (size_t) j * ldb;
-            sum = 0.0f;
-
-            for (p = 0; p < k; p++) {
-                sum += arow[p * as] * brow[p];
+        if (k >= LT_CPU_SHORT_DOT) {
+            for (j = 0; j < n; j++) {
+                crow[j] += alpha * lt_cpu_dot(arow, as,
+                                              b + (size_t) j * ldb, k);
             }
+            continue;
+        }
 
-            c[(size_t) i * ldc + j] += alpha * sum;
+        for (p = 0; p < k; p++) {
+            aip = alpha * arow[p * as];
+
+            for (j = 0; j < n; j++) {
+                crow[j] += aip * b[(size_t) j * ldb + p];
+            }
         }
     }
 }

@@ -603,6 +603,17 @@ lt_dec_dims_error(lt_dec *d, int ndim)
 }
 
 
+/* A 0-d array (shape []) is a number, and a number is not a tensor: the
+ * models take [N, features] or [features], and a nested-array reply
+ * could not say "0-d" anyway. */
+static int
+lt_dec_scalar_error(lt_dec *d)
+{
+    return lt_error(d->err, "tensor \"%s\" has 0 dimensions, at least 1 is "
+                    "needed", d->name);
+}
+
+
 typedef struct {
     const char  *name;
     int          size;
@@ -955,6 +966,10 @@ lt_mp_tensor_map(lt_dec *d, lt_mp *mp, lt_tensor *t, int *integer,
         return -1;
     }
 
+    if (ndim == 0) {
+        return lt_dec_scalar_error(d);
+    }
+
     if (lt_dec_shape(d, ndim, dims, &numel) != 0) {
         return -1;
     }
@@ -1142,7 +1157,8 @@ lt_codec_decode_msgpack(const lt_codec_ctx *c, const uint8_t *buf,
 /* ---- JSON --------------------------------------------------------------- */
 
 /* cJSON recurses once per level (up to 1000); bound the depth before it
- * parses anything.  Brackets inside strings do not count. */
+ * parses anything.  Brackets inside strings do not count.  Also the
+ * checks cJSON does not make. */
 static int
 lt_json_validate(const uint8_t *buf, size_t len, lt_err *err)
 {
@@ -1157,6 +1173,15 @@ lt_json_validate(const uint8_t *buf, size_t len, lt_err *err)
     in_str = 0;
 
     for (i = 0; i < len; i++) {
+        /* cJSON takes any control byte for whitespace, and a raw NUL
+         * inside a string would silently cut a name short: JSON allows
+         * neither */
+        if (buf[i] < 0x20 && (in_str || (buf[i] != '\t' && buf[i] != '\n'
+                                         && buf[i] != '\r')))
+        {
+            return lt_error(err, "body is not valid JSON");
+        }
+
         if (in_str) {
             if (buf[i] == '\\') {
                 i++;
@@ -1458,6 +1483,10 @@ lt_json_tensor_obj(lt_dec *d, const cJSON *j, lt_tensor *t, int *integer)
                             "non-negative integers", d->name);
         }
         dims[ndim++] = (uint64_t) v;
+    }
+
+    if (ndim == 0) {
+        return lt_dec_scalar_error(d);
     }
 
     if (lt_dec_shape(d, ndim, dims, &numel) != 0) {

@@ -15,6 +15,7 @@
 #include "lt_tensor.h"
 #include "lt_model.h"
 #include "lt_codec.h"
+#include "lt_checkpoint.h"
 
 
 #define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)
@@ -39,8 +40,9 @@ typedef struct {
     size_t                         param_count;
     size_t                         state_count;
 
-    ngx_atomic_t                   version;   /* applied train steps */
-    ngx_atomic_t                   writing;   /* step being written */
+    ngx_atomic_t                   version;   /* published buffers */
+    ngx_atomic_t                   writing;   /* version being written */
+    ngx_atomic_t                   step;      /* applied train steps */
 
     float                          loss;      /* of the last step */
     float                          loss_avg;  /* exponential average */
@@ -50,8 +52,17 @@ typedef struct {
     ngx_atomic_t                   rejects;   /* 4xx answers */
     ngx_atomic_t                   retries;   /* predicts that re-read */
 
+    /* checkpoints: the version last written, and outcomes */
+    ngx_atomic_t                   ckpt_version;
+    ngx_atomic_t                   ckpt_writes;
+    ngx_atomic_t                   ckpt_failures;
+    time_t                         ckpt_time;
+
     size_t                         data_off;  /* bytes from this header */
 } ngx_http_learn_shm_t;
+
+
+typedef struct ngx_http_learn_ckpt_job_s  ngx_http_learn_ckpt_job_t;
 
 
 typedef struct {
@@ -63,8 +74,18 @@ typedef struct {
     ngx_shm_zone_t                *shm_zone;
     ngx_http_learn_shm_t          *shm;       /* set by zone init */
 
+    /* checkpoint=PATH; the file read at config time, used by zone init */
+    ngx_str_t                      ckpt_path;
+    ngx_msec_t                     ckpt_interval;
+    ngx_flag_t                     ckpt_fresh; /* bad file: start fresh */
+    lt_checkpoint_meta             ckpt_meta;
+    const uint8_t                 *ckpt_params;
+    const uint8_t                 *ckpt_state;
+
     /* per worker, set in init_process */
     lt_workspace                  *ws;
+    ngx_event_t                    ckpt_timer;
+    ngx_http_learn_ckpt_job_t     *ckpt_job;
 } ngx_http_learn_model_t;
 
 
@@ -79,7 +100,8 @@ typedef enum {
     NGX_HTTP_LEARN_NONE = 0,
     NGX_HTTP_LEARN_TRAIN,
     NGX_HTTP_LEARN_PREDICT,
-    NGX_HTTP_LEARN_STATUS
+    NGX_HTTP_LEARN_STATUS,
+    NGX_HTTP_LEARN_WEIGHTS
 } ngx_http_learn_role_e;
 
 
@@ -90,15 +112,37 @@ typedef struct {
 } ngx_http_learn_loc_conf_t;
 
 
+typedef enum {
+    NGX_HTTP_LEARN_FMT_MSGPACK = 0,
+    NGX_HTTP_LEARN_FMT_JSON,
+    NGX_HTTP_LEARN_FMT_UNKNOWN
+} ngx_http_learn_fmt_e;
+
+
+typedef struct ngx_http_learn_ctx_s  ngx_http_learn_ctx_t;
+
+typedef ngx_int_t (*ngx_http_learn_op_pt)(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+
+
 /* per request */
-typedef struct {
+struct ngx_http_learn_ctx_s {
     ngx_http_learn_loc_conf_t     *lcf;
     lt_body                        body;
     unsigned                       json_out:1;
-    unsigned                       waiting_body:1;
-    ngx_event_t                    retry;     /* train lock busy */
-    ngx_uint_t                     tries;
-} ngx_http_learn_ctx_t;
+
+    /* an operation under the model's mutex, and its reply */
+    ngx_http_learn_op_pt           locked;
+    ngx_http_learn_op_pt           reply;
+    ngx_event_t                    retry;     /* the mutex was busy */
+
+    float                          loss;      /* train results */
+    int64_t                        step;
+
+    int                            nnamed;    /* weights import */
+    char                         **names;
+    lt_tensor                     *tensors;
+};
 
 
 extern ngx_module_t  ngx_http_learn_module;
@@ -117,12 +161,48 @@ const float *ngx_http_learn_zone_params(ngx_http_learn_shm_t *shm,
     ngx_atomic_uint_t *version);
 ngx_int_t ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
     ngx_atomic_uint_t version);
+float *ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm);
+void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
 ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
     const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
     lt_err *err);
 
+/* one process writes checkpoints: worker 0, or the single process */
+#define ngx_http_learn_checkpoint_writer()                                    \
+    (ngx_process == NGX_PROCESS_SINGLE || ngx_worker == 0)
+
+/* ngx_http_learn_checkpoint.c */
+ngx_int_t ngx_http_learn_checkpoint_load(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm,
+    ngx_log_t *log);
+ngx_int_t ngx_http_learn_checkpoint_init_module(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+float *ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm,
+    ngx_uint_t which);
+float *ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm);
+
 /* ngx_http_learn_handler.c */
+extern ngx_str_t  ngx_http_learn_type_msgpack;
+extern ngx_str_t  ngx_http_learn_type_json;
+
 ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_learn_run_locked(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data,
+    size_t *len);
+ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
+    const char *fmt, ...);
+void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
+ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
+ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
+
+/* ngx_http_learn_weights.c */
+ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_learn_send_error(ngx_http_request_t *r,
     ngx_uint_t status, const char *fmt, ...);
 ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,

@@ -14,31 +14,20 @@
 #define NGX_HTTP_LEARN_READ_TRIES   8
 
 
-typedef enum {
-    NGX_HTTP_LEARN_FMT_MSGPACK = 0,
-    NGX_HTTP_LEARN_FMT_JSON,
-    NGX_HTTP_LEARN_FMT_UNKNOWN
-} ngx_http_learn_fmt_e;
-
-
-static ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
-static ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
 static void ngx_http_learn_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r,
-    u_char **data, size_t *len);
 static ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
-static void ngx_http_learn_train_retry(ngx_event_t *ev);
-static ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r,
-    ngx_uint_t status, const char *fmt, ...);
-static void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
+static ngx_int_t ngx_http_learn_train_locked(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static void ngx_http_learn_locked_retry(ngx_event_t *ev);
 
 
-static ngx_str_t  ngx_http_learn_type_msgpack =
-    ngx_string("application/msgpack");
-static ngx_str_t  ngx_http_learn_type_json = ngx_string("application/json");
+ngx_str_t  ngx_http_learn_type_msgpack = ngx_string("application/msgpack");
+ngx_str_t  ngx_http_learn_type_json = ngx_string("application/json");
 
 
 ngx_int_t
@@ -135,7 +124,7 @@ ngx_http_learn_handler(ngx_http_request_t *r)
  * parameters ignored; no Content-Type at all means MessagePack.
  */
 
-static ngx_http_learn_fmt_e
+ngx_http_learn_fmt_e
 ngx_http_learn_body_format(ngx_http_request_t *r)
 {
     size_t      len;
@@ -175,7 +164,7 @@ ngx_http_learn_body_format(ngx_http_request_t *r)
 
 /* Accept names application/json and not MessagePack */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_learn_wants_json(ngx_http_request_t *r)
 {
     ngx_str_t  *accept;
@@ -274,7 +263,7 @@ ngx_http_learn_body_handler(ngx_http_request_t *r)
  * parts alike).
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data, size_t *len)
 {
     u_char       *p;
@@ -412,86 +401,76 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 }
 
 
-/*
- * Train steps of one model are serialized across workers.  The event
- * loop never sleeps on the lock: after a short spin it retries from a
- * timer, so a worker waiting for another's step keeps serving.
- */
-
 static ngx_int_t
 ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    float                    loss;
-    size_t                   len;
-    u_char                  *out;
     lt_err                   err;
-    int64_t                  step;
-    ngx_int_t                rc;
-    ngx_uint_t               i, locked;
-    lt_codec_ctx             codec;
-    ngx_http_learn_shm_t    *shm;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
-    shm = lm->shm;
 
-    if (ctx->tries == 0) {
-        if (!ctx->body.has_x || !ctx->body.has_y) {
-            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
-                                         ctx->body.has_x ? "missing \"y\""
-                                                         : "missing \"x\"");
-        }
-
-        if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0
-            || lt_model_check_target(&lm->model, &ctx->body.x, &ctx->body.y,
-                                     &err) != 0
-            || lt_workspace_reserve(lm->ws, (int) ctx->body.x.shape[0], &err)
-               != 0)
-        {
-            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s",
-                                         err.msg);
-        }
+    if (!ctx->body.has_x || !ctx->body.has_y) {
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                     ctx->body.has_x ? "missing \"y\""
+                                                     : "missing \"x\"");
     }
 
-    locked = 0;
-
-    for (i = 0; i < NGX_HTTP_LEARN_LOCK_SPINS; i++) {
-        if (ngx_shmtx_trylock(&shm->mutex)) {
-            locked = 1;
-            break;
-        }
-
-        ngx_cpu_pause();
+    if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0
+        || lt_model_check_target(&lm->model, &ctx->body.x, &ctx->body.y,
+                                 &err) != 0
+        || lt_workspace_reserve(lm->ws, (int) ctx->body.x.shape[0], &err)
+           != 0)
+    {
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg);
     }
 
-    if (!locked) {
-        ctx->tries++;
-        ctx->retry.handler = ngx_http_learn_train_retry;
-        ctx->retry.data = r;
-        ctx->retry.log = r->connection->log;
-        ngx_add_timer(&ctx->retry, NGX_HTTP_LEARN_LOCK_DELAY);
-        return NGX_AGAIN;
-    }
+    ctx->locked = ngx_http_learn_train_locked;
+    ctx->reply = ngx_http_learn_train_reply;
 
-    rc = ngx_http_learn_zone_step(lm, &ctx->body.x, &ctx->body.y, &loss,
-                                  &step, &err);
+    return ngx_http_learn_run_locked(r, ctx);
+}
 
-    ngx_shmtx_unlock(&shm->mutex);
 
-    if (rc != NGX_OK) {
+static ngx_int_t
+ngx_http_learn_train_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    lt_err                   err;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    if (ngx_http_learn_zone_step(lm, &ctx->body.x, &ctx->body.y, &ctx->loss,
+                                 &ctx->step, &err)
+        != NGX_OK)
+    {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "learn_train \"%V\": %s", &lm->name, err.msg);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    (void) ngx_atomic_fetch_add(&shm->trains, 1);
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    size_t                   len;
+    u_char                  *out;
+    lt_err                   err;
+    lt_codec_ctx             codec;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    (void) ngx_atomic_fetch_add(&lm->shm->trains, 1);
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
     codec.max_elements = 0;
 
-    if (lt_codec_encode_train(&codec, loss, step, ctx->json_out, &out, &len,
-                              &err)
+    if (lt_codec_encode_train(&codec, ctx->loss, ctx->step, ctx->json_out,
+                              &out, &len, &err)
         != 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -506,8 +485,49 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 }
 
 
+/*
+ * Whatever changes a model's parameters (a train step, a weights import)
+ * runs under the model's mutex, serialized across workers.  The event
+ * loop never sleeps on it: after a short spin the request retries from a
+ * timer, so a worker waiting for another's step keeps serving.  Returns
+ * NGX_AGAIN while waiting, else the reply's status.
+ */
+
+ngx_int_t
+ngx_http_learn_run_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    ngx_int_t              rc;
+    ngx_uint_t             i;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = ctx->lcf->model->shm;
+
+    for (i = 0; i < NGX_HTTP_LEARN_LOCK_SPINS; i++) {
+        if (ngx_shmtx_trylock(&shm->mutex)) {
+            rc = ctx->locked(r, ctx);
+            ngx_shmtx_unlock(&shm->mutex);
+
+            if (rc != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ctx->reply(r, ctx);
+        }
+
+        ngx_cpu_pause();
+    }
+
+    ctx->retry.handler = ngx_http_learn_locked_retry;
+    ctx->retry.data = r;
+    ctx->retry.log = r->connection->log;
+    ngx_add_timer(&ctx->retry, NGX_HTTP_LEARN_LOCK_DELAY);
+
+    return NGX_AGAIN;
+}
+
+
 static void
-ngx_http_learn_train_retry(ngx_event_t *ev)
+ngx_http_learn_locked_retry(ngx_event_t *ev)
 {
     ngx_int_t              rc;
     ngx_connection_t      *c;
@@ -518,7 +538,7 @@ ngx_http_learn_train_retry(ngx_event_t *ev)
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
 
-    rc = ngx_http_learn_train(r, ctx);
+    rc = ngx_http_learn_run_locked(r, ctx);
 
     if (rc != NGX_AGAIN) {
         ngx_http_finalize_request(r, rc);
@@ -529,7 +549,7 @@ ngx_http_learn_train_retry(ngx_event_t *ev)
 
 /* A client error: one info line in error.log and a JSON body. */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {
@@ -639,7 +659,7 @@ ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
-static void *
+void *
 ngx_http_learn_pool_alloc(void *ctx, size_t size)
 {
     /* tensors hold floats: keep pool memory aligned */

@@ -88,7 +88,7 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
     shm = lm->shm;
 
     p = ngx_sprintf(p, "%s\"%V\": {\"step\": %uA, \"loss\": ",
-                    first ? "" : ", ", &lm->name, shm->version);
+                    first ? "" : ", ", &lm->name, shm->step);
     p = ngx_http_learn_status_float(p, shm->loss);
     p = ngx_cpymem(p, ", \"loss_avg\": ", sizeof(", \"loss_avg\": ") - 1);
     p = ngx_http_learn_status_float(p, shm->loss_avg);
@@ -118,7 +118,7 @@ ngx_http_learn_status_prometheus(u_char *p, ngx_http_learn_model_t *lm)
                     "learn_model_predict_requests_total{model=\"%V\"} %uA\n"
                     "learn_model_rejected_requests_total{model=\"%V\"} %uA\n"
                     "learn_model_loss{model=\"%V\"} ",
-                    &lm->name, shm->version, &lm->name,
+                    &lm->name, shm->step, &lm->name,
                     lm->model.param_count, &lm->name, shm->trains,
                     &lm->name, shm->predicts, &lm->name, shm->rejects,
                     &lm->name);

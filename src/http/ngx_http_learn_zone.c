@@ -21,11 +21,12 @@ static ngx_int_t ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone,
 
 /*
  * Layout after the header: [params A | optimizer state | params B].
+ * Buffer "which" is A for 0 and B for 1.
  * lt_model_init_params() fills P floats and zeroes the S after them, so
  * A and the state are initialised in one call.
  */
 
-static ngx_inline float *
+float *
 ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm, ngx_uint_t which)
 {
     float  *base;
@@ -36,7 +37,7 @@ ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm, ngx_uint_t which)
 }
 
 
-static ngx_inline float *
+float *
 ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm)
 {
     return (float *) ((u_char *) shm + shm->data_off) + shm->param_count;
@@ -160,6 +161,11 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shm->loss_avg = NAN;
 
     lm->shm = shm;
+
+    if (lm->ckpt_params) {
+        ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
+    }
+
     shpool->data = shm;
 
     return NGX_OK;
@@ -199,41 +205,59 @@ ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
 
 
 /*
- * One optimizer step; the caller holds shm->mutex.  Reads the published
- * buffer, writes the other one, then publishes it.
+ * Writers hold shm->mutex.  begin_write announces the next version and
+ * returns the buffer it goes to (not the one predicts read); publish
+ * makes it the one predicts read.
  */
+
+float *
+ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm)
+{
+    shm->writing = shm->version + 1;
+    ngx_memory_barrier();
+
+    return ngx_http_learn_zone_buffer(shm, (shm->version + 1) & 1);
+}
+
+
+void
+ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm)
+{
+    ngx_memory_barrier();
+    shm->version = shm->version + 1;
+}
+
+
+/* One optimizer step from the published buffer into the next one. */
 
 ngx_int_t
 ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
     const lt_tensor *y, float *loss, int64_t *step, lt_err *err)
 {
-    ngx_atomic_uint_t      v;
+    float                 *next;
     ngx_http_learn_shm_t  *shm;
 
     shm = lm->shm;
-    v = shm->version;
 
-    shm->writing = v + 1;
-    ngx_memory_barrier();
+    next = ngx_http_learn_zone_begin_write(shm);
 
     if (lt_model_train_step(&lm->model, lm->ws,
-                            ngx_http_learn_zone_buffer(shm, v & 1),
-                            ngx_http_learn_zone_buffer(shm, (v + 1) & 1),
-                            ngx_http_learn_zone_state(shm), (int64_t) v + 1,
-                            x, y, loss, err)
+                            ngx_http_learn_zone_buffer(shm, shm->version & 1),
+                            next, ngx_http_learn_zone_state(shm),
+                            (int64_t) shm->step + 1, x, y, loss, err)
         != 0)
     {
         return NGX_ERROR;
     }
 
     shm->loss = *loss;
-    shm->loss_avg = (v == 0 || shm->loss_avg != shm->loss_avg)
+    shm->loss_avg = (shm->loss_avg != shm->loss_avg)
                     ? *loss : 0.99f * shm->loss_avg + 0.01f * *loss;
+    shm->step++;
 
-    ngx_memory_barrier();
-    shm->version = v + 1;
+    ngx_http_learn_zone_publish(shm);
 
-    *step = (int64_t) v + 1;
+    *step = (int64_t) shm->step;
 
     return NGX_OK;
 }

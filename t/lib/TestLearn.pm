@@ -24,7 +24,7 @@ use File::Basename ();
 use File::Spec ();
 use Cwd ();
 
-our $UsingShim = 0;
+our $UsingShim;    # set in BEGIN below; no initializer here (it would run later)
 our $LibDir;
 our $RepoRoot;
 
@@ -78,6 +78,6 @@ sub import {
 sub learn_module_path { "$RepoRoot/build/ngx_http_learn_module.so" }
 
 # true when the suite runs on t/lib/shim rather than the real Test::Nginx
-sub using_shim { $UsingShim }
+sub using_shim { $UsingShim ? 1 : 0 }
 
 1;

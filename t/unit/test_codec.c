@@ -848,6 +848,12 @@ test_msgpack_errors(void)
         mp_end(&m);
 
         mp_begin(&m);
+        mp_numpy(&m, "<f4", 0, s5, data, 4, 1);
+        expect_exact("numpy 0-d array", m.sb.data, m.sb.size, 0,
+                     "tensor \"x\" has 0 dimensions, at least 1 is needed");
+        mp_end(&m);
+
+        mp_begin(&m);
         mp_numpy(&m, "<f4", 5, s5, data, 4, 1);
         expect_exact("numpy 5 dims", m.sb.data, m.sb.size, 0,
                      "tensor has 5 dimensions, at most 4 are supported");
@@ -1193,6 +1199,17 @@ test_json(void)
     expect_exact("json: zero-size shape too large", s, strlen(s), 1,
                  "tensor \"x\": shape [0, 9007199254740992, "
                  "9007199254740992] is too large");
+    s = "{\"x\": {\"shape\": [], \"data\": [1]}}";
+    expect_exact("json: 0-d shape", s, strlen(s), 1,
+                 "tensor \"x\" has 0 dimensions, at least 1 is needed");
+    s = "{\"x\": {\"shape\": [\x10], \"data\": [1]}}";
+    expect_exact("json: control byte as whitespace", s, strlen(s), 1,
+                 "body is not valid JSON");
+    expect_exact("json: raw NUL in a key", "{\"a\0b\": [1]}", 12, 1,
+                 "body is not valid JSON");
+    s = "\t[1]\r\n";
+    ok(dec(s, strlen(s), 1, &b, &err) == 0, "json: tab, CR, LF are "
+       "whitespace");
     s = "{\"x\": {\"shape\": [2]}}";
     expect_exact("json: missing data", s, strlen(s), 1,
                  "tensor \"x\": missing \"data\"");

@@ -1,0 +1,277 @@
+/*
+ * lt_checkpoint.c: checkpoint encoding and validation (format in the
+ * header file).  Float data is little-endian float32 on disk, which is
+ * the host layout on every machine this module targets (x86-64, arm64).
+ */
+#include "lt_checkpoint.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <zlib.h>
+
+#define LT_CKPT_MAGIC     "LEARNCKP"
+#define LT_CKPT_PREFIX    16
+
+static const char *lt_optim_names[] = { "SGD", "Adam" };
+
+static void
+lt_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) v;
+    p[1] = (uint8_t) (v >> 8);
+    p[2] = (uint8_t) (v >> 16);
+    p[3] = (uint8_t) (v >> 24);
+}
+
+static uint32_t
+lt_get_u32(const uint8_t *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+           | (uint32_t) p[3] << 24;
+}
+
+static uint32_t
+lt_crc32(const uint8_t *p, size_t len)
+{
+    uLong  crc;
+
+    crc = crc32(0L, Z_NULL, 0);
+
+    /* zlib takes uInt lengths: feed large buffers in pieces */
+    while (len > 0) {
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt) len;
+        crc = crc32(crc, p, n);
+        p += n;
+        len -= n;
+    }
+
+    return (uint32_t) crc;
+}
+
+/* The JSON header, or NULL; its text is cJSON-allocated. */
+static char *
+lt_checkpoint_header(const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta)
+{
+    int            i;
+    char           hash[17];
+    char          *text;
+    cJSON         *root, *params, *p, *shape;
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NULL;
+    }
+
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long) m->hash);
+
+    cJSON_AddNumberToObject(root, "format", LT_CHECKPOINT_FORMAT);
+    cJSON_AddStringToObject(root, "model", name);
+    cJSON_AddNumberToObject(root, "step", (double) meta->step);
+    if (isfinite(meta->loss)) {
+        cJSON_AddNumberToObject(root, "loss", meta->loss);
+    } else {
+        cJSON_AddNullToObject(root, "loss");
+    }
+    cJSON_AddStringToObject(root, "optimizer",
+                            lt_optim_names[m->spec.optim.kind]);
+    cJSON_AddStringToObject(root, "dtype", "<f4");
+    cJSON_AddStringToObject(root, "layout_hash", hash);
+    cJSON_AddNumberToObject(root, "state_floats", (double) m->state_count);
+
+    params = cJSON_AddArrayToObject(root, "params");
+
+    for (i = 0; params != NULL && i < m->nparams; i++) {
+        p = cJSON_CreateObject();
+        cJSON_AddItemToArray(params, p);
+        cJSON_AddStringToObject(p, "name", m->params[i].name);
+        shape = cJSON_AddArrayToObject(p, "shape");
+        cJSON_AddItemToArray(shape,
+            cJSON_CreateNumber((double) m->params[i].shape[0]));
+        if (m->params[i].ndim == 2) {
+            cJSON_AddItemToArray(shape,
+                cJSON_CreateNumber((double) m->params[i].shape[1]));
+        }
+    }
+
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    return text;
+}
+
+int
+lt_checkpoint_encode(const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta, const float *params, const float *state,
+    uint8_t **out, size_t *len, lt_err *err)
+{
+    char      *header;
+    size_t     hlen, padded, total;
+    uint8_t   *buf, *p;
+
+    header = lt_checkpoint_header(m, name, meta);
+    if (header == NULL) {
+        return lt_error(err, "out of memory building the checkpoint header");
+    }
+
+    hlen = strlen(header);
+    padded = (LT_CKPT_PREFIX + hlen + 1 + 63) / 64 * 64 - LT_CKPT_PREFIX;
+    total = LT_CKPT_PREFIX + padded
+            + (m->param_count + m->state_count) * sizeof(float) + 4;
+
+    buf = calloc(1, total);
+    if (buf == NULL) {
+        free(header);
+        return lt_error(err, "out of memory for a %zu byte checkpoint",
+                        total);
+    }
+
+    memcpy(buf, LT_CKPT_MAGIC, 8);
+    lt_put_u32(buf + 8, LT_CHECKPOINT_FORMAT);
+    lt_put_u32(buf + 12, (uint32_t) padded);
+    memcpy(buf + LT_CKPT_PREFIX, header, hlen);
+    free(header);
+
+    p = buf + LT_CKPT_PREFIX + padded;
+    memcpy(p, params, m->param_count * sizeof(float));
+    p += m->param_count * sizeof(float);
+
+    if (m->state_count) {
+        memcpy(p, state, m->state_count * sizeof(float));
+        p += m->state_count * sizeof(float);
+    }
+
+    lt_put_u32(p, lt_crc32(buf, total - 4));
+
+    *out = buf;
+    *len = total;
+
+    return 0;
+}
+
+/* The params array of the header against the model's, by name and shape. */
+static int
+lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
+    lt_err *err)
+{
+    int           i, d, n, ndim;
+    int64_t       dim;
+    const cJSON  *p, *name, *shape, *v;
+
+    n = cJSON_GetArraySize(params);
+    if (n != m->nparams) {
+        return lt_error(err, "checkpoint has %d parameters, the model has %d",
+                        n, m->nparams);
+    }
+
+    for (i = 0; i < n; i++) {
+        p = cJSON_GetArrayItem(params, i);
+        name = cJSON_GetObjectItemCaseSensitive(p, "name");
+        shape = cJSON_GetObjectItemCaseSensitive(p, "shape");
+
+        if (!cJSON_IsString(name) || !cJSON_IsArray(shape)) {
+            return lt_error(err, "checkpoint parameter %d has no name or "
+                            "shape", i);
+        }
+
+        if (strcmp(name->valuestring, m->params[i].name) != 0) {
+            return lt_error(err, "checkpoint parameter %d is \"%s\", the "
+                            "model's is \"%s\"", i, name->valuestring,
+                            m->params[i].name);
+        }
+
+        ndim = cJSON_GetArraySize(shape);
+
+        for (d = 0; d < ndim || d < m->params[i].ndim; d++) {
+            v = cJSON_GetArrayItem(shape, d);
+            dim = cJSON_IsNumber(v) ? (int64_t) v->valuedouble : -1;
+
+            if (ndim != m->params[i].ndim || dim != m->params[i].shape[d]) {
+                return lt_error(err, "checkpoint has \"%s\" with another "
+                                "shape than the model's [%lld%s%lld]",
+                                m->params[i].name,
+                                (long long) m->params[i].shape[0],
+                                m->params[i].ndim == 2 ? ", " : "",
+                                m->params[i].ndim == 2
+                                    ? (long long) m->params[i].shape[1] : 0LL);
+            }
+        }
+    }
+
+    return 0;
+}
+
+int
+lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
+    lt_checkpoint_meta *meta, const uint8_t **params, const uint8_t **state,
+    lt_err *err)
+{
+    int           rc;
+    size_t        hlen, want;
+    cJSON        *root;
+    const cJSON  *v;
+
+    if (len < LT_CKPT_PREFIX + 4 || memcmp(buf, LT_CKPT_MAGIC, 8) != 0) {
+        return lt_error(err, "not a checkpoint file (no LEARNCKP magic)");
+    }
+
+    if (lt_get_u32(buf + 8) != LT_CHECKPOINT_FORMAT) {
+        return lt_error(err, "checkpoint format %u is not supported "
+                        "(this build reads %d)", lt_get_u32(buf + 8),
+                        LT_CHECKPOINT_FORMAT);
+    }
+
+    hlen = lt_get_u32(buf + 12);
+    want = LT_CKPT_PREFIX + hlen
+           + (m->param_count + m->state_count) * sizeof(float) + 4;
+
+    if (hlen > len || len != want) {
+        return lt_error(err, "checkpoint is %zu bytes, the model's needs %zu "
+                        "(truncated, or another architecture)", len, want);
+    }
+
+    if (lt_crc32(buf, len - 4) != lt_get_u32(buf + len - 4)) {
+        return lt_error(err, "checkpoint checksum mismatch (torn or corrupt "
+                        "file)");
+    }
+
+    root = cJSON_ParseWithLength((const char *) buf + LT_CKPT_PREFIX,
+                                 strnlen((const char *) buf + LT_CKPT_PREFIX,
+                                         hlen));
+    if (root == NULL) {
+        return lt_error(err, "checkpoint header is not valid JSON");
+    }
+
+    rc = lt_checkpoint_check_params(m,
+             cJSON_GetObjectItemCaseSensitive(root, "params"), err);
+
+    if (rc == 0) {
+        v = cJSON_GetObjectItemCaseSensitive(root, "optimizer");
+        if (!cJSON_IsString(v)
+            || strcmp(v->valuestring, lt_optim_names[m->spec.optim.kind]))
+        {
+            rc = lt_error(err, "checkpoint was written with optimizer %s, "
+                          "the model uses %s",
+                          cJSON_IsString(v) ? v->valuestring : "(none)",
+                          lt_optim_names[m->spec.optim.kind]);
+        }
+    }
+
+    if (rc == 0) {
+        v = cJSON_GetObjectItemCaseSensitive(root, "step");
+        meta->step = cJSON_IsNumber(v) ? (int64_t) v->valuedouble : 0;
+        v = cJSON_GetObjectItemCaseSensitive(root, "loss");
+        meta->loss = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+
+        *params = buf + LT_CKPT_PREFIX + hlen;
+        *state = *params + m->param_count * sizeof(float);
+    }
+
+    cJSON_Delete(root);
+
+    return rc;
+}

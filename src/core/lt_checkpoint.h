@@ -1,0 +1,40 @@
+/*
+ * lt_checkpoint.h: a model's parameters and optimizer state as one
+ * self-describing, checksummed byte string.
+ *
+ *   offset 0   "LEARNCKP"                      magic
+ *          8   u32 LE format version (1)
+ *         12   u32 LE header length H (multiple of 64 with the 16 above)
+ *         16   H bytes: JSON header, NUL padded: model name, step, loss,
+ *              optimizer, dtype "<f4", params [{name, shape}], state
+ *              float count, layout hash
+ *       16+H   parameters (P float32 LE), then optimizer state (S)
+ *    end - 4   u32 LE CRC-32 (zlib) of every byte before it
+ *
+ * A torn, truncated or foreign file fails the checksum or the layout
+ * comparison with a message that names what differs.
+ */
+#ifndef LT_CHECKPOINT_H
+#define LT_CHECKPOINT_H
+
+#include "lt_model.h"
+
+#define LT_CHECKPOINT_FORMAT  1
+
+typedef struct {
+    int64_t   step;
+    double    loss;
+} lt_checkpoint_meta;
+
+/* Encode into a malloc'ed buffer (*out, *len; free() it). */
+int lt_checkpoint_encode(const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta, const float *params, const float *state,
+    uint8_t **out, size_t *len, lt_err *err);
+
+/* Validate buf against m; on success *params and *state point into buf
+ * (possibly unaligned: copy them with memcpy). */
+int lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
+    lt_checkpoint_meta *meta, const uint8_t **params, const uint8_t **state,
+    lt_err *err);
+
+#endif /* LT_CHECKPOINT_H */

@@ -1,0 +1,506 @@
+
+/*
+ * Durable model state: checkpoint=PATH checkpoint_interval=TIME.
+ *
+ * The file is read and validated at configuration time, so a torn or
+ * foreign checkpoint fails "nginx -t" on the terminal; zone init then
+ * restores it into a fresh zone (a zone kept across reload is newer).
+ *
+ * One worker (worker 0) writes: every interval, if the parameters
+ * changed since the last write (a train step or an import), it copies the published parameters and the
+ * optimizer state under the train mutex (a memcpy), and a thread of its
+ * own encodes and writes them (temporary file, fsync, rename, fsync of
+ * the directory), so the event loop never waits for the disk.  Graceful
+ * shutdown writes a last checkpoint.
+ */
+
+
+#include <pthread.h>
+
+#include "ngx_http_learn.h"
+
+
+#define NGX_HTTP_LEARN_CKPT_POLL   50      /* ms between job polls */
+
+
+struct ngx_http_learn_ckpt_job_s {
+    const lt_model                *model;
+    char                          *name;      /* NUL-terminated copies */
+    char                          *path;
+    float                         *snapshot;  /* P + S floats */
+    lt_checkpoint_meta             meta;
+    ngx_atomic_uint_t              version;   /* of the snapshot */
+    ngx_atomic_t                   done;
+    int                            failed;
+    char                           msg[LT_ERR_LEN];
+};
+
+
+static void ngx_http_learn_checkpoint_timer(ngx_event_t *ev);
+static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_snapshot(
+    ngx_http_learn_model_t *lm, ngx_uint_t wait);
+static void ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm,
+    ngx_log_t *log);
+static void *ngx_http_learn_checkpoint_thread(void *data);
+static void ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job);
+static int ngx_http_learn_checkpoint_write_file(const char *path,
+    const uint8_t *buf, size_t len, char *msg);
+static void ngx_http_learn_checkpoint_free(ngx_http_learn_ckpt_job_t *job);
+
+
+ngx_int_t
+ngx_http_learn_checkpoint_load(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
+{
+    u_char           *buf;
+    lt_err            err;
+    ssize_t           n;
+    ngx_fd_t          fd;
+    ngx_file_t        file;
+    ngx_file_info_t   fi;
+
+    fd = ngx_open_file(lm->ckpt_path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        if (ngx_errno == NGX_ENOENT) {
+            /* the first start: there is nothing to restore yet */
+            return NGX_OK;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "learn_model \"%V\": cannot open checkpoint "
+                           "\"%V\"", &lm->name, &lm->ckpt_path);
+        return NGX_ERROR;
+    }
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    buf = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    if (buf == NULL) {
+        ngx_close_file(fd);
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = lm->ckpt_path;
+    file.log = cf->log;
+
+    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&fi), 0);
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) ngx_file_size(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": short read of checkpoint "
+                           "\"%V\"", &lm->name, &lm->ckpt_path);
+        return NGX_ERROR;
+    }
+
+    if (lt_checkpoint_decode(&lm->model, buf, (size_t) n, &lm->ckpt_meta,
+                             &lm->ckpt_params, &lm->ckpt_state, &err)
+        == 0)
+    {
+        return NGX_OK;
+    }
+
+    if (lm->ckpt_fresh) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "learn_model \"%V\": checkpoint \"%V\" is not "
+                           "usable, starting fresh (checkpoint_bad=fresh): "
+                           "%s", &lm->name, &lm->ckpt_path, err.msg);
+        return NGX_OK;
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "learn_model \"%V\": checkpoint \"%V\" refused: %s "
+                       "(move it away, or add checkpoint_bad=fresh)",
+                       &lm->name, &lm->ckpt_path, err.msg);
+
+    return NGX_ERROR;
+}
+
+
+/* zone init, fresh zone: both parameter buffers and the state */
+
+void
+ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm, ngx_log_t *log)
+{
+    size_t                 pbytes;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+    pbytes = shm->param_count * sizeof(float);
+
+    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 0), lm->ckpt_params, pbytes);
+    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 1), lm->ckpt_params, pbytes);
+    ngx_memcpy(ngx_http_learn_zone_state(shm), lm->ckpt_state,
+               shm->state_count * sizeof(float));
+
+    shm->step = (ngx_atomic_uint_t) lm->ckpt_meta.step;
+    shm->ckpt_version = shm->version;
+    shm->loss = (float) lm->ckpt_meta.loss;
+    shm->loss_avg = shm->loss;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "learn_model \"%V\": restored step %L from \"%V\"",
+                  &lm->name, lm->ckpt_meta.step, &lm->ckpt_path);
+}
+
+
+/*
+ * Master, after configuration: workers run as "user" and must be able to
+ * create files next to the checkpoint.
+ */
+
+ngx_int_t
+ngx_http_learn_checkpoint_init_module(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm)
+{
+    u_char           *dir, *slash;
+    ngx_file_info_t   fi;
+    ngx_core_conf_t  *ccf;
+
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
+        return NGX_OK;
+    }
+
+    dir = ngx_pstrdup(cycle->pool, &lm->ckpt_path);
+    if (dir == NULL) {
+        return NGX_ERROR;
+    }
+
+    dir[lm->ckpt_path.len] = '\0';
+
+    slash = (u_char *) strrchr((char *) dir, '/');
+    if (slash == NULL || slash == dir) {
+        return NGX_OK;
+    }
+
+    *slash = '\0';
+
+    if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
+                      "learn_model \"%V\": checkpoint directory \"%s\"",
+                      &lm->name, dir);
+        return NGX_ERROR;
+    }
+
+    if (fi.st_uid != ccf->user && !(fi.st_mode & S_IWOTH)) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "learn_model \"%V\": workers (user \"%s\") may not "
+                      "be able to write checkpoints in \"%s\"",
+                      &lm->name, ccf->username, dir);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm)
+{
+    lm->ckpt_timer.handler = ngx_http_learn_checkpoint_timer;
+    lm->ckpt_timer.data = lm;
+    lm->ckpt_timer.log = cycle->log;
+    lm->ckpt_timer.cancelable = 1;
+
+    ngx_add_timer(&lm->ckpt_timer, lm->ckpt_interval);
+}
+
+
+static void
+ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
+{
+    pthread_t                   tid;
+    pthread_attr_t              attr;
+    ngx_http_learn_model_t     *lm;
+    ngx_http_learn_ckpt_job_t  *job;
+
+    lm = ev->data;
+
+    if (lm->ckpt_job) {
+        if (!lm->ckpt_job->done) {
+            ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
+            return;
+        }
+
+        ngx_http_learn_checkpoint_finish(lm, ev->log);
+        ngx_add_timer(ev, lm->ckpt_interval);
+        return;
+    }
+
+    if (lm->shm->version == lm->shm->ckpt_version) {
+        ngx_add_timer(ev, lm->ckpt_interval);
+        return;
+    }
+
+    job = ngx_http_learn_checkpoint_snapshot(lm, 0);
+    if (job == NULL) {
+        /* the train lock was busy, or no memory: try again soon */
+        ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
+        return;
+    }
+
+    if (pthread_attr_init(&attr) != 0
+        || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0
+        || pthread_create(&tid, &attr, ngx_http_learn_checkpoint_thread, job)
+           != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                      "learn_model \"%V\": cannot start the checkpoint "
+                      "thread, writing inline", &lm->name);
+        ngx_http_learn_checkpoint_write(job);
+    }
+
+    pthread_attr_destroy(&attr);
+
+    lm->ckpt_job = job;
+    ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
+}
+
+
+/*
+ * A consistent copy of the parameters and the optimizer state: the
+ * optimizer state changes in place during a step, so take the train
+ * mutex for the copy.  wait: block on the mutex (worker exit only).
+ */
+
+static ngx_http_learn_ckpt_job_t *
+ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
+    ngx_uint_t wait)
+{
+    size_t                      p, s;
+    ngx_http_learn_shm_t       *shm;
+    ngx_http_learn_ckpt_job_t  *job;
+
+    shm = lm->shm;
+    p = shm->param_count;
+    s = shm->state_count;
+
+    job = ngx_calloc(sizeof(ngx_http_learn_ckpt_job_t), ngx_cycle->log);
+    if (job == NULL) {
+        return NULL;
+    }
+
+    job->model = &lm->model;
+    job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
+    job->path = ngx_calloc(lm->ckpt_path.len + 1, ngx_cycle->log);
+    job->snapshot = ngx_alloc((p + s) * sizeof(float), ngx_cycle->log);
+
+    if (job->name == NULL || job->path == NULL || job->snapshot == NULL) {
+        ngx_http_learn_checkpoint_free(job);
+        return NULL;
+    }
+
+    ngx_memcpy(job->name, lm->name.data, lm->name.len);
+    ngx_memcpy(job->path, lm->ckpt_path.data, lm->ckpt_path.len);
+
+    if (wait) {
+        ngx_shmtx_lock(&shm->mutex);
+
+    } else if (!ngx_shmtx_trylock(&shm->mutex)) {
+        ngx_http_learn_checkpoint_free(job);
+        return NULL;
+    }
+
+    ngx_memcpy(job->snapshot, ngx_http_learn_zone_buffer(shm, shm->version & 1),
+               p * sizeof(float));
+    ngx_memcpy(job->snapshot + p, ngx_http_learn_zone_state(shm),
+               s * sizeof(float));
+    job->meta.step = (int64_t) shm->step;
+    job->meta.loss = shm->loss;
+    job->version = shm->version;
+
+    ngx_shmtx_unlock(&shm->mutex);
+
+    return job;
+}
+
+
+static void
+ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
+{
+    ngx_http_learn_ckpt_job_t  *job;
+
+    job = lm->ckpt_job;
+    lm->ckpt_job = NULL;
+
+    if (job->failed) {
+        (void) ngx_atomic_fetch_add(&lm->shm->ckpt_failures, 1);
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "learn_model \"%V\": checkpoint \"%s\" not written: %s",
+                      &lm->name, job->path, job->msg);
+
+    } else {
+        lm->shm->ckpt_version = job->version;
+        lm->shm->ckpt_time = ngx_time();
+        (void) ngx_atomic_fetch_add(&lm->shm->ckpt_writes, 1);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "learn checkpoint \"%s\" at step %L", job->path,
+                       job->meta.step);
+    }
+
+    ngx_http_learn_checkpoint_free(job);
+}
+
+
+/* graceful exit: wait for a write in flight, then write the last state */
+
+void
+ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm)
+{
+    ngx_uint_t  i;
+
+    if (lm->ckpt_timer.timer_set) {
+        ngx_del_timer(&lm->ckpt_timer);
+    }
+
+    for (i = 0; lm->ckpt_job && !lm->ckpt_job->done && i < 30000; i++) {
+        ngx_msleep(1);
+    }
+
+    if (lm->ckpt_job) {
+        if (!lm->ckpt_job->done) {
+            /* the thread still owns the job: leave it, do not free */
+            return;
+        }
+
+        ngx_http_learn_checkpoint_finish(lm, cycle->log);
+    }
+
+    if (lm->shm->version == lm->shm->ckpt_version) {
+        return;
+    }
+
+    lm->ckpt_job = ngx_http_learn_checkpoint_snapshot(lm, 1);
+    if (lm->ckpt_job == NULL) {
+        return;
+    }
+
+    ngx_http_learn_checkpoint_write(lm->ckpt_job);
+    ngx_http_learn_checkpoint_finish(lm, cycle->log);
+}
+
+
+static void *
+ngx_http_learn_checkpoint_thread(void *data)
+{
+    ngx_http_learn_checkpoint_write(data);
+
+    return NULL;
+}
+
+
+/* runs on the checkpoint thread: no pools, no logging, no nginx state */
+
+static void
+ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
+{
+    size_t    len;
+    lt_err    err;
+    uint8_t  *buf;
+
+    if (lt_checkpoint_encode(job->model, job->name, &job->meta,
+                             job->snapshot,
+                             job->snapshot + job->model->param_count,
+                             &buf, &len, &err)
+        != 0)
+    {
+        ngx_cpystrn((u_char *) job->msg, (u_char *) err.msg, LT_ERR_LEN);
+        job->failed = 1;
+
+    } else {
+        job->failed = ngx_http_learn_checkpoint_write_file(job->path, buf,
+                                                           len, job->msg);
+        free(buf);
+    }
+
+    ngx_memory_barrier();
+    job->done = 1;
+}
+
+
+/*
+ * PATH.tmp.PID, fsync, rename over PATH, fsync the directory: a crash at
+ * any point leaves either the old file or the new one, whole.
+ */
+
+static int
+ngx_http_learn_checkpoint_write_file(const char *path, const uint8_t *buf,
+    size_t len, char *msg)
+{
+    int      fd, dfd;
+    char     tmp[NGX_MAX_PATH], dir[NGX_MAX_PATH];
+    char    *slash;
+    size_t   off;
+    ssize_t  n;
+
+    if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid())
+        >= sizeof(tmp))
+    {
+        snprintf(msg, LT_ERR_LEN, "path too long");
+        return 1;
+    }
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1) {
+        snprintf(msg, LT_ERR_LEN, "open() of the temporary file: %s",
+                 strerror(errno));
+        return 1;
+    }
+
+    for (off = 0; off < len; off += (size_t) n) {
+        n = write(fd, buf + off, len - off);
+
+        if (n <= 0) {
+            snprintf(msg, LT_ERR_LEN, "write(): %s",
+                     n == 0 ? "no progress" : strerror(errno));
+            close(fd);
+            unlink(tmp);
+            return 1;
+        }
+    }
+
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        snprintf(msg, LT_ERR_LEN, "fsync(): %s", strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+
+    if (rename(tmp, path) != 0) {
+        snprintf(msg, LT_ERR_LEN, "rename() over it: %s", strerror(errno));
+        unlink(tmp);
+        return 1;
+    }
+
+    ngx_cpystrn((u_char *) dir, (u_char *) path, sizeof(dir));
+    slash = strrchr(dir, '/');
+
+    if (slash != NULL) {
+        *(slash == dir ? slash + 1 : slash) = '\0';
+
+        dfd = open(dir, O_RDONLY);
+        if (dfd != -1) {
+            (void) fsync(dfd);
+            close(dfd);
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+ngx_http_learn_checkpoint_free(ngx_http_learn_ckpt_job_t *job)
+{
+    ngx_free(job->name);
+    ngx_free(job->path);
+    ngx_free(job->snapshot);
+    ngx_free(job);
+}

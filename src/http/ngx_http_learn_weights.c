@@ -1,0 +1,318 @@
+
+/*
+ * learn_weights: GET exports every parameter as a map name -> tensor
+ * (msgpack-numpy, or JSON with Accept: application/json); PUT imports
+ * such a map, all or nothing, every name and shape checked, so weights
+ * trained elsewhere (numpy, a PyTorch state_dict) load as they are.
+ */
+
+
+#include "ngx_http_learn.h"
+
+
+static ngx_int_t ngx_http_learn_weights_export(ngx_http_request_t *r,
+    ngx_http_learn_loc_conf_t *lcf);
+static void ngx_http_learn_weights_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_learn_weights_check(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_weights_locked(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_weights_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+
+
+ngx_int_t
+ngx_http_learn_weights_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_table_elt_t            *allow;
+    ngx_http_learn_ctx_t       *ctx;
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
+
+    if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_weights_export(r, lcf);
+    }
+
+    if (!(r->method & NGX_HTTP_PUT)) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        allow = ngx_list_push(&r->headers_out.headers);
+        if (allow == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        allow->hash = 1;
+        ngx_str_set(&allow->key, "Allow");
+        ngx_str_set(&allow->value, "GET, PUT");
+
+        return ngx_http_learn_reject(r, NGX_HTTP_NOT_ALLOWED,
+                                     "method %V is not allowed, use GET or "
+                                     "PUT", &r->method_name);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_learn_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->lcf = lcf;
+    ngx_http_set_ctx(r, ctx, ngx_http_learn_module);
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_learn_weights_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A consistent copy of the published parameters: re-read if a step
+ * rewrote the buffer meanwhile (see ngx_http_learn_zone_read_valid()).
+ */
+
+static ngx_int_t
+ngx_http_learn_weights_export(ngx_http_request_t *r,
+    ngx_http_learn_loc_conf_t *lcf)
+{
+    int                      i;
+    float                   *copy;
+    size_t                   len;
+    u_char                  *out;
+    lt_err                   err;
+    lt_tensor               *tensors;
+    const char             **names;
+    const float             *params;
+    lt_codec_ctx             codec;
+    ngx_atomic_uint_t        version;
+    const lt_param_info     *pi;
+    ngx_http_learn_model_t  *lm;
+
+    lm = lcf->model;
+
+    copy = ngx_palloc(r->pool, lm->model.param_count * sizeof(float));
+    names = ngx_palloc(r->pool, lm->model.nparams * sizeof(char *));
+    tensors = ngx_pcalloc(r->pool, lm->model.nparams * sizeof(lt_tensor));
+
+    if (copy == NULL || names == NULL || tensors == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    do {
+        params = ngx_http_learn_zone_params(lm->shm, &version);
+        ngx_memcpy(copy, params, lm->model.param_count * sizeof(float));
+    } while (!ngx_http_learn_zone_read_valid(lm->shm, version));
+
+    for (i = 0; i < lm->model.nparams; i++) {
+        pi = &lm->model.params[i];
+        names[i] = pi->name;
+        lt_tensor_view(&tensors[i], copy + pi->offset, pi->ndim, pi->shape);
+    }
+
+    codec.alloc = ngx_http_learn_pool_alloc;
+    codec.ctx = r->pool;
+    codec.max_elements = 0;
+
+    if (lt_codec_encode_named(&codec, lm->model.nparams, names, tensors,
+                              ngx_http_learn_wants_json(r) ? LT_ENC_JSON
+                                                           : LT_ENC_NUMPY,
+                              &out, &len, &err)
+        != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "learn_weights \"%V\": %s", &lm->name, err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_learn_send(r, NGX_HTTP_OK,
+                               ngx_http_learn_wants_json(r)
+                               ? &ngx_http_learn_type_json
+                               : &ngx_http_learn_type_msgpack,
+                               out, len);
+}
+
+
+static void
+ngx_http_learn_weights_body(ngx_http_request_t *r)
+{
+    size_t                 len;
+    u_char                *data;
+    lt_err                 err;
+    ngx_int_t              rc;
+    lt_codec_ctx           codec;
+    ngx_http_learn_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
+
+    rc = ngx_http_learn_body_bytes(r, &data, &len);
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    codec.alloc = ngx_http_learn_pool_alloc;
+    codec.ctx = r->pool;
+    codec.max_elements = ctx->lcf->model->model.param_count;
+
+    ctx->json_out = (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_JSON);
+
+    if (lt_codec_decode_named(&codec, data, len, ctx->json_out,
+                              &ctx->nnamed, &ctx->names, &ctx->tensors, &err)
+        != 0)
+    {
+        ngx_http_finalize_request(r,
+            ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg));
+        return;
+    }
+
+    rc = ngx_http_learn_weights_check(r, ctx);
+
+    if (rc == NGX_OK) {
+        ctx->locked = ngx_http_learn_weights_locked;
+        ctx->reply = ngx_http_learn_weights_reply;
+
+        rc = ngx_http_learn_run_locked(r, ctx);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+    }
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* all or nothing: every parameter once, with its exact shape */
+
+static ngx_int_t
+ngx_http_learn_weights_check(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    int                      i, d;
+    char                     got[64];
+    const lt_param_info     *pi;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    for (i = 0; i < ctx->nnamed; i++) {
+        pi = lt_model_find_param(&lm->model, ctx->names[i]);
+
+        if (pi == NULL) {
+            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                         "model \"%V\" has no parameter "
+                                         "\"%s\"", &lm->name, ctx->names[i]);
+        }
+
+        for (d = 0; d < pi->ndim; d++) {
+            if (ctx->tensors[i].ndim != pi->ndim
+                || ctx->tensors[i].shape[d] != pi->shape[d])
+            {
+                return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                           "\"%s\" has shape %s, the model's is [%L%s%L]",
+                           pi->name,
+                           lt_shape_str(&ctx->tensors[i], got, sizeof(got)),
+                           pi->shape[0], pi->ndim == 2 ? ", " : "",
+                           pi->ndim == 2 ? pi->shape[1] : (int64_t) 0);
+            }
+        }
+    }
+
+    /* names are unique in the model: n matches + n found = all present */
+    for (i = 0; i < ctx->nnamed; i++) {
+        for (d = i + 1; d < ctx->nnamed; d++) {
+            if (ngx_strcmp(ctx->names[i], ctx->names[d]) == 0) {
+                return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                             "\"%s\" appears twice",
+                                             ctx->names[i]);
+            }
+        }
+    }
+
+    if (ctx->nnamed != lm->model.nparams) {
+        for (i = 0; i < lm->model.nparams; i++) {
+            for (d = 0; d < ctx->nnamed; d++) {
+                if (ngx_strcmp(ctx->names[d], lm->model.params[i].name) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (d == ctx->nnamed) {
+                break;
+            }
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                     "missing \"%s\": an import sets every "
+                                     "parameter (%d), this body has %d",
+                                     lm->model.params[i].name,
+                                     lm->model.nparams, ctx->nnamed);
+    }
+
+    return NGX_OK;
+}
+
+
+/* the new parameters go to the unpublished buffer, then one publish */
+
+static ngx_int_t
+ngx_http_learn_weights_locked(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx)
+{
+    int                      i;
+    float                   *back;
+    const lt_param_info     *pi;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    back = ngx_http_learn_zone_begin_write(lm->shm);
+
+    for (i = 0; i < ctx->nnamed; i++) {
+        pi = lt_model_find_param(&lm->model, ctx->names[i]);
+        ngx_memcpy(back + pi->offset, ctx->tensors[i].data,
+                   pi->numel * sizeof(float));
+    }
+
+    ngx_http_learn_zone_publish(lm->shm);
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_learn_weights_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx)
+{
+    u_char                  *out, *p;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
+                  "learn_weights \"%V\": imported %d parameters",
+                  &lm->name, ctx->nnamed);
+
+    out = ngx_pnalloc(r->pool, 128);
+    if (out == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(out, "{\"imported\": %d, \"params\": %uz}\n",
+                    ctx->nnamed, lm->model.param_count);
+
+    return ngx_http_learn_send(r, NGX_HTTP_OK, &ngx_http_learn_type_json, out,
+                               p - out);
+}
