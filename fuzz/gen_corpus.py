@@ -41,6 +41,9 @@ seeds = {
     "json_shape": json.dumps({"x": {"shape": [2, 2],
                                     "data": [0.5, 1, -2, 3e-3]}}).encode(),
     "json_bare": b"[[1, 2], [3, 4]]\n",
+    "json_bare_obj": b'{"shape": [2], "data": [1, 2], "dtype": "float64"}',
+    "json_dtype": json.dumps({"x": [[1, 2]], "y": {
+        "shape": [1], "data": [1], "dtype": "int64"}}).encode(),
     "json_weights": json.dumps({"0.weight": [[1, 2]], "0.bias": {
         "shape": [1], "data": [0.25]}}).encode(),
     "bomb_array32": b"\xdd\x01\x00\x00\x00",

@@ -4,10 +4,13 @@
 #                             UBSan, run it 10 s on a copy of fuzz/corpus/
 #   make fuzz [FUZZ_TIME=N]   the same for N seconds (default 300)
 #
+# Everything is built and run under build/fuzz; new inputs libFuzzer finds
+# stay in build/fuzz/corpus between runs, crashes go to build/fuzz/artifacts
+# (reproduce one with: build/fuzz/fuzz_codec build/fuzz/artifacts/crash-...).
+# fuzz/corpus/ holds the seeds, written by fuzz/gen_corpus.py.
+#
 # t/unit/test_codec.c is built by the Makefile's unit rules (make unit, and
 # mk/core.mk's unit-asan / unit-valgrind); its generated fixture is below.
-# Everything is built and run under build/fuzz; new inputs libFuzzer finds
-# stay in build/fuzz/corpus between runs, crashes go to build/fuzz/artifacts.
 
 FUZZ_CC          ?= clang-14
 FUZZ_TIME        ?= 300

@@ -32,7 +32,7 @@ struct lt_backend_s {
                              size_t bytes);
     void    (*to_host)(const lt_backend *be, void *dst, const void *src,
                            size_t bytes);
-    /* dst = src within the backend's memory (regions equal or disjoint) */
+    /* dst = src, both in the backend's memory, not overlapping */
     void    (*copy)(const lt_backend *be, void *dst, const void *src,
                     size_t bytes);
 

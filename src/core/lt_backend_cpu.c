@@ -73,9 +73,7 @@ lt_cpu_free(const lt_backend *be, void *p)
 static void
 lt_cpu_copy(const lt_backend *be, void *dst, const void *src, size_t bytes)
 {
-    if (dst != src) {
-        memcpy(dst, src, bytes);
-    }
+    memcpy(dst, src, bytes);
 }
 
 
@@ -132,8 +130,8 @@ lt_cpu_gemm_small_bn(int m, int n, int k, float alpha, const float *a,
 }
 
 
-/* A dot product in four independent sums: the adds pipeline (and
- * vectorize) where one running sum would wait on itself. */
+/* A dot product in four independent sums: the adds overlap in the
+ * pipeline where one running sum would wait on itself. */
 static float
 lt_cpu_dot(const float *x, size_t xs, const float *y, int k)
 {

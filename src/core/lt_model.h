@@ -101,27 +101,34 @@ void lt_model_init_params(const lt_model *m, float *block, uint64_t seed);
 const lt_param_info *lt_model_find_param(const lt_model *m, const char *name);
 
 /* Per-worker scratch: activations, gradients, loss buffers for up to
- * max_batch rows, on the given backend. */
+ * max_batch rows, on the given backend.  The workspace keeps a copy of the
+ * model's layout; it serves only models with the same layout hash. */
 typedef struct lt_workspace_s  lt_workspace;
 
 lt_workspace *lt_workspace_new(const lt_model *m, const lt_backend *be,
     int max_batch, lt_err *err);
-/* Grow to at least batch rows (allocates only when growing). */
+/* Grow to at least batch rows (allocates only when growing, then to at
+ * least twice the old capacity; on failure the old buffers stay valid).
+ * forward, gradients and train_step call it themselves, so a batch larger
+ * than the capacity costs one allocation and later ones none. */
 int lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err);
 int lt_workspace_capacity(const lt_workspace *ws);
 void lt_workspace_free(lt_workspace *ws);
 
 /* Check x (and y) against the model: x is [N, in_dim] (or [in_dim] for one
- * sample); y is [N, out_dim], or for cross-entropy [N] class indices or
- * [N, out_dim] one-hot.  The message names expected and received shapes. */
+ * sample); y is [N, out_dim] (also [N] when out_dim is 1, [out_dim] or a
+ * scalar when N is 1), or for cross-entropy [N] class indices (floats
+ * holding whole numbers in [0, out_dim)) or [N, out_dim] one-hot or
+ * probability rows.  The message names expected and received shapes. */
 int lt_model_check_input(const lt_model *m, const lt_tensor *x, lt_err *err);
 int lt_model_check_target(const lt_model *m, const lt_tensor *x,
     const lt_tensor *y, lt_err *err);
 
 /* Forward pass with the parameters at params (P floats, in the backend's
  * memory: host memory for the CPU backend).  x is in host memory.  On
- * success *out holds the output rows ([N, out_dim]) in host memory,
- * borrowed from the workspace and valid until the next call on ws. */
+ * success *out holds the output rows ([N, out_dim]; [out_dim] for a 1-D x,
+ * as in PyTorch) in host memory, borrowed from the workspace and valid
+ * until the next call on ws. */
 int lt_model_forward(const lt_model *m, lt_workspace *ws,
     const float *params, const lt_tensor *x, lt_tensor *out, lt_err *err);
 
@@ -135,7 +142,8 @@ int lt_model_train_step(const lt_model *m, lt_workspace *ws,
     int64_t step, const lt_tensor *x, const lt_tensor *y, float *loss,
     lt_err *err);
 
-/* Forward, loss and backward only: gradients into grad (P floats). */
+/* Forward, loss and backward only: gradients into grad (P floats, in the
+ * backend's memory). */
 int lt_model_gradients(const lt_model *m, lt_workspace *ws,
     const float *params, const lt_tensor *x, const lt_tensor *y,
     float *grad, float *loss, lt_err *err);

@@ -3,8 +3,6 @@
  * Sequential model, expressed only in backend operations so the same code
  * drives the CPU and a device backend.
  */
-#include <string.h>
-
 #include "lt_workspace.h"
 
 /* One checked batch, every pointer in the backend's memory. */
@@ -185,9 +183,10 @@ lt_first_linear(const lt_model *m)
 /*
  * Plain SGD (no momentum) is applied inside the backward pass: a Linear's
  * weight gradient is a product dY^T X, and gemm can add -lr times it to
- * the weights directly (beta = 1 - lr * weight_decay), so the gradient
- * never goes through memory.  At batch 1 on 784-256-10 that halves the
- * step.  NULL means: write gradients, update later.
+ * the weights directly (beta = 1 - lr * weight_decay), so the weight
+ * gradient is never written and read back, and no separate pass over the
+ * parameters follows (the larger part of a batch-1 step on 784-256-10).
+ * NULL means: write gradients, update later.
  */
 typedef struct {
     float  *params_out;
@@ -199,11 +198,12 @@ typedef struct {
 /* dW and db of one Linear (p: its weight and bias) from its output delta
  * d and its input x, into grad or straight into the update. */
 static void
-lt_linear_grad(const lt_model *m, lt_workspace *ws, const lt_layer_spec *l,
+lt_linear_grad(lt_workspace *ws, const lt_layer_spec *l,
     const lt_param_info *p, const float *d, const float *x, int n,
     const float *params, float *grad, const lt_fused_sgd *sgd)
 {
     const lt_backend  *be;
+    const float       *w_in;
     float             *w_out;
 
     be = ws->be;
@@ -217,8 +217,12 @@ lt_linear_grad(const lt_model *m, lt_workspace *ws, const lt_layer_spec *l,
         return;
     }
 
+    /* W_out = (1 - lr * wd) W_in - lr dW, with W_out holding W_in first */
+    w_in = params + p[0].offset;
     w_out = sgd->params_out + p[0].offset;
-    be->copy(be, w_out, params + p[0].offset, p[0].numel * sizeof(float));
+    if (w_out != w_in) {
+        be->copy(be, w_out, w_in, p[0].numel * sizeof(float));
+    }
     be->gemm(be, 1, 0, l->out, l->in, n, -sgd->lr, d, l->out, x, l->in,
              1.0f - sgd->lr * sgd->weight_decay, w_out, l->in);
     be->sgd(be, params + p[1].offset, sgd->params_out + p[1].offset,
@@ -263,7 +267,7 @@ lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
                          params + p[0].offset, l->in, 0.0f, dnext, l->in);
             }
 
-            lt_linear_grad(m, ws, l, p, d, in, b->n, params, grad, sgd);
+            lt_linear_grad(ws, l, p, d, in, b->n, params, grad, sgd);
 
         } else {
             be->act_backward(be, lt_layer_act(l->kind), in, ws->act[i], d,
@@ -306,10 +310,10 @@ int
 lt_model_forward(const lt_model *m, lt_workspace *ws, const float *params,
     const lt_tensor *x, lt_tensor *out, lt_err *err)
 {
-    float        *y, *host;
-    int64_t       shape[2];
-    size_t        bytes;
-    lt_batch      b;
+    float     *y, *host;
+    int64_t    shape[2];
+    size_t     bytes;
+    lt_batch   b;
 
     if (lt_prepare(m, ws, x, NULL, &b, err) != 0) {
         return -1;

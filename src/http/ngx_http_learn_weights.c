@@ -13,8 +13,8 @@
 static ngx_int_t ngx_http_learn_weights_export(ngx_http_request_t *r,
     ngx_http_learn_loc_conf_t *lcf);
 static void ngx_http_learn_weights_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_learn_weights_check(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx,
+    u_char *msg, size_t size);
 static ngx_int_t ngx_http_learn_weights_locked(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_weights_reply(ngx_http_request_t *r,
@@ -153,6 +153,7 @@ ngx_http_learn_weights_body(ngx_http_request_t *r)
     ngx_int_t              rc;
     lt_codec_ctx           codec;
     ngx_http_learn_ctx_t  *ctx;
+    u_char                 msg[NGX_MAX_ERROR_STR];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
 
@@ -177,27 +178,31 @@ ngx_http_learn_weights_body(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_http_learn_weights_check(r, ctx);
-
-    if (rc == NGX_OK) {
-        ctx->locked = ngx_http_learn_weights_locked;
-        ctx->reply = ngx_http_learn_weights_reply;
-
-        rc = ngx_http_learn_run_locked(r, ctx);
-
-        if (rc == NGX_AGAIN) {
-            return;
-        }
+    if (ngx_http_learn_weights_check(ctx, msg, sizeof(msg)) != NGX_OK) {
+        ngx_http_finalize_request(r,
+            ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", msg));
+        return;
     }
 
-    ngx_http_finalize_request(r, rc);
+    ctx->locked = ngx_http_learn_weights_locked;
+    ctx->reply = ngx_http_learn_weights_reply;
+
+    rc = ngx_http_learn_run_locked(r, ctx);
+
+    if (rc != NGX_AGAIN) {
+        ngx_http_finalize_request(r, rc);
+    }
 }
 
 
-/* all or nothing: every parameter once, with its exact shape */
+/*
+ * All or nothing: every parameter once, with its exact shape.  On a
+ * mismatch msg gets the reason, NUL-terminated.
+ */
 
 static ngx_int_t
-ngx_http_learn_weights_check(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
+    size_t size)
 {
     int                      i, d;
     char                     got[64];
@@ -205,60 +210,59 @@ ngx_http_learn_weights_check(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
+    size--;
 
     for (i = 0; i < ctx->nnamed; i++) {
         pi = lt_model_find_param(&lm->model, ctx->names[i]);
 
         if (pi == NULL) {
-            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
-                                         "model \"%V\" has no parameter "
-                                         "\"%s\"", &lm->name, ctx->names[i]);
+            *ngx_snprintf(msg, size, "model \"%V\" has no parameter \"%s\"",
+                          &lm->name, ctx->names[i]) = '\0';
+            return NGX_DECLINED;
         }
 
         for (d = 0; d < pi->ndim; d++) {
             if (ctx->tensors[i].ndim != pi->ndim
                 || ctx->tensors[i].shape[d] != pi->shape[d])
             {
-                return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
-                           "\"%s\" has shape %s, the model's is [%L%s%L]",
-                           pi->name,
-                           lt_shape_str(&ctx->tensors[i], got, sizeof(got)),
-                           pi->shape[0], pi->ndim == 2 ? ", " : "",
-                           pi->ndim == 2 ? pi->shape[1] : (int64_t) 0);
+                *ngx_snprintf(msg, size,
+                              "\"%s\" has shape %s, the model's is [%L%s%L]",
+                              pi->name,
+                              lt_shape_str(&ctx->tensors[i], got, sizeof(got)),
+                              pi->shape[0], pi->ndim == 2 ? ", " : "",
+                              pi->ndim == 2 ? pi->shape[1] : (int64_t) 0)
+                    = '\0';
+                return NGX_DECLINED;
             }
         }
-    }
 
-    /* names are unique in the model: n matches + n found = all present */
-    for (i = 0; i < ctx->nnamed; i++) {
         for (d = i + 1; d < ctx->nnamed; d++) {
             if (ngx_strcmp(ctx->names[i], ctx->names[d]) == 0) {
-                return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
-                                             "\"%s\" appears twice",
-                                             ctx->names[i]);
+                *ngx_snprintf(msg, size, "\"%s\" appears twice",
+                              ctx->names[i]) = '\0';
+                return NGX_DECLINED;
             }
         }
     }
 
-    if (ctx->nnamed != lm->model.nparams) {
-        for (i = 0; i < lm->model.nparams; i++) {
-            for (d = 0; d < ctx->nnamed; d++) {
-                if (ngx_strcmp(ctx->names[d], lm->model.params[i].name) == 0)
-                {
-                    break;
-                }
-            }
+    /* every name is the model's and none twice: count the missing ones */
 
-            if (d == ctx->nnamed) {
+    for (i = 0; ctx->nnamed != lm->model.nparams && i < lm->model.nparams;
+         i++)
+    {
+        for (d = 0; d < ctx->nnamed; d++) {
+            if (ngx_strcmp(ctx->names[d], lm->model.params[i].name) == 0) {
                 break;
             }
         }
 
-        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
-                                     "missing \"%s\": an import sets every "
-                                     "parameter (%d), this body has %d",
-                                     lm->model.params[i].name,
-                                     lm->model.nparams, ctx->nnamed);
+        if (d == ctx->nnamed) {
+            *ngx_snprintf(msg, size, "missing \"%s\": an import sets every "
+                          "parameter (%d), this body has %d",
+                          lm->model.params[i].name, lm->model.nparams,
+                          ctx->nnamed) = '\0';
+            return NGX_DECLINED;
+        }
     }
 
     return NGX_OK;

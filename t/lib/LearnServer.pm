@@ -33,16 +33,19 @@ sub port { $_[0]{port} }
 sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
 sub error_log { "$_[0]{prefix}/logs/error.log" }
 
+# start(): a fresh prefix; start(keep => 1): the same prefix again (a
+# restart: checkpoints and logs stay)
 sub start {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
     my $modules = $ENV{TEST_NGINX_LOAD_MODULES}
                   || "$root/build/ngx_http_learn_module.so";
     my $load = join '', map { "load_module $_;\n" } split ' ', $modules;
     my $p = $self->{prefix};
 
-    remove_tree($p);
-    make_path("$p/conf", "$p/logs", "$p/tmp");
+    remove_tree($p) unless $opt{keep};
+    make_path("$p/conf", "$p/logs", "$p/tmp", "$p/state");
+    chmod 0777, "$p/state";    # workers run as nobody when we are root
 
     open my $fh, '>', "$p/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
@@ -67,8 +70,15 @@ http {
 _EOC_
     close $fh;
 
+    $self->{bin} = $bin;
     system($bin, '-p', "$p/", '-c', 'conf/nginx.conf') == 0
         or die "nginx failed to start: see $p/logs/error.log";
+    $self->wait_listening;
+    return $self;
+}
+
+sub wait_listening {
+    my ($self) = @_;
 
     my $deadline = time + 10;
     while (time < $deadline) {
@@ -77,6 +87,51 @@ _EOC_
         sleep 0.05;
     }
     die "nginx did not listen on $self->{port}";
+}
+
+# rewrite the http{} part of the config, then HUP; waits for new workers
+sub reload {
+    my ($self, %args) = @_;
+    my $conf = "$self->{prefix}/conf/nginx.conf";
+    if (defined $args{http}) {
+        open my $in, '<', $conf or die $!;
+        local $/;
+        my $text = <$in>;
+        close $in;
+        $text =~ s/\Q$self->{http}\E/$args{http}/;
+        $self->{http} = $args{http};
+        open my $out, '>', $conf or die $!;
+        print $out $text;
+        close $out;
+    }
+    my @old = $self->workers;
+    kill 'HUP', $self->pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my %old = map { $_ => 1 } @old;
+        my @new = grep { !$old{$_} } $self->workers;
+        last if @new >= $self->{workers} && !grep { kill 0, $_ } @old;
+        sleep 0.05;
+    }
+}
+
+sub workers {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    my @w = `ps -o pid= --ppid $pid`;
+    s/\s+//g for @w;
+    return grep { length } @w;
+}
+
+# SIGKILL the master and every worker: no exit handler runs
+sub kill9 {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    my @all = ($pid, $self->workers);
+    kill 'KILL', @all;
+    my $deadline = time + 5;
+    while (grep({ kill 0, $_ } @all) && time < $deadline) { sleep 0.02 }
+    unlink "$self->{prefix}/logs/nginx.pid";
 }
 
 sub pid {

@@ -220,7 +220,7 @@ static struct {
     const char  *base[DEV_BLOCKS];
     size_t       size[DEV_BLOCKS];
     int          violations;
-    int          to_device, to_host;
+    int          to_device, to_host, allocs;
 } dev;
 
 
@@ -231,6 +231,7 @@ dev_alloc(const lt_backend *be, size_t bytes)
 
     for (i = 0; i < DEV_BLOCKS; i++) {
         if (dev.base[i] == NULL) {
+            dev.allocs++;
             dev.base[i] = malloc(bytes);
             dev.size[i] = bytes;
             return (void *) dev.base[i];
@@ -463,7 +464,7 @@ check_device(const char *name, lt_loss_kind loss, lt_optim_kind optim,
     float          hl, dl;
     size_t         total;
     char           what[160];
-    int            i, rc, step;
+    int            i, rc, step, allocs;
 
     memset(&s, 0, sizeof(s));
     s.nlayers = 4;
@@ -511,7 +512,11 @@ check_device(const char *name, lt_loss_kind loss, lt_optim_kind optim,
 
     /* double-buffered steps on the device, in place on the host */
     rc = 0;
+    allocs = 0;
     for (step = 1; step <= 3; step++) {
+        if (step == 2) {
+            allocs = dev.allocs;
+        }
         rc |= lt_model_train_step(&m, hws, host, host, host + m.param_count,
                                   step, &x, &y, &hl, &err);
         rc |= lt_model_train_step(&m, dws, devp, devp2,
@@ -520,6 +525,9 @@ check_device(const char *name, lt_loss_kind loss, lt_optim_kind optim,
         memcpy(devp, devp2, m.param_count * sizeof(float));
     }
     memcpy(host2, devp, total * sizeof(float));
+    snprintf(what, sizeof(what), "%s: steps after the first allocate"
+             " nothing", name);
+    is_int(dev.allocs, allocs, what);
 
     rc |= lt_model_forward(&m, hws, host, &x, &hout, &err);
     rc |= lt_model_forward(&m, dws, devp, &x, &dout, &err);
