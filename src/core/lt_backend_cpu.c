@@ -9,9 +9,8 @@
 /*
  * The elementwise loops here are memory-bound only once vectorized, and
  * -O2 (the flags nginx builds the module with) vectorizes no loop whose
- * trip count is unknown.  Without trapping math GCC may also compute a
- * division on both sides of a comparison (lt_tanh's clamp) and so
- * vectorize it; nothing here reads floating-point exception flags.
+ * trip count is unknown.  Nothing here reads floating-point exception
+ * flags or errno, so trapping math and math errno can go too.
  * clang vectorizes these loops at -O2 already.
  */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -303,39 +302,6 @@ lt_cpu_sum_rows(const lt_backend *be, float *out, const float *g, int rows,
 }
 
 
-/*
- * tanh as a [13/6] rational function of x, clamped where tanh rounds to
- * +-1 in float: branch-free, so the activation loop vectorizes, where
- * libm's tanhf is a call per element (it was 40% of the XOR step).  The
- * coefficients are Eigen's (generic_fast_tanh_float); measured against
- * double tanh on [-12, 12] the error is below 3.5e-7 (6 ulp) and |y| <= 1.
- */
-static inline float
-lt_tanh(float x)
-{
-    const float  clamp = 7.90531110763549805f;
-    float        x2, p, q;
-
-    x = x < -clamp ? -clamp : (x > clamp ? clamp : x);
-    x2 = x * x;
-
-    p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 - 8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-
-    q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-
-    return x * p / q;
-}
-
-
 /* The logistic function without overflow: exp of a non-positive number
  * only. */
 static float
@@ -434,7 +400,7 @@ lt_cpu_act_forward(const lt_backend *be, lt_act act, const float *x,
 
     case LT_ACT_TANH:
         for (i = 0; i < n; i++) {
-            y[i] = lt_tanh(x[i]);
+            y[i] = tanhf(x[i]);
         }
         break;
 

@@ -148,7 +148,8 @@ ngx_int_t ngx_http_learn_sticky_init(ngx_conf_t *cf,
 ngx_int_t ngx_http_learn_sticky_key(ngx_http_request_t *r,
     ngx_http_learn_sticky_conf_t *scf, ngx_str_t *key);
 ngx_int_t ngx_http_learn_sticky_lookup(ngx_http_learn_sticky_conf_t *scf,
-    ngx_str_t *key, uint32_t hash, ngx_uint_t *peer);
+    ngx_http_learn_upstream_sh_t *ush, ngx_str_t *key, uint32_t hash,
+    ngx_uint_t *peer);
 ngx_int_t ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
     ngx_http_learn_upstream_sh_t *ush, ngx_str_t *key, uint32_t hash,
     ngx_int_t expect, ngx_uint_t peer);

@@ -148,7 +148,7 @@ test_values(const lt_backend *be)
     int     i, ok_all;
     float   loss;
 
-    /* tanh: the rational approximation against libm, and saturation */
+    /* tanh against double-precision libm, and saturation */
     worst = 0.0;
     for (i = -2000; i <= 2000; i++) {
         x[0] = (float) i * 0.01f;
