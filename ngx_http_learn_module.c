@@ -93,6 +93,13 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       NGX_HTTP_LEARN_WEIGHTS,
       NULL },
 
+    { ngx_string("learn_candidate"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_learn_candidate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("learn_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_learn_status,
@@ -201,10 +208,36 @@ ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_learn_loc_conf_t  *prev = parent;
     ngx_http_learn_loc_conf_t  *conf = child;
 
+    ngx_uint_t                  i;
+    ngx_http_learn_model_t     *lm;
+
     ngx_conf_merge_size_value(conf->max_elements, prev->max_elements,
                               NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS);
 
-    return NGX_CONF_OK;
+    if (conf->candidate == 0) {
+        return NGX_CONF_OK;
+    }
+
+    lm = conf->model;
+
+    if (conf->role != NGX_HTTP_LEARN_PREDICT || lm->ckpt_keep == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_candidate needs learn_predict of a model "
+                           "with checkpoint_keep");
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+        if (lm->kept[i].step == conf->candidate) {
+            return NGX_CONF_OK;
+        }
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "learn_candidate: model \"%V\" keeps no version %L",
+                       &lm->name, conf->candidate);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -291,7 +324,8 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             if (lm->ckpt_path.len == 0
                 || ngx_conf_full_name(cf->cycle, &lm->ckpt_path, 0)
-                   != NGX_OK)
+                   != NGX_OK
+                || lm->ckpt_path.len > NGX_MAX_PATH - 64)
             {
                 goto invalid;
             }
@@ -310,6 +344,19 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "checkpoint_keep=", 16) == 0) {
+            n = ngx_atoi(value[i].data + 16, value[i].len - 16);
+            if (n < 0 || n > NGX_HTTP_LEARN_MAX_VERSIONS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "checkpoint_keep must be 0 to %d",
+                                   NGX_HTTP_LEARN_MAX_VERSIONS);
+                return NGX_CONF_ERROR;
+            }
+
+            lm->ckpt_keep = n;
             continue;
         }
 
@@ -362,6 +409,19 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                && ngx_http_learn_checkpoint_load(cf, lm) != NGX_OK)
     {
         return NGX_CONF_ERROR;
+    }
+
+    if (lm->ckpt_keep) {
+        if (lm->ckpt_path.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_model \"%V\": checkpoint_keep needs "
+                               "checkpoint=PATH", &lm->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_learn_versions_scan(cf, lm) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     min = ngx_http_learn_zone_size(&lm->model);

@@ -7,7 +7,7 @@ use warnings;
 
 use lib 't/lib';
 use Test::More;
-use HTTP::Tiny;
+use LearnClient;
 use POSIX ();
 use LearnServer;
 use LearnBody;
@@ -31,7 +31,7 @@ my @pids;
 for my $c (1 .. $clients) {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my $http = HTTP::Tiny->new(keep_alive => 1);
+        my $http = LearnClient->new;
         my $ok = 0;
         for (1 .. $per_client) {
             my $r = $http->post($srv->url('/train'), {
@@ -57,7 +57,7 @@ for my $c (1 .. $clients) {
 }
 is($answered, $clients * $per_client, 'every concurrent train was answered 200');
 
-my $http = HTTP::Tiny->new;
+my $http = LearnClient->new;
 my $status = json_decode($http->get($srv->url('/status'))->{content});
 is($status->{models}{xor}{step}, $answered,
    'status step equals the number of answered trains');

@@ -7,7 +7,7 @@ use warnings;
 
 use lib 't/lib';
 use Test::More;
-use HTTP::Tiny;
+use LearnClient;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use LearnServer;
@@ -19,7 +19,6 @@ my $http_conf = "learn_model xor models/xor.lua seed=1 "
 
 my $srv = LearnServer->new(
     name    => 'durable',
-    port    => ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 20,
     workers => 2,
     http    => $http_conf,
     server  => 'location = /train { learn_train xor; }
@@ -27,7 +26,7 @@ my $srv = LearnServer->new(
                 location = /status { learn_status; }',
 )->start;
 
-my $http = HTTP::Tiny->new(keep_alive => 0, timeout => 5);
+my $http = LearnClient->new;
 my $body = mp({ x => [[0, 1], [1, 0]], y => [[1], [1]] });
 
 sub train {

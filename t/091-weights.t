@@ -6,13 +6,12 @@ use warnings;
 
 use lib 't/lib';
 use Test::More;
-use HTTP::Tiny;
+use LearnClient;
 use LearnServer;
 use LearnBody;
 
 my $srv = LearnServer->new(
     name    => 'weights',
-    port    => ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 30,
     workers => 2,
     http    => 'learn_model xor models/xor.lua seed=1;',
     server  => 'location = /predict { learn_predict xor; }
@@ -20,7 +19,7 @@ my $srv = LearnServer->new(
                 location = /status { learn_status; }',
 )->start;
 
-my $http = HTTP::Tiny->new;
+my $http = LearnClient->new;
 my $expected = json_decode(fixture('xor_weights_expected.json'));
 
 sub predict_json {

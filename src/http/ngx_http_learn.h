@@ -19,6 +19,18 @@
 
 
 #define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)
+#define NGX_HTTP_LEARN_MAX_VERSIONS          16
+#define NGX_HTTP_LEARN_VERSION_CACHE         4
+
+
+/* a kept checkpoint (PATH.vSTEP) and the predicts it answered */
+typedef struct {
+    int64_t                        step;      /* 0: a free slot */
+    float                          loss;
+    time_t                         time;
+    ngx_atomic_t                   predicts;
+    ngx_atomic_t                   latency_us;
+} ngx_http_learn_version_t;
 
 
 /*
@@ -54,9 +66,14 @@ typedef struct {
 
     /* checkpoints: the version last written, and outcomes */
     ngx_atomic_t                   ckpt_version;
+    ngx_atomic_t                   ckpt_step;
     ngx_atomic_t                   ckpt_writes;
     ngx_atomic_t                   ckpt_failures;
     time_t                         ckpt_time;
+
+    /* predicts by the live parameters, and by kept versions */
+    ngx_atomic_t                   live_latency_us;
+    ngx_http_learn_version_t       versions[NGX_HTTP_LEARN_MAX_VERSIONS];
 
     size_t                         data_off;  /* bytes from this header */
 } ngx_http_learn_shm_t;
@@ -78,6 +95,8 @@ typedef struct {
     ngx_str_t                      ckpt_path;
     ngx_msec_t                     ckpt_interval;
     ngx_flag_t                     ckpt_fresh; /* bad file: start fresh */
+    ngx_uint_t                     ckpt_keep;  /* versions kept */
+    ngx_http_learn_version_t       kept[NGX_HTTP_LEARN_MAX_VERSIONS];
     lt_checkpoint_meta             ckpt_meta;
     const uint8_t                 *ckpt_params;
     const uint8_t                 *ckpt_state;
@@ -86,6 +105,12 @@ typedef struct {
     lt_workspace                  *ws;
     ngx_event_t                    ckpt_timer;
     ngx_http_learn_ckpt_job_t     *ckpt_job;
+    struct {
+        int64_t                    step;
+        ngx_uint_t                 used;      /* LRU clock */
+        float                     *params;
+    }                              vcache[NGX_HTTP_LEARN_VERSION_CACHE];
+    ngx_uint_t                     vclock;
 } ngx_http_learn_model_t;
 
 
@@ -109,6 +134,8 @@ typedef struct {
     ngx_http_learn_role_e          role;
     ngx_http_learn_model_t        *model;
     size_t                         max_elements;
+    int64_t                        candidate;  /* learn_candidate STEP */
+    ngx_uint_t                     candidate_share; /* of 10000 */
 } ngx_http_learn_loc_conf_t;
 
 
@@ -200,6 +227,23 @@ ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
 ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
+
+/* ngx_http_learn_versions.c */
+ngx_int_t ngx_http_learn_versions_scan(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm);
+ngx_int_t ngx_http_learn_versions_read(ngx_log_t *log,
+    ngx_http_learn_model_t *lm, int64_t step, float *params,
+    lt_checkpoint_meta *meta);
+void ngx_http_learn_versions_added(ngx_http_learn_model_t *lm, int64_t step,
+    float loss);
+const float *ngx_http_learn_versions_params(ngx_http_request_t *r,
+    ngx_http_learn_model_t *lm, int64_t step);
+ngx_http_learn_version_t *ngx_http_learn_versions_find(
+    ngx_http_learn_shm_t *shm, int64_t step);
+int ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,
+    int64_t step);
+char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_learn_weights.c */
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);

@@ -15,6 +15,7 @@
  */
 
 
+#include <dirent.h>
 #include <pthread.h>
 
 #include "ngx_http_learn.h"
@@ -30,6 +31,7 @@ struct ngx_http_learn_ckpt_job_s {
     float                         *snapshot;  /* P + S floats */
     lt_checkpoint_meta             meta;
     ngx_atomic_uint_t              version;   /* of the snapshot */
+    ngx_uint_t                     keep;      /* checkpoint_keep */
     ngx_atomic_t                   done;
     int                            failed;
     char                           msg[LT_ERR_LEN];
@@ -43,8 +45,9 @@ static void ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm,
     ngx_log_t *log);
 static void *ngx_http_learn_checkpoint_thread(void *data);
 static void ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job);
-static int ngx_http_learn_checkpoint_write_file(const char *path,
-    const uint8_t *buf, size_t len, char *msg);
+static int ngx_http_learn_checkpoint_write_file(
+    ngx_http_learn_ckpt_job_t *job, const uint8_t *buf, size_t len);
+static void ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job);
 static void ngx_http_learn_checkpoint_free(ngx_http_learn_ckpt_job_t *job);
 
 
@@ -315,6 +318,7 @@ ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
     job->meta.step = (int64_t) shm->step;
     job->meta.loss = shm->loss;
     job->version = shm->version;
+    job->keep = lm->ckpt_keep;
 
     ngx_shmtx_unlock(&shm->mutex);
 
@@ -338,6 +342,13 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
 
     } else {
         lm->shm->ckpt_version = job->version;
+        lm->shm->ckpt_step = (ngx_atomic_uint_t) job->meta.step;
+
+        if (job->keep) {
+            ngx_http_learn_versions_added(lm, job->meta.step,
+                                          (float) job->meta.loss);
+        }
+
         lm->shm->ckpt_time = ngx_time();
         (void) ngx_atomic_fetch_add(&lm->shm->ckpt_writes, 1);
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
@@ -416,8 +427,7 @@ ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
         job->failed = 1;
 
     } else {
-        job->failed = ngx_http_learn_checkpoint_write_file(job->path, buf,
-                                                           len, job->msg);
+        job->failed = ngx_http_learn_checkpoint_write_file(job, buf, len);
         free(buf);
     }
 
@@ -428,18 +438,24 @@ ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
 
 /*
  * PATH.tmp.PID, fsync, rename over PATH, fsync the directory: a crash at
- * any point leaves either the old file or the new one, whole.
+ * any point leaves either the old file or the new one, whole.  A kept
+ * version is a hard link to the same bytes, made before the rename.
  */
 
 static int
-ngx_http_learn_checkpoint_write_file(const char *path, const uint8_t *buf,
-    size_t len, char *msg)
+ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
+    const uint8_t *buf, size_t len)
 {
-    int      fd, dfd;
-    char     tmp[NGX_MAX_PATH], dir[NGX_MAX_PATH];
-    char    *slash;
-    size_t   off;
-    ssize_t  n;
+    int          fd, dfd;
+    char         tmp[NGX_MAX_PATH], dir[NGX_MAX_PATH], ver[NGX_MAX_PATH];
+    char        *slash, *msg;
+    size_t       off;
+    ssize_t      n;
+    ngx_str_t    p;
+    const char  *path;
+
+    path = job->path;
+    msg = job->msg;
 
     if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid())
         >= sizeof(tmp))
@@ -473,6 +489,29 @@ ngx_http_learn_checkpoint_write_file(const char *path, const uint8_t *buf,
         return 1;
     }
 
+    if (job->keep) {
+        p.data = (u_char *) path;
+        p.len = ngx_strlen(path);
+
+        if ((size_t) ngx_http_learn_versions_path(ver, sizeof(ver), &p,
+                                                  job->meta.step)
+            >= sizeof(ver))
+        {
+            snprintf(msg, LT_ERR_LEN, "path too long");
+            unlink(tmp);
+            return 1;
+        }
+
+        (void) unlink(ver);
+
+        if (link(tmp, ver) != 0) {
+            snprintf(msg, LT_ERR_LEN, "link() of the version file: %s",
+                     strerror(errno));
+            unlink(tmp);
+            return 1;
+        }
+    }
+
     if (rename(tmp, path) != 0) {
         snprintf(msg, LT_ERR_LEN, "rename() over it: %s", strerror(errno));
         unlink(tmp);
@@ -492,7 +531,87 @@ ngx_http_learn_checkpoint_write_file(const char *path, const uint8_t *buf,
         }
     }
 
+    if (job->keep) {
+        ngx_http_learn_checkpoint_prune(job);
+    }
+
     return 0;
+}
+
+
+/* remove PATH.vSTEP files beyond the newest "keep" */
+
+static void
+ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
+{
+    DIR            *d;
+    char            dir[NGX_MAX_PATH], file[2 * NGX_MAX_PATH + 32];
+    char           *slash, *base, *end;
+    size_t          blen;
+    int64_t         steps[NGX_HTTP_LEARN_MAX_VERSIONS + 1], step, t;
+    ngx_uint_t      n, i;
+    struct dirent  *de;
+
+    ngx_cpystrn((u_char *) dir, (u_char *) job->path, sizeof(dir));
+    slash = strrchr(dir, '/');
+    if (slash == NULL) {
+        return;
+    }
+
+    *slash = '\0';
+    base = slash + 1;
+    blen = strlen(base);
+
+    d = opendir(slash == dir ? "/" : dir);
+    if (d == NULL) {
+        return;
+    }
+
+    /* the newest keep + 1 steps, descending: the last one goes */
+
+    n = 0;
+
+    while ((de = readdir(d)) != NULL) {
+        if (strncmp(de->d_name, base, blen) != 0
+            || de->d_name[blen] != '.' || de->d_name[blen + 1] != 'v')
+        {
+            continue;
+        }
+
+        step = strtoll(de->d_name + blen + 2, &end, 10);
+        if (*end != '\0' || step <= 0) {
+            continue;
+        }
+
+        if (n == job->keep + 1 && step < steps[n - 1]) {
+            /* older than all we hold: it goes right away */
+            snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
+            (void) unlink(file);
+            continue;
+        }
+
+        if (n == job->keep + 1) {
+            snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
+                     (long long) steps[--n]);
+            (void) unlink(file);
+        }
+
+        /* insertion, descending */
+        for (i = n++; i > 0 && steps[i - 1] < step; i--) {
+            t = steps[i - 1];
+            steps[i] = t;
+        }
+
+        steps[i] = step;
+    }
+
+    closedir(d);
+
+    if (n == job->keep + 1) {
+        snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
+                 (long long) steps[n - 1]);
+        (void) unlink(file);
+    }
 }
 
 

@@ -17,6 +17,9 @@
 static void ngx_http_learn_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_predict_version(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, int64_t *step);
+static uint64_t ngx_http_learn_now_us(void);
 static ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_train_locked(ngx_http_request_t *r,
@@ -333,16 +336,20 @@ ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data, size_t *len)
 static ngx_int_t
 ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    size_t                   len;
-    u_char                  *out;
-    lt_err                   err;
-    lt_tensor                y;
-    ngx_uint_t               tries;
-    const float             *params;
-    lt_codec_ctx             codec;
-    ngx_atomic_uint_t        version;
-    ngx_http_learn_shm_t    *shm;
-    ngx_http_learn_model_t  *lm;
+    size_t                     len;
+    u_char                    *out;
+    lt_err                     err;
+    int64_t                    step;
+    uint64_t                   start;
+    lt_tensor                  y;
+    ngx_int_t                  rc;
+    const float               *params;
+    lt_codec_ctx               codec;
+    ngx_table_elt_t           *h;
+    ngx_atomic_uint_t          version;
+    ngx_http_learn_shm_t      *shm;
+    ngx_http_learn_model_t    *lm;
+    ngx_http_learn_version_t  *kept;
 
     lm = ctx->lcf->model;
     shm = lm->shm;
@@ -352,30 +359,46 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
                                      "missing \"x\"");
     }
 
-    if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0
-        || lt_workspace_reserve(lm->ws, (int) ctx->body.x.shape[0], &err)
-           != 0)
-    {
+    if (lt_model_check_input(&lm->model, &ctx->body.x, &err) != 0) {
         return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg);
     }
 
-    for (tries = 0; /* void */; tries++) {
-        params = ngx_http_learn_zone_params(shm, &version);
+    rc = ngx_http_learn_predict_version(r, ctx, &step);
+    if (rc != NGX_OK) {
+        return rc;
+    }
 
-        if (lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x, &y,
-                             &err)
-            != 0)
-        {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "learn_predict \"%V\": %s", &lm->name, err.msg);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    start = ngx_http_learn_now_us();
+
+    if (step) {
+        params = ngx_http_learn_versions_params(r, lm, step);
+        if (params == NULL) {
+            return ngx_http_learn_reject(r, NGX_HTTP_NOT_FOUND,
+                                         "model \"%V\" keeps no version %L",
+                                         &lm->name, step);
         }
 
-        if (ngx_http_learn_zone_read_valid(shm, version)) {
-            break;
-        }
+        rc = lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x, &y,
+                              &err);
 
-        (void) ngx_atomic_fetch_add(&shm->retries, 1);
+    } else {
+        do {
+            params = ngx_http_learn_zone_params(shm, &version);
+            rc = lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x,
+                                  &y, &err);
+
+            if (rc != 0 || ngx_http_learn_zone_read_valid(shm, version)) {
+                break;
+            }
+
+            (void) ngx_atomic_fetch_add(&shm->retries, 1);
+        } while (1);
+    }
+
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "learn_predict \"%V\": %s", &lm->name, err.msg);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     codec.alloc = ngx_http_learn_pool_alloc;
@@ -394,10 +417,104 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
     (void) ngx_atomic_fetch_add(&shm->predicts, 1);
 
+    if (step) {
+        kept = ngx_http_learn_versions_find(shm, step);
+
+        if (kept) {
+            (void) ngx_atomic_fetch_add(&kept->predicts, 1);
+            (void) ngx_atomic_fetch_add(&kept->latency_us,
+                                        ngx_http_learn_now_us() - start);
+        }
+
+    } else {
+        (void) ngx_atomic_fetch_add(&shm->live_latency_us,
+                                    ngx_http_learn_now_us() - start);
+    }
+
+    if (lm->ckpt_keep) {
+        /* which parameters answered: "live" or the version's step */
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "X-Learn-Version");
+
+        if (step) {
+            h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+            if (h->value.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->value.len = ngx_sprintf(h->value.data, "%L", step)
+                           - h->value.data;
+
+        } else {
+            ngx_str_set(&h->value, "live");
+        }
+    }
+
     return ngx_http_learn_send(r, NGX_HTTP_OK,
                                ctx->json_out ? &ngx_http_learn_type_json
                                              : &ngx_http_learn_type_msgpack,
                                out, len);
+}
+
+
+/*
+ * ?version=STEP asks for a kept version (?version=live for the live
+ * parameters); otherwise learn_candidate sends its share to its version.
+ * *step is 0 for the live parameters.
+ */
+
+static ngx_int_t
+ngx_http_learn_predict_version(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, int64_t *step)
+{
+    ngx_str_t                   arg;
+    ngx_int_t                   n;
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    lcf = ctx->lcf;
+    *step = 0;
+
+    if (ngx_http_arg(r, (u_char *) "version", 7, &arg) == NGX_OK) {
+        if (arg.len == 4 && ngx_strncmp(arg.data, "live", 4) == 0) {
+            return NGX_OK;
+        }
+
+        n = ngx_atoi(arg.data, arg.len);
+        if (n <= 0) {
+            return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                         "version must be a checkpoint's "
+                                         "step or \"live\"");
+        }
+
+        *step = n;
+        return NGX_OK;
+    }
+
+    if (lcf->candidate && (ngx_uint_t) ngx_random() % 10000
+                          < lcf->candidate_share)
+    {
+        *step = lcf->candidate;
+    }
+
+    return NGX_OK;
+}
+
+
+/* CLOCK_MONOTONIC from the vDSO: no syscall */
+
+static uint64_t
+ngx_http_learn_now_us(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 

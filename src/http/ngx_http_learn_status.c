@@ -6,15 +6,19 @@
 
 
 #include "ngx_http_learn.h"
+#include "ngx_http_learn_upstream.h"
 
 
-#define NGX_HTTP_LEARN_STATUS_MODEL_LEN  1024
+#define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
+    (1024 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256)
 
 
 static u_char *ngx_http_learn_status_json(u_char *p,
     ngx_http_learn_model_t *lm, ngx_uint_t first);
 static u_char *ngx_http_learn_status_prometheus(u_char *p,
     ngx_http_learn_model_t *lm);
+static u_char *ngx_http_learn_status_versions(u_char *p,
+    ngx_http_learn_shm_t *shm);
 static u_char *ngx_http_learn_status_float(u_char *p, double v);
 
 
@@ -22,6 +26,7 @@ ngx_int_t
 ngx_http_learn_status_handler(ngx_http_request_t *r)
 {
     u_char                      *out, *p;
+    size_t                       size;
     ngx_str_t                    type, arg;
     ngx_int_t                    rc;
     ngx_uint_t                   i, prometheus;
@@ -46,9 +51,11 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_learn_module);
     lmp = lmcf->models.elts;
 
-    out = ngx_pnalloc(r->pool, 64 + lmcf->models.nelts
-                                    * (NGX_HTTP_LEARN_STATUS_MODEL_LEN
-                                       + 2 * NGX_MAX_ERROR_STR));
+    size = 64 + lmcf->models.nelts * (NGX_HTTP_LEARN_STATUS_MODEL_LEN
+                                      + 2 * NGX_MAX_ERROR_STR)
+           + ngx_http_learn_upstream_status_size(r);
+
+    out = ngx_pnalloc(r->pool, size);
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -69,8 +76,10 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
             p = ngx_http_learn_status_json(p, lmp[i], i == 0);
         }
 
-        p = ngx_cpymem(p, "}, \"upstreams\": {}}\n",
-                       sizeof("}, \"upstreams\": {}}\n") - 1);
+        p = ngx_cpymem(p, "}, \"upstreams\": {",
+                       sizeof("}, \"upstreams\": {") - 1);
+        p = ngx_http_learn_upstream_status(r, p, out + size);
+        p = ngx_cpymem(p, "}}\n", sizeof("}}\n") - 1);
 
         ngx_str_set(&type, "application/json");
     }
@@ -96,10 +105,25 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
     p = ngx_sprintf(p, ", \"device\": \"cpu\", \"params\": %uz, "
                     "\"inputs\": %d, \"outputs\": %d, "
                     "\"trains\": %uA, \"predicts\": %uA, "
-                    "\"rejected\": %uA, \"predict_rereads\": %uA}",
+                    "\"rejected\": %uA, \"predict_rereads\": %uA, "
+                    "\"predict_latency_us\": %uA",
                     lm->model.param_count, lm->model.in_dim,
                     lm->model.out_dim, shm->trains, shm->predicts,
-                    shm->rejects, shm->retries);
+                    shm->rejects, shm->retries, shm->live_latency_us);
+
+    if (lm->ckpt_path.len) {
+        p = ngx_sprintf(p, ", \"checkpoint\": {\"path\": \"%V\", "
+                        "\"step\": %uA, \"writes\": %uA, "
+                        "\"failures\": %uA, \"time\": %T}",
+                        &lm->ckpt_path, shm->ckpt_step, shm->ckpt_writes,
+                        shm->ckpt_failures, shm->ckpt_time);
+    }
+
+    if (lm->ckpt_keep) {
+        p = ngx_http_learn_status_versions(p, shm);
+    }
+
+    *p++ = '}';
 
     return p;
 }
@@ -131,6 +155,59 @@ ngx_http_learn_status_prometheus(u_char *p, ngx_http_learn_model_t *lm)
     }
 
     *p++ = '\n';
+
+    return p;
+}
+
+
+/*
+ * "versions": the kept checkpoints, newest first, with the predicts each
+ * answered and their summed latency (live predicts: predict_latency_us)
+ */
+
+static u_char *
+ngx_http_learn_status_versions(u_char *p, ngx_http_learn_shm_t *shm)
+{
+    int64_t                    last;
+    ngx_uint_t                 i, best, first;
+    ngx_http_learn_version_t  *v;
+
+    p = ngx_cpymem(p, ", \"versions\": [", sizeof(", \"versions\": [") - 1);
+
+    first = 1;
+    last = INT64_MAX;
+
+    for ( ;; ) {
+        best = NGX_HTTP_LEARN_MAX_VERSIONS;
+
+        for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+            v = &shm->versions[i];
+
+            if (v->step && v->step < last
+                && (best == NGX_HTTP_LEARN_MAX_VERSIONS
+                    || v->step > shm->versions[best].step))
+            {
+                best = i;
+            }
+        }
+
+        if (best == NGX_HTTP_LEARN_MAX_VERSIONS) {
+            break;
+        }
+
+        v = &shm->versions[best];
+        last = v->step;
+
+        p = ngx_sprintf(p, "%s{\"step\": %L, \"loss\": ",
+                        first ? "" : ", ", v->step);
+        p = ngx_http_learn_status_float(p, v->loss);
+        p = ngx_sprintf(p, ", \"time\": %T, \"predicts\": %uA, "
+                        "\"predict_latency_us\": %uA}",
+                        v->time, v->predicts, v->latency_us);
+        first = 0;
+    }
+
+    *p++ = ']';
 
     return p;
 }

@@ -196,7 +196,7 @@ ngx_http_learn_upstream_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     lucf->uscf = us;
 
     if (lucf->explore < 0) {
-        lucf->explore = 0.01f;
+        lucf->explore = 0.005f;
     }
 
     if (lucf->rate < 0) {
@@ -1043,7 +1043,7 @@ ngx_http_learn_balancer(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    lucf->explore = 0.01f;
+    lucf->explore = 0.005f;
     lucf->rate = 0.1f;
 
     for (i = 1; i < cf->args->nelts; i++) {

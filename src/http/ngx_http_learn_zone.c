@@ -166,6 +166,8 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
     }
 
+    ngx_memcpy(shm->versions, lm->kept, sizeof(lm->kept));
+
     shpool->data = shm;
 
     return NGX_OK;

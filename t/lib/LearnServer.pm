@@ -20,13 +20,23 @@ sub new {
     my ($class, %args) = @_;
     my $self = bless {
         name    => $args{name} || 'server',
-        port    => $args{port} || ($ENV{TEST_NGINX_SERVER_PORT} || 1984) + 10,
+        port    => $args{port} || free_port(),
         workers => $args{workers} || 2,
         http    => $args{http} || '',
         server  => $args{server} || '',
     }, $class;
     $self->{prefix} = "$root/t/servroot-$self->{name}";
     return $self;
+}
+
+# a port nothing listens on now, chosen by the kernel
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Listen => 1, ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
 }
 
 sub port { $_[0]{port} }
@@ -110,7 +120,7 @@ sub reload {
     while (time < $deadline) {
         my %old = map { $_ => 1 } @old;
         my @new = grep { !$old{$_} } $self->workers;
-        last if @new >= $self->{workers} && !grep { kill 0, $_ } @old;
+        last if @new >= $self->{workers} && !grep { alive($_) } @old;
         sleep 0.05;
     }
 }
@@ -130,7 +140,7 @@ sub kill9 {
     my @all = ($pid, $self->workers);
     kill 'KILL', @all;
     my $deadline = time + 5;
-    while (grep({ kill 0, $_ } @all) && time < $deadline) { sleep 0.02 }
+    while (grep({ alive($_) } @all) && time < $deadline) { sleep 0.02 }
     unlink "$self->{prefix}/logs/nginx.pid";
 }
 
@@ -142,14 +152,23 @@ sub pid {
     return $pid;
 }
 
+# running, and not a zombie (a daemon's parent is PID 1, which may never
+# reap it here)
+sub alive {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // '';
+    return $stat !~ /^\d+ \(.*\) Z/;
+}
+
 sub stop {
     my ($self) = @_;
     my $pid = $self->pid or return;
     kill 'QUIT', $pid;
     my $deadline = time + 10;
-    while (kill(0, $pid) && time < $deadline) { sleep 0.05 }
-    kill 'KILL', $pid if kill 0, $pid;
-    delete $self->{started};
+    while (alive($pid) && time < $deadline) { sleep 0.02 }
+    kill 'KILL', $pid if alive($pid);
+    unlink "$self->{prefix}/logs/nginx.pid";
 }
 
 sub DESTROY { $_[0]->stop }

@@ -1,13 +1,36 @@
 package Test::Nginx::Socket;
 
-# A small stand-in for Test::Nginx::Socket (CPAN), written for this project
-# because CPAN cannot be reached from the build machines.  It is only loaded
-# when the real module is not installed (see t/lib/TestLearn.pm).
+# A small, independently written stand-in for Test::Nginx::Socket (CPAN),
+# for machines that cannot install the real one.  t/lib/TestLearn.pm loads it
+# only when `require Test::Nginx::Socket` fails (or TEST_LEARN_SHIM=1).
 #
-# It reads the same test-file format (Test::Base blocks), understands the
-# same section names and environment variables, and reports the same checks
-# under the same test names, for the subset listed in t/lib/README.md.
-# Anything it does not understand is an error, never a silent pass.
+# Same test-file format (Test::Base blocks, filters, ONLY/SKIP/LAST), same
+# section names, environment variables, defaults and test names as the real
+# module, for this subset:
+#
+#   functions  run_tests repeat_each plan no_shuffle master_on master_off
+#              master_process_enabled workers worker_connections log_level
+#              no_long_string no_diff no_root_location env_to_nginx timeout
+#              config_preamble add_block_preprocessor add_cleanup_handler
+#              add_test_cleanup_handler add_response_body_check bail_out
+#              is_str server_addr server_name server_port
+#              server_port_for_client server_root html_dir
+#   sections   see %KnownSections below; a block using any other section
+#              fails (the real module would silently ignore a typo)
+#   env        TEST_NGINX_BINARY LOAD_MODULES SERVER_PORT PORT CLIENT_PORT
+#              SERVROOT RANDOMIZE NO_CLEAN LOG_LEVEL MASTER_PROCESS
+#              NO_SHUFFLE TIMEOUT SLEEP VERBOSE FAST_SHUTDOWN
+#              FORCE_RESTART_ON_TEST CHECK_ACCUM_ERR_LOG ERROR_LOG
+#              WORKER_USER, and $TEST_NGINX_* / $TEST_NGINX_RAND_PORT_N
+#              expansion in config sections
+#
+# Not supported (use the real module): use_hup, no_nginx_manager, http2/3,
+# curl, valgrind/stap/leak/benchmark modes, tcp_/udp_ mock servers.
+#
+# Differences on purpose: the test server listens on 127.0.0.1:PORT (the
+# real one on *:PORT); a config error that nginx reports as [emerg] bails out
+# at once instead of after 30 seconds of retries; nginx's stderr is shown as
+# a diagnostic instead of being passed through.
 
 use strict;
 use warnings;

@@ -1,0 +1,109 @@
+# Kept versions (checkpoint_keep): listed in learn_status, predicted with
+# ?version=STEP, the oldest removed; learn_candidate sends its share of
+# predicts to a version, counted per version.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Test::More;
+use LearnClient;
+use Time::HiRes qw(sleep);
+use LearnServer;
+use LearnBody;
+
+my $predict = 'location = /predict { learn_predict xor; }';
+my $srv = LearnServer->new(
+    name    => 'versions',
+    workers => 2,
+    http    => 'learn_model xor models/xor.lua seed=1 checkpoint=state/xor.ckpt '
+             . 'checkpoint_interval=1h checkpoint_keep=3;',
+    server  => "location = /train { learn_train xor; }
+                location = /status { learn_status; }
+                $predict",
+)->start;
+
+my $http = LearnClient->new;
+my $x = '{"x": [[0, 1], [1, 1], [0.5, 0.5]]}';
+
+sub train {
+    my ($n) = @_;
+    for (1 .. $n) {
+        $http->post($srv->url('/train'), {
+            headers => { 'Content-Type' => 'application/json' },
+            content => '{"x": [[0, 1], [1, 1]], "y": [[1], [0]]}',
+        })->{status} == 200 or die 'train failed';
+    }
+}
+
+sub predict {
+    my ($query) = @_;
+    my $r = $http->post($srv->url('/predict' . ($query // '')), {
+        headers => { 'Content-Type' => 'application/json' },
+        content => $x,
+    });
+    return ($r->{status}, $r->{headers}{'x-learn-version'},
+            $r->{status} == 200 ? json_decode($r->{content})->{y} : $r->{content});
+}
+
+sub status { json_decode($http->get($srv->url('/status'))->{content})->{models}{xor} }
+
+# five checkpoints, at steps 10, 20, ..., 50: each graceful stop writes
+# one (the interval is an hour); the newest three are kept
+for my $i (1 .. 5) {
+    train(10);
+    $srv->stop;
+    $srv->start(keep => 1);
+    $http = LearnClient->new;
+}
+my @steps = map { $_->{step} } @{ status()->{versions} };
+is_deeply(\@steps, [50, 40, 30], 'status lists the newest three versions, newest first');
+my @files = sort { $b <=> $a } map { m{\.v(\d+)$} ? $1 : () }
+            glob("$srv->{prefix}/state/xor.ckpt.v*");
+is_deeply(\@files, [50, 40, 30], 'exactly their files are on disk');
+
+my $old = 40;
+my (undef, $v40, $y40) = predict("?version=$old");
+is($v40, $old, "a predict can ask for version $old");
+train(5);
+my (undef, $vlive, $ylive) = predict();
+is($vlive, 'live', 'without ?version the live parameters answer');
+isnt($ylive->[0][0], $y40->[0][0], "and they differ from version $old");
+my (undef, undef, $again) = predict("?version=$old");
+is_deeply($again, $y40, "version $old answers the same after training");
+my ($code) = predict('?version=7');
+is($code, 404, 'a version that is not kept is 404');
+
+# A/B: 10% of this location's predicts to the older version
+$srv->stop;
+$srv->{server} =~ s/\Q$predict\E/location = \/predict { learn_predict xor; learn_candidate $old 10%; }/;
+$srv->start(keep => 1);
+$http = LearnClient->new;
+train(3);
+
+my %seen;
+my $mismatch = 0;
+my ($live_now) = (predict('?version=live'))[2];
+for (1 .. 2000) {
+    my (undef, $v, $y) = predict();
+    $seen{$v}++;
+    my $want = $v eq 'live' ? $live_now : $y40;
+    $mismatch++ if abs($y->[0][0] - $want->[0][0]) > 1e-6;
+}
+my $n = $seen{$old} // 0;
+# binomial(2000, 0.1): mean 200, sd 13.4; four sd either side
+cmp_ok($n, '>=', 146, "candidate share: $n of 2000 (>= 146)");
+cmp_ok($n, '<=', 254, "candidate share: $n of 2000 (<= 254)");
+is($n + ($seen{live} // 0), 2000, 'every predict was live or the candidate');
+is($mismatch, 0, 'each answer matches the version that its header names');
+
+my ($v) = grep { $_->{step} == $old } @{ status()->{versions} };
+is($v->{predicts}, $n, 'status counts the candidate predicts');
+cmp_ok($v->{predict_latency_us}, '>', 0, 'and their latency');
+
+$srv->stop;
+open my $log, '<', $srv->error_log or die;
+my @bad = grep { /\[(error|crit|alert|emerg)\]/ } <$log>;
+is(scalar @bad, 0, 'no error lines') or diag(@bad);
+
+done_testing();

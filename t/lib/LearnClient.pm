@@ -1,0 +1,78 @@
+package LearnClient;
+
+# A keep-alive HTTP/1.1 client for the suites that send thousands of
+# requests.  Each request goes out in one write with TCP_NODELAY: clients
+# that write headers and body separately (HTTP::Tiny) wait out the
+# peer's 40 ms delayed ACK on every request.  Returns what HTTP::Tiny
+# returns: {status, headers (lower-case names), content}.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+
+sub new {
+    my ($class, %args) = @_;
+    return bless { timeout => $args{timeout} || 10 }, $class;
+}
+
+sub get  { $_[0]->request('GET', $_[1], $_[2]) }
+sub post { $_[0]->request('POST', $_[1], $_[2]) }
+
+sub request {
+    my ($self, $method, $url, $args) = @_;
+    my ($hostport, $path) = $url =~ m{^http://([^/]+)(/.*)$} or die "url $url";
+    my $body = $args->{content} // '';
+    my $headers = $args->{headers} || {};
+
+    for my $try (1, 2) {
+        my $s = $self->{conn}{$hostport} ||= do {
+            my $c = IO::Socket::INET->new(PeerAddr => $hostport,
+                                          Timeout => $self->{timeout})
+                or die "connect $hostport: $!";
+            setsockopt($c, IPPROTO_TCP, TCP_NODELAY, 1);
+            binmode $c;
+            $c;
+        };
+
+        my $req = "$method $path HTTP/1.1\r\nHost: $hostport\r\n"
+                . join('', map { "$_: $headers->{$_}\r\n" } sort keys %$headers)
+                . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
+
+        my $res = eval { $self->_exchange($s, $req) };
+        return $res if $res;
+
+        # the server closed a kept-alive connection: once more, afresh
+        delete $self->{conn}{$hostport};
+        die $@ if $try == 2;
+    }
+}
+
+sub _exchange {
+    my ($self, $s, $req) = @_;
+    print {$s} $req or die "write: $!";
+
+    my $head = '';
+    while ($head !~ /\r\n\r\n/) {
+        my $n = sysread($s, $head, 4096, length $head);
+        die "closed\n" unless $n;
+    }
+    my ($h, $rest) = split /\r\n\r\n/, $head, 2;
+    my ($status_line, @lines) = split /\r\n/, $h;
+    my ($status) = $status_line =~ m{^HTTP/1\.\d (\d+)} or die "bad status";
+    my %headers = map { my ($k, $v) = split /:\s*/, $_, 2; (lc $k, $v) } @lines;
+
+    my $len = $headers{'content-length'} // 0;
+    while (length $rest < $len) {
+        my $n = sysread($s, $rest, $len - length $rest, length $rest);
+        die "closed\n" unless $n;
+    }
+    if (lc($headers{connection} // '') eq 'close') {
+        close $s;
+        delete $self->{conn};
+    }
+    return { status => $status, headers => \%headers, content => $rest };
+}
+
+1;
