@@ -119,3 +119,8 @@ test: deps
 
 bench-http: all
 	bench/http_bench.sh $(BENCH_SECONDS)
+
+bench-checkpoint: all
+	bench/checkpoint_bench.sh $(BENCH_SECONDS)
+
+bench: bench-core bench-http bench-checkpoint

@@ -30,7 +30,7 @@ static char *ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
     ngx_str_t *name);
-static ngx_uint_t ngx_http_learn_model_changed(ngx_conf_t *cf,
+static ngx_http_learn_shm_t *ngx_http_learn_model_changed(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm);
 static ngx_int_t ngx_http_learn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
@@ -43,8 +43,9 @@ static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
  * layers starts that model fresh instead of refusing its checkpoint.
  */
 typedef struct {
-    u_char      name[65];
-    uint64_t    hash;
+    u_char                  name[65];
+    uint64_t                hash;
+    ngx_http_learn_shm_t   *shm;
 } ngx_http_learn_known_t;
 
 static ngx_http_learn_known_t  *ngx_http_learn_known;
@@ -399,7 +400,9 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     lm->file = value[2];
 
-    if (ngx_http_learn_model_changed(cf, lm)) {
+    lm->retire = ngx_http_learn_model_changed(cf, lm);
+
+    if (lm->retire) {
         ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
                            "learn_model \"%V\": the layers changed since the "
                            "running configuration, the model starts fresh",
@@ -537,21 +540,25 @@ ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static ngx_uint_t
+/* the running configuration's zone of this model, if its layers differ */
+
+static ngx_http_learn_shm_t *
 ngx_http_learn_model_changed(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
 {
-    ngx_uint_t  i;
+    ngx_uint_t               i;
+    ngx_http_learn_known_t  *k;
 
     for (i = 0; i < ngx_http_learn_nknown; i++) {
-        if (ngx_strlen(ngx_http_learn_known[i].name) == lm->name.len
-            && ngx_strncmp(ngx_http_learn_known[i].name, lm->name.data,
-                           lm->name.len) == 0)
+        k = &ngx_http_learn_known[i];
+
+        if (ngx_strlen(k->name) == lm->name.len
+            && ngx_strncmp(k->name, lm->name.data, lm->name.len) == 0)
         {
-            return ngx_http_learn_known[i].hash != lm->model.hash;
+            return (k->hash != lm->model.hash) ? k->shm : NULL;
         }
     }
 
-    return 0;
+    return NULL;
 }
 
 
@@ -582,6 +589,7 @@ ngx_http_learn_init_module(ngx_cycle_t *cycle)
         ngx_cpystrn(known[i].name, lmp[i]->name.data,
                     ngx_min(lmp[i]->name.len + 1, sizeof(known[i].name)));
         known[i].hash = lmp[i]->model.hash;
+        known[i].shm = lmp[i]->shm;
 
         if (lmp[i]->ckpt_path.len
             && ngx_http_learn_checkpoint_init_module(cycle, lmp[i])

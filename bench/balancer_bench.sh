@@ -18,7 +18,8 @@ ECHO_SO=${ECHO_SO:-/usr/lib/nginx/modules/ngx_http_echo_module.so}
 PREFIX=$ROOT/build/bench-balancer
 FAST=${FAST:-0.001}
 SLOW=${SLOW:-0.010}
-LEARN_OPTS=${LEARN_OPTS:-}     # e.g. "explore=0.005"
+LEARN_OPTS=${LEARN_OPTS:-}     # e.g. "explore=0.01"
+FRONT_WORKERS=${FRONT_WORKERS:-2}
 
 B1=$((PORT + 11)); B2=$((PORT + 12)); B3=$((PORT + 13))
 
@@ -75,7 +76,7 @@ SRV
 
 cat > "$PREFIX/front/nginx.conf" <<CONF
 load_module $ROOT/build/ngx_http_learn_module.so;
-worker_processes 2;
+worker_processes $FRONT_WORKERS;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events { worker_connections 4096; }

@@ -119,6 +119,34 @@ is($st->{step}, 0, 'a model with other layers starts fresh after reload');
 is($st->{params}, 2 * 32 + 32 + 32 + 1, 'and has the new layers');
 $srv->stop;
 
+# 5. a torn or corrupt checkpoint is refused with the file and the reason
+my $ckpt = "$srv->{prefix}/state/xor.ckpt";
+my $bytes = do { open my $f, '<:raw', $ckpt or die; local $/; <$f> };
+sub put_file { open my $f, '>:raw', $ckpt or die; print $f $_[0]; close $f }
+
+put_file(substr($bytes, 0, length($bytes) - 100));
+my ($rc, $out) = $srv->test_config;
+isnt($rc, 0, 'nginx -t fails on a truncated checkpoint');
+like($out, qr/checkpoint "\Q$ckpt\E" refused: checkpoint is \d+ bytes, the model's needs \d+ \(truncated/,
+     'naming the file and the sizes');
+
+my $flipped = $bytes;
+substr($flipped, length($bytes) - 20, 1) ^= "\x01";
+put_file($flipped);
+($rc, $out) = $srv->test_config;
+isnt($rc, 0, 'nginx -t fails on a flipped bit');
+like($out, qr/refused: checkpoint checksum mismatch/, "naming the checksum") or diag($out);
+
+# 6. checkpoint_bad=fresh starts fresh instead, with a warning
+$srv->set_http("$wide checkpoint_bad=fresh" =~ s/;(.*)$/$1;/r);
+($rc, $out) = $srv->test_config;
+is($rc, 0, 'with checkpoint_bad=fresh nginx -t passes');
+like($out, qr/\[warn\].*checkpoint .* is not usable, starting fresh \(checkpoint_bad=fresh\): checkpoint checksum mismatch/,
+     'and warns with the reason');
+$srv->start(keep => 1);
+is(status()->{step}, 0, 'checkpoint_bad=fresh starts the model fresh');
+$srv->stop;
+
 open my $log, '<', $srv->error_log or die;
 my @lines = <$log>;
 ok((grep { /learn_model "xor": the layers changed since the running configuration, the model starts fresh/ } @lines),

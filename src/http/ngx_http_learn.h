@@ -55,6 +55,7 @@ typedef struct {
     ngx_atomic_t                   version;   /* published buffers */
     ngx_atomic_t                   writing;   /* version being written */
     ngx_atomic_t                   step;      /* applied train steps */
+    ngx_atomic_t                   retired;   /* a reload replaced it */
 
     float                          loss;      /* of the last step */
     float                          loss_avg;  /* exponential average */
@@ -90,6 +91,7 @@ typedef struct {
 
     ngx_shm_zone_t                *shm_zone;
     ngx_http_learn_shm_t          *shm;       /* set by zone init */
+    ngx_http_learn_shm_t          *retire;    /* the zone it replaces */
 
     /* checkpoint=PATH; the file read at config time, used by zone init */
     ngx_str_t                      ckpt_path;

@@ -7,11 +7,11 @@
  * restores it into a fresh zone (a zone kept across reload is newer).
  *
  * One worker (worker 0) writes: every interval, if the parameters
- * changed since the last write (a train step or an import), it copies the published parameters and the
- * optimizer state under the train mutex (a memcpy), and a thread of its
- * own encodes and writes them (temporary file, fsync, rename, fsync of
- * the directory), so the event loop never waits for the disk.  Graceful
- * shutdown writes a last checkpoint.
+ * changed since the last write (a train step or an import), a thread of
+ * its own copies the published parameters and the optimizer state under
+ * the train mutex, encodes them and writes them (temporary file, fsync,
+ * rename, fsync of the directory), so the event loop neither copies nor
+ * waits for the disk.  Graceful shutdown writes a last checkpoint.
  */
 
 
@@ -26,6 +26,7 @@
 
 struct ngx_http_learn_ckpt_job_s {
     const lt_model                *model;
+    ngx_http_learn_shm_t          *shm;
     char                          *name;      /* NUL-terminated copies */
     char                          *path;
     float                         *snapshot;  /* P + S floats */
@@ -39,8 +40,9 @@ struct ngx_http_learn_ckpt_job_s {
 
 
 static void ngx_http_learn_checkpoint_timer(ngx_event_t *ev);
-static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_snapshot(
-    ngx_http_learn_model_t *lm, ngx_uint_t wait);
+static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_job(
+    ngx_http_learn_model_t *lm);
+static void ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job);
 static void ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm,
     ngx_log_t *log);
 static void *ngx_http_learn_checkpoint_thread(void *data);
@@ -237,15 +239,14 @@ ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
         return;
     }
 
-    if (lm->shm->version == lm->shm->ckpt_version) {
+    if (lm->shm->version == lm->shm->ckpt_version || lm->shm->retired) {
         ngx_add_timer(ev, lm->ckpt_interval);
         return;
     }
 
-    job = ngx_http_learn_checkpoint_snapshot(lm, 0);
+    job = ngx_http_learn_checkpoint_job(lm);
     if (job == NULL) {
-        /* the train lock was busy, or no memory: try again soon */
-        ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
+        ngx_add_timer(ev, lm->ckpt_interval);
         return;
     }
 
@@ -257,7 +258,7 @@ ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
                       "learn_model \"%V\": cannot start the checkpoint "
                       "thread, writing inline", &lm->name);
-        ngx_http_learn_checkpoint_write(job);
+        ngx_http_learn_checkpoint_thread(job);
     }
 
     pthread_attr_destroy(&attr);
@@ -267,23 +268,12 @@ ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
 }
 
 
-/*
- * A consistent copy of the parameters and the optimizer state: the
- * optimizer state changes in place during a step, so take the train
- * mutex for the copy.  wait: block on the mutex (worker exit only).
- */
+/* a job and its snapshot buffer, allocated on the event loop */
 
 static ngx_http_learn_ckpt_job_t *
-ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
-    ngx_uint_t wait)
+ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 {
-    size_t                      p, s;
-    ngx_http_learn_shm_t       *shm;
     ngx_http_learn_ckpt_job_t  *job;
-
-    shm = lm->shm;
-    p = shm->param_count;
-    s = shm->state_count;
 
     job = ngx_calloc(sizeof(ngx_http_learn_ckpt_job_t), ngx_cycle->log);
     if (job == NULL) {
@@ -291,9 +281,12 @@ ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
     }
 
     job->model = &lm->model;
+    job->shm = lm->shm;
+    job->keep = lm->ckpt_keep;
     job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
     job->path = ngx_calloc(lm->ckpt_path.len + 1, ngx_cycle->log);
-    job->snapshot = ngx_alloc((p + s) * sizeof(float), ngx_cycle->log);
+    job->snapshot = ngx_alloc((lm->model.param_count + lm->model.state_count)
+                              * sizeof(float), ngx_cycle->log);
 
     if (job->name == NULL || job->path == NULL || job->snapshot == NULL) {
         ngx_http_learn_checkpoint_free(job);
@@ -303,13 +296,27 @@ ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
     ngx_memcpy(job->name, lm->name.data, lm->name.len);
     ngx_memcpy(job->path, lm->ckpt_path.data, lm->ckpt_path.len);
 
-    if (wait) {
-        ngx_shmtx_lock(&shm->mutex);
+    return job;
+}
 
-    } else if (!ngx_shmtx_trylock(&shm->mutex)) {
-        ngx_http_learn_checkpoint_free(job);
-        return NULL;
-    }
+
+/*
+ * A consistent copy of the published parameters and of the optimizer
+ * state, which a step changes in place: under the train mutex, on the
+ * checkpoint thread (or at exit), so the event loop never copies.
+ */
+
+static void
+ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job)
+{
+    size_t                 p, s;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = job->shm;
+    p = shm->param_count;
+    s = shm->state_count;
+
+    ngx_shmtx_lock(&shm->mutex);
 
     ngx_memcpy(job->snapshot, ngx_http_learn_zone_buffer(shm, shm->version & 1),
                p * sizeof(float));
@@ -318,11 +325,8 @@ ngx_http_learn_checkpoint_snapshot(ngx_http_learn_model_t *lm,
     job->meta.step = (int64_t) shm->step;
     job->meta.loss = shm->loss;
     job->version = shm->version;
-    job->keep = lm->ckpt_keep;
 
     ngx_shmtx_unlock(&shm->mutex);
-
-    return job;
 }
 
 
@@ -385,16 +389,16 @@ ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
         ngx_http_learn_checkpoint_finish(lm, cycle->log);
     }
 
-    if (lm->shm->version == lm->shm->ckpt_version) {
+    if (lm->shm->version == lm->shm->ckpt_version || lm->shm->retired) {
         return;
     }
 
-    lm->ckpt_job = ngx_http_learn_checkpoint_snapshot(lm, 1);
+    lm->ckpt_job = ngx_http_learn_checkpoint_job(lm);
     if (lm->ckpt_job == NULL) {
         return;
     }
 
-    ngx_http_learn_checkpoint_write(lm->ckpt_job);
+    ngx_http_learn_checkpoint_thread(lm->ckpt_job);
     ngx_http_learn_checkpoint_finish(lm, cycle->log);
 }
 
@@ -402,6 +406,7 @@ ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
 static void *
 ngx_http_learn_checkpoint_thread(void *data)
 {
+    ngx_http_learn_checkpoint_copy(data);
     ngx_http_learn_checkpoint_write(data);
 
     return NULL;

@@ -76,13 +76,18 @@ ngx_http_learn_zone_add(ngx_conf_t *cf, ngx_http_learn_model_t *lm,
     ngx_str_t        name;
     ngx_shm_zone_t  *shm_zone;
 
-    name.len = sizeof("learn_") - 1 + lm->name.len;
+    /*
+     * The layout hash is part of the name: a reload with other layers
+     * gets a new zone, and the old workers finish on the old one.
+     */
+
+    name.len = sizeof("learn__0123456789abcdef") - 1 + lm->name.len;
     name.data = ngx_pnalloc(cf->pool, name.len);
     if (name.data == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(name.data, "learn_%V", &lm->name);
+    ngx_sprintf(name.data, "learn_%V_%016xL", &lm->name, lm->model.hash);
 
     shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_learn_module);
     if (shm_zone == NULL) {
@@ -117,21 +122,15 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     lm = shm_zone->data;
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (olm) {
-        /* reload: same name and size; keep the state if the layout too */
+    if (olm && olm->shm) {
+        /* reload: the same name, so the same layout; keep the state */
+        lm->shm = olm->shm;
+        return NGX_OK;
+    }
 
-        if (olm->shm && olm->shm->hash == lm->model.hash) {
-            lm->shm = olm->shm;
-            return NGX_OK;
-        }
-
-        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
-                      "learn_model \"%V\": the architecture changed, "
-                      "starting fresh", &lm->name);
-
-        if (olm->shm) {
-            ngx_slab_free(shpool, olm->shm);
-        }
+    if (lm->retire) {
+        /* the old workers' zone: they must not write its checkpoint */
+        lm->retire->retired = 1;
     }
 
     shm = ngx_slab_alloc(shpool, ngx_http_learn_zone_bytes(&lm->model));
@@ -161,6 +160,13 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     shm->loss_avg = NAN;
 
     lm->shm = shm;
+
+    /*
+     * A model not restored from its checkpoint differs from the file (a
+     * first start, or other layers after a reload): write it at the first
+     * chance, or a restart would find a file that does not fit.
+     */
+    shm->ckpt_version = (ngx_atomic_uint_t) -1;
 
     if (lm->ckpt_params) {
         ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);

@@ -102,18 +102,7 @@ sub wait_listening {
 # rewrite the http{} part of the config, then HUP; waits for new workers
 sub reload {
     my ($self, %args) = @_;
-    my $conf = "$self->{prefix}/conf/nginx.conf";
-    if (defined $args{http}) {
-        open my $in, '<', $conf or die $!;
-        local $/;
-        my $text = <$in>;
-        close $in;
-        $text =~ s/\Q$self->{http}\E/$args{http}/;
-        $self->{http} = $args{http};
-        open my $out, '>', $conf or die $!;
-        print $out $text;
-        close $out;
-    }
+    $self->set_http($args{http}) if defined $args{http};
     my @old = $self->workers;
     kill 'HUP', $self->pid;
     my $deadline = time + 10;
@@ -142,6 +131,28 @@ sub kill9 {
     my $deadline = time + 5;
     while (grep({ alive($_) } @all) && time < $deadline) { sleep 0.02 }
     unlink "$self->{prefix}/logs/nginx.pid";
+}
+
+# nginx -t on the current config: (exit status, what it printed)
+sub test_config {
+    my ($self) = @_;
+    my $out = `$self->{bin} -t -p $self->{prefix}/ -c conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# rewrite the config with new http{} text (the server is stopped)
+sub set_http {
+    my ($self, $http) = @_;
+    my $conf = "$self->{prefix}/conf/nginx.conf";
+    open my $in, '<', $conf or die $!;
+    local $/;
+    my $text = <$in>;
+    close $in;
+    $text =~ s/\Q$self->{http}\E/$http/;
+    $self->{http} = $http;
+    open my $out, '>', $conf or die $!;
+    print $out $text;
+    close $out;
 }
 
 sub pid {
