@@ -101,6 +101,20 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       0,
       NULL },
 
+    { ngx_string("learn_thread_pool"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_learn_thread_pool,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_batch"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_learn_batch,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("learn_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_learn_status,
@@ -198,6 +212,9 @@ ngx_http_learn_create_loc_conf(ngx_conf_t *cf)
      */
 
     lcf->max_elements = NGX_CONF_UNSET_SIZE;
+    lcf->thread_pool = NGX_CONF_UNSET_PTR;
+    lcf->thread_threshold = -1;
+    lcf->batch_max = NGX_CONF_UNSET_UINT;
 
     return lcf;
 }
@@ -214,6 +231,22 @@ ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_size_value(conf->max_elements, prev->max_elements,
                               NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS);
+
+    if (conf->thread_pool == NGX_CONF_UNSET_PTR) {
+        conf->thread_pool = (prev->thread_pool == NGX_CONF_UNSET_PTR)
+                            ? NULL : prev->thread_pool;
+        conf->thread_threshold = prev->thread_threshold;
+    }
+
+    if (conf->batch_max == NGX_CONF_UNSET_UINT) {
+        conf->batch_max = 0;
+
+    } else if (conf->role != NGX_HTTP_LEARN_PREDICT) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_batch needs learn_predict in the same "
+                           "location");
+        return NGX_CONF_ERROR;
+    }
 
     if (conf->candidate == 0) {
         return NGX_CONF_OK;
@@ -671,6 +704,10 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
         if (lmp[i]->ws) {
             lt_workspace_free(lmp[i]->ws);
             lmp[i]->ws = NULL;
+        }
+
+        while (lmp[i]->nws_free) {
+            lt_workspace_free(lmp[i]->ws_free[--lmp[i]->nws_free]);
         }
     }
 }

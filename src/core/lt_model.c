@@ -413,3 +413,25 @@ lt_model_step_flops(const lt_model *m, int batch)
 
     return f;
 }
+
+
+/* Multiply-adds of one forward pass: the Linear products. */
+double
+lt_model_forward_flops(const lt_model *m, int batch)
+{
+    const lt_layer_spec  *l;
+    double                f;
+    int                   i;
+
+    f = 0.0;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+
+        if (l->kind == LT_LAYER_LINEAR) {
+            f += (double) batch * l->in * l->out;
+        }
+    }
+
+    return f;
+}

@@ -151,6 +151,7 @@ int lt_model_gradients(const lt_model *m, lt_workspace *ws,
 /* Cost of one train step in multiply-adds, for choosing inline vs thread
  * pool. */
 double lt_model_step_flops(const lt_model *m, int batch);
+double lt_model_forward_flops(const lt_model *m, int batch);
 
 const char *lt_layer_name(lt_layer_kind kind);
 

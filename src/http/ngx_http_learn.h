@@ -64,6 +64,8 @@ typedef struct {
     ngx_atomic_t                   predicts;  /* answered predicts */
     ngx_atomic_t                   rejects;   /* 4xx answers */
     ngx_atomic_t                   retries;   /* predicts that re-read */
+    ngx_atomic_t                   batches;   /* learn_batch forward passes */
+    ngx_atomic_t                   batched;   /* predicts answered by them */
 
     /* checkpoints: the version last written, and outcomes */
     ngx_atomic_t                   ckpt_version;
@@ -105,6 +107,8 @@ typedef struct {
 
     /* per worker, set in init_process */
     lt_workspace                  *ws;
+    lt_workspace                  *ws_free[8]; /* for pool threads */
+    ngx_uint_t                     nws_free;
     ngx_event_t                    ckpt_timer;
     ngx_http_learn_ckpt_job_t     *ckpt_job;
     struct {
@@ -132,12 +136,28 @@ typedef enum {
 } ngx_http_learn_role_e;
 
 
+typedef struct ngx_http_learn_ctx_s  ngx_http_learn_ctx_t;
+
+
 typedef struct {
     ngx_http_learn_role_e          role;
     ngx_http_learn_model_t        *model;
     size_t                         max_elements;
     int64_t                        candidate;  /* learn_candidate STEP */
     ngx_uint_t                     candidate_share; /* of 10000 */
+
+    /* learn_thread_pool NAME [threshold=N] */
+    void                          *thread_pool; /* ngx_thread_pool_t */
+    double                         thread_threshold;
+
+    /* learn_batch max=N timeout=TIME, and this worker's queue */
+    ngx_uint_t                     batch_max;
+    ngx_msec_t                     batch_timeout;
+    ngx_http_learn_ctx_t          *batch_head;
+    ngx_http_learn_ctx_t         **batch_tail;
+    ngx_uint_t                     batch_rows;
+    ngx_event_t                    batch_timer;
+    float                         *batch_buf;  /* batch_max rows of x */
 } ngx_http_learn_loc_conf_t;
 
 
@@ -146,9 +166,6 @@ typedef enum {
     NGX_HTTP_LEARN_FMT_JSON,
     NGX_HTTP_LEARN_FMT_UNKNOWN
 } ngx_http_learn_fmt_e;
-
-
-typedef struct ngx_http_learn_ctx_s  ngx_http_learn_ctx_t;
 
 typedef ngx_int_t (*ngx_http_learn_op_pt)(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
@@ -167,6 +184,19 @@ struct ngx_http_learn_ctx_s {
 
     float                          loss;      /* train results */
     int64_t                        step;
+
+    int64_t                        vstep;     /* predict: version, 0 live */
+    uint64_t                       start_us;
+    lt_tensor                      y;         /* predict: the output */
+
+    /* a step or forward pass on the thread pool */
+    lt_workspace                  *task_ws;
+    ngx_int_t                      task_rc;
+    lt_err                         task_err;
+    unsigned                       task_train:1;
+
+    ngx_http_request_t            *request;    /* learn_batch queue */
+    ngx_http_learn_ctx_t          *batch_next;
 
     int                            nnamed;    /* weights import */
     char                         **names;
@@ -193,8 +223,8 @@ ngx_int_t ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
 float *ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
 ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
-    const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
-    lt_err *err);
+    lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
+    int64_t *step, lt_err *err);
 
 /* one process writes checkpoints: worker 0, or the single process */
 #define ngx_http_learn_checkpoint_writer()                                    \
@@ -227,6 +257,27 @@ ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data,
 ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
+ngx_int_t ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx,
+    lt_workspace *ws, lt_err *err);
+ngx_int_t ngx_http_learn_predict_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+uint64_t ngx_http_learn_now_us(void);
+
+/* ngx_http_learn_thread.c */
+ngx_int_t ngx_http_learn_thread_post(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_uint_t train);
+char *ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+lt_workspace *ngx_http_learn_ws_get(ngx_http_learn_model_t *lm,
+    lt_err *err);
+void ngx_http_learn_ws_put(ngx_http_learn_model_t *lm, lt_workspace *ws);
+
+/* ngx_http_learn_batch.c */
+ngx_int_t ngx_http_learn_batch_add(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+char *ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
 ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
 
@@ -238,8 +289,8 @@ ngx_int_t ngx_http_learn_versions_read(ngx_log_t *log,
     lt_checkpoint_meta *meta);
 void ngx_http_learn_versions_added(ngx_http_learn_model_t *lm, int64_t step,
     float loss);
-const float *ngx_http_learn_versions_params(ngx_http_request_t *r,
-    ngx_http_learn_model_t *lm, int64_t step);
+const float *ngx_http_learn_versions_params(ngx_http_learn_model_t *lm,
+    int64_t step, ngx_log_t *log);
 ngx_http_learn_version_t *ngx_http_learn_versions_find(
     ngx_http_learn_shm_t *shm, int64_t step);
 int ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,

@@ -19,12 +19,9 @@ static ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_predict_version(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, int64_t *step);
-static uint64_t ngx_http_learn_now_us(void);
 static ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_train_locked(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
-static ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static void ngx_http_learn_locked_retry(ngx_event_t *ev);
 
@@ -333,26 +330,20 @@ ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data, size_t *len)
 }
 
 
+/*
+ * A predict is checked here, computed inline, on the thread pool or in a
+ * batch with other requests (ngx_http_learn_predict_compute()), and
+ * answered by ngx_http_learn_predict_reply().
+ */
+
 static ngx_int_t
 ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    size_t                     len;
-    u_char                    *out;
-    lt_err                     err;
-    int64_t                    step;
-    uint64_t                   start;
-    lt_tensor                  y;
-    ngx_int_t                  rc;
-    const float               *params;
-    lt_codec_ctx               codec;
-    ngx_table_elt_t           *h;
-    ngx_atomic_uint_t          version;
-    ngx_http_learn_shm_t      *shm;
-    ngx_http_learn_model_t    *lm;
-    ngx_http_learn_version_t  *kept;
+    lt_err                   err;
+    ngx_int_t                rc;
+    ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
-    shm = lm->shm;
 
     if (!ctx->body.has_x) {
         return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
@@ -363,49 +354,114 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST, "%s", err.msg);
     }
 
-    rc = ngx_http_learn_predict_version(r, ctx, &step);
+    rc = ngx_http_learn_predict_version(r, ctx, &ctx->vstep);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    start = ngx_http_learn_now_us();
+    ctx->start_us = ngx_http_learn_now_us();
 
-    if (step) {
-        params = ngx_http_learn_versions_params(r, lm, step);
-        if (params == NULL) {
-            return ngx_http_learn_reject(r, NGX_HTTP_NOT_FOUND,
-                                         "model \"%V\" keeps no version %L",
-                                         &lm->name, step);
+    if (ctx->vstep == 0) {
+        rc = ngx_http_learn_batch_add(r, ctx);
+        if (rc != NGX_DECLINED) {
+            return rc;
         }
 
-        rc = lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x, &y,
-                              &err);
-
-    } else {
-        do {
-            params = ngx_http_learn_zone_params(shm, &version);
-            rc = lt_model_forward(&lm->model, lm->ws, params, &ctx->body.x,
-                                  &y, &err);
-
-            if (rc != 0 || ngx_http_learn_zone_read_valid(shm, version)) {
-                break;
-            }
-
-            (void) ngx_atomic_fetch_add(&shm->retries, 1);
-        } while (1);
+        rc = ngx_http_learn_thread_post(r, ctx, 0);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
     }
 
-    if (rc != 0) {
+    rc = ngx_http_learn_predict_compute(ctx, lm->ws, &err);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_learn_reject(r, NGX_HTTP_NOT_FOUND,
+                                     "model \"%V\" keeps no version %L",
+                                     &lm->name, ctx->vstep);
+    }
+
+    if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "learn_predict \"%V\": %s", &lm->name, err.msg);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    return ngx_http_learn_predict_reply(r, ctx);
+}
+
+
+/*
+ * The forward pass of ctx->body.x into ctx->y (borrowed from ws): with a
+ * kept version, or with the live parameters, re-read if a step rewrote
+ * them meanwhile.  Runs on the event loop or on a pool thread: it touches
+ * the zone, ws and ctx, never the request or its pool.  NGX_DECLINED: no
+ * such version.
+ */
+
+ngx_int_t
+ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
+    lt_err *err)
+{
+    const float             *params;
+    ngx_atomic_uint_t        version;
+    ngx_http_learn_shm_t    *shm;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+    shm = lm->shm;
+
+    if (ctx->vstep) {
+        params = ngx_http_learn_versions_params(lm, ctx->vstep,
+                                                ngx_cycle->log);
+        if (params == NULL) {
+            return NGX_DECLINED;
+        }
+
+        return lt_model_forward(&lm->model, ws, params, &ctx->body.x,
+                                &ctx->y, err) == 0 ? NGX_OK : NGX_ERROR;
+    }
+
+    for ( ;; ) {
+        params = ngx_http_learn_zone_params(shm, &version);
+
+        if (lt_model_forward(&lm->model, ws, params, &ctx->body.x, &ctx->y,
+                             err)
+            != 0)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_learn_zone_read_valid(shm, version)) {
+            return NGX_OK;
+        }
+
+        (void) ngx_atomic_fetch_add(&shm->retries, 1);
+    }
+}
+
+
+ngx_int_t
+ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    size_t                     len;
+    u_char                    *out;
+    lt_err                     err;
+    uint64_t                   us;
+    lt_codec_ctx               codec;
+    ngx_table_elt_t           *h;
+    ngx_http_learn_shm_t      *shm;
+    ngx_http_learn_model_t    *lm;
+    ngx_http_learn_version_t  *kept;
+
+    lm = ctx->lcf->model;
+    shm = lm->shm;
+
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
     codec.max_elements = 0;
 
-    if (lt_codec_encode_tensor(&codec, "y", &y,
+    if (lt_codec_encode_tensor(&codec, "y", &ctx->y,
                                ctx->json_out ? LT_ENC_JSON : ctx->body.enc,
                                &out, &len, &err)
         != 0)
@@ -415,20 +471,20 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    us = ngx_http_learn_now_us() - ctx->start_us;
+
     (void) ngx_atomic_fetch_add(&shm->predicts, 1);
 
-    if (step) {
-        kept = ngx_http_learn_versions_find(shm, step);
+    if (ctx->vstep) {
+        kept = ngx_http_learn_versions_find(shm, ctx->vstep);
 
         if (kept) {
             (void) ngx_atomic_fetch_add(&kept->predicts, 1);
-            (void) ngx_atomic_fetch_add(&kept->latency_us,
-                                        ngx_http_learn_now_us() - start);
+            (void) ngx_atomic_fetch_add(&kept->latency_us, us);
         }
 
     } else {
-        (void) ngx_atomic_fetch_add(&shm->live_latency_us,
-                                    ngx_http_learn_now_us() - start);
+        (void) ngx_atomic_fetch_add(&shm->live_latency_us, us);
     }
 
     if (lm->ckpt_keep) {
@@ -441,13 +497,13 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         h->hash = 1;
         ngx_str_set(&h->key, "X-Learn-Version");
 
-        if (step) {
+        if (ctx->vstep) {
             h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
             if (h->value.data == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            h->value.len = ngx_sprintf(h->value.data, "%L", step)
+            h->value.len = ngx_sprintf(h->value.data, "%L", ctx->vstep)
                            - h->value.data;
 
         } else {
@@ -507,7 +563,7 @@ ngx_http_learn_predict_version(ngx_http_request_t *r,
 
 /* CLOCK_MONOTONIC from the vDSO: no syscall */
 
-static uint64_t
+uint64_t
 ngx_http_learn_now_us(void)
 {
     struct timespec  ts;
@@ -522,6 +578,7 @@ static ngx_int_t
 ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
     lt_err                   err;
+    ngx_int_t                rc;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
@@ -544,6 +601,11 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ctx->locked = ngx_http_learn_train_locked;
     ctx->reply = ngx_http_learn_train_reply;
 
+    rc = ngx_http_learn_thread_post(r, ctx, 1);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     return ngx_http_learn_run_locked(r, ctx);
 }
 
@@ -556,8 +618,8 @@ ngx_http_learn_train_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
     lm = ctx->lcf->model;
 
-    if (ngx_http_learn_zone_step(lm, &ctx->body.x, &ctx->body.y, &ctx->loss,
-                                 &ctx->step, &err)
+    if (ngx_http_learn_zone_step(lm, lm->ws, &ctx->body.x, &ctx->body.y,
+                                 &ctx->loss, &ctx->step, &err)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -569,7 +631,7 @@ ngx_http_learn_train_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
     size_t                   len;

@@ -106,10 +106,12 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
                     "\"inputs\": %d, \"outputs\": %d, "
                     "\"trains\": %uA, \"predicts\": %uA, "
                     "\"rejected\": %uA, \"predict_rereads\": %uA, "
-                    "\"predict_latency_us\": %uA",
+                    "\"predict_latency_us\": %uA, \"batches\": %uA, "
+                    "\"batched_predicts\": %uA",
                     lm->model.param_count, lm->model.in_dim,
                     lm->model.out_dim, shm->trains, shm->predicts,
-                    shm->rejects, shm->retries, shm->live_latency_us);
+                    shm->rejects, shm->retries, shm->live_latency_us,
+                    shm->batches, shm->batched);
 
     if (lm->ckpt_path.len) {
         p = ngx_sprintf(p, ", \"checkpoint\": {\"path\": \"%V\", "

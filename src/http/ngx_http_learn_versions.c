@@ -276,8 +276,8 @@ ngx_http_learn_versions_find(ngx_http_learn_shm_t *shm, int64_t step)
  */
 
 const float *
-ngx_http_learn_versions_params(ngx_http_request_t *r,
-    ngx_http_learn_model_t *lm, int64_t step)
+ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
+    ngx_log_t *log)
 {
     float               *params;
     ngx_uint_t           i, lru;
@@ -305,8 +305,7 @@ ngx_http_learn_versions_params(ngx_http_request_t *r,
     params = lm->vcache[lru].params;
 
     if (params == NULL) {
-        params = ngx_alloc(lm->model.param_count * sizeof(float),
-                           r->connection->log);
+        params = ngx_alloc(lm->model.param_count * sizeof(float), log);
         if (params == NULL) {
             return NULL;
         }
@@ -316,8 +315,7 @@ ngx_http_learn_versions_params(ngx_http_request_t *r,
 
     lm->vcache[lru].step = 0;
 
-    if (ngx_http_learn_versions_read(r->connection->log, lm, step, params,
-                                     &meta)
+    if (ngx_http_learn_versions_read(log, lm, step, params, &meta)
         != NGX_OK)
     {
         return NULL;

@@ -239,8 +239,9 @@ ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm)
 /* One optimizer step from the published buffer into the next one. */
 
 ngx_int_t
-ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
-    const lt_tensor *y, float *loss, int64_t *step, lt_err *err)
+ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
+    const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
+    lt_err *err)
 {
     float                 *next;
     ngx_http_learn_shm_t  *shm;
@@ -249,7 +250,7 @@ ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
 
     next = ngx_http_learn_zone_begin_write(shm);
 
-    if (lt_model_train_step(&lm->model, lm->ws,
+    if (lt_model_train_step(&lm->model, ws,
                             ngx_http_learn_zone_buffer(shm, shm->version & 1),
                             next, ngx_http_learn_zone_state(shm),
                             (int64_t) shm->step + 1, x, y, loss, err)

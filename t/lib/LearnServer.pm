@@ -24,6 +24,7 @@ sub new {
         workers => $args{workers} || 2,
         http    => $args{http} || '',
         server  => $args{server} || '',
+        main    => $args{main} || '',
     }, $class;
     $self->{prefix} = "$root/t/servroot-$self->{name}";
     return $self;
@@ -61,6 +62,7 @@ sub start {
     print $fh <<"_EOC_";
 $load
 worker_processes $self->{workers};
+$self->{main}
 pid logs/nginx.pid;
 error_log logs/error.log info;
 events { worker_connections 1024; }
