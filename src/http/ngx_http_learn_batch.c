@@ -1,9 +1,12 @@
 
 /*
- * learn_batch max=N timeout=TIME: concurrent predicts of one location in
- * one worker wait (at most TIME) to be stacked into one forward pass of
- * up to N rows, whose output rows are split back.  One matrix product
- * over N rows reads the weights once instead of N times.
+ * learn_batch max=N [timeout=TIME]: concurrent predicts of one location
+ * in one worker are stacked into one forward pass of up to N rows, whose
+ * output rows are split back: one matrix product over N rows instead of
+ * N matrix-vector products.  Without a timeout a batch holds what arrived
+ * in the same turn of the event loop (under load: what arrived while the
+ * last batch computed), and adds no wait; with one, the first request
+ * waits at most TIME for company.
  */
 
 
@@ -50,7 +53,14 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         lcf->batch_timer.handler = ngx_http_learn_batch_timer;
         lcf->batch_timer.data = lcf;
         lcf->batch_timer.log = ngx_cycle->log;
-        ngx_add_timer(&lcf->batch_timer, lcf->batch_timeout);
+
+        if (lcf->batch_timeout) {
+            ngx_add_timer(&lcf->batch_timer, lcf->batch_timeout);
+
+        } else {
+            /* after the events at hand: whatever arrived with this one */
+            ngx_post_event(&lcf->batch_timer, &ngx_posted_events);
+        }
 
     } else {
         *lcf->batch_tail = ctx;
@@ -91,6 +101,10 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
 
     if (lcf->batch_timer.timer_set) {
         ngx_del_timer(&lcf->batch_timer);
+    }
+
+    if (lcf->batch_timer.posted) {
+        ngx_delete_posted_event(&lcf->batch_timer);
     }
 
     head = lcf->batch_head;
@@ -222,7 +236,7 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
     lcf->batch_max = 32;
-    lcf->batch_timeout = 2;
+    lcf->batch_timeout = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
 
