@@ -256,6 +256,7 @@ ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data,
     size_t *len);
 ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
+ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 ngx_int_t ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx,
     lt_workspace *ws, lt_err *err);
@@ -300,8 +301,6 @@ char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* ngx_http_learn_weights.c */
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_learn_send_error(ngx_http_request_t *r,
-    ngx_uint_t status, const char *fmt, ...);
 ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 

@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
 static ngx_int_t ngx_http_learn_train_locked(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static void ngx_http_learn_locked_retry(ngx_event_t *ev);
+static ngx_int_t ngx_http_learn_send_error(ngx_http_request_t *r,
+    ngx_uint_t status, const char *fmt, ...);
 
 
 ngx_str_t  ngx_http_learn_type_msgpack = ngx_string("application/msgpack");
@@ -35,30 +37,13 @@ ngx_http_learn_handler(ngx_http_request_t *r)
 {
     off_t                       max;
     ngx_int_t                   rc;
-    ngx_table_elt_t            *allow;
     ngx_http_learn_ctx_t       *ctx;
     ngx_http_learn_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
 
     if (!(r->method & NGX_HTTP_POST)) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "POST");
-
-        return ngx_http_learn_reject(r, NGX_HTTP_NOT_ALLOWED,
-                                     "method %V is not allowed, use POST",
-                                     &r->method_name);
+        return ngx_http_learn_reject_method(r, "POST");
     }
 
     if (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_UNKNOWN) {
@@ -726,6 +711,35 @@ ngx_http_learn_locked_retry(ngx_event_t *ev)
 }
 
 
+/* 405 with Allow (e.g. "GET, PUT"), after discarding the body */
+
+ngx_int_t
+ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed)
+{
+    ngx_int_t         rc;
+    ngx_table_elt_t  *allow;
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    allow = ngx_list_push(&r->headers_out.headers);
+    if (allow == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    allow->hash = 1;
+    ngx_str_set(&allow->key, "Allow");
+    allow->value.data = (u_char *) allowed;
+    allow->value.len = ngx_strlen(allowed);
+
+    return ngx_http_learn_reject(r, NGX_HTTP_NOT_ALLOWED,
+                                 "method %V is not allowed, use %s",
+                                 &r->method_name, allowed);
+}
+
+
 /* A client error: one info line in error.log and a JSON body. */
 
 ngx_int_t
@@ -756,7 +770,7 @@ ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
 
 /* {"error": "..."}, the message escaped for JSON */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_learn_send_error(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...)
 {

@@ -33,15 +33,13 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
     ngx_http_learn_model_t     **lmp;
     ngx_http_learn_main_conf_t  *lmcf;
 
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return ngx_http_learn_reject_method(r, "GET");
+    }
+
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return ngx_http_learn_send_error(r, NGX_HTTP_NOT_ALLOWED,
-                                         "method %V is not allowed, use GET",
-                                         &r->method_name);
     }
 
     prometheus = ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK

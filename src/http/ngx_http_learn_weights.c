@@ -25,7 +25,6 @@ ngx_int_t
 ngx_http_learn_weights_handler(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
-    ngx_table_elt_t            *allow;
     ngx_http_learn_ctx_t       *ctx;
     ngx_http_learn_loc_conf_t  *lcf;
 
@@ -41,23 +40,7 @@ ngx_http_learn_weights_handler(ngx_http_request_t *r)
     }
 
     if (!(r->method & NGX_HTTP_PUT)) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        allow = ngx_list_push(&r->headers_out.headers);
-        if (allow == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        allow->hash = 1;
-        ngx_str_set(&allow->key, "Allow");
-        ngx_str_set(&allow->value, "GET, PUT");
-
-        return ngx_http_learn_reject(r, NGX_HTTP_NOT_ALLOWED,
-                                     "method %V is not allowed, use GET or "
-                                     "PUT", &r->method_name);
+        return ngx_http_learn_reject_method(r, "GET, PUT");
     }
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_learn_ctx_t));

@@ -1,0 +1,155 @@
+/*
+ * lt_cuda.h: what the CUDA backend's files share (CUDA C++, not for C
+ * users: they include lt_backend_cuda.h).
+ *
+ * One concept per file, as ggml-cuda does:
+ *   lt_backend_cuda.cu   open / close / status, memory, gemm (cuBLAS)
+ *   lt_cuda_bias.cu      add_bias, sum_rows
+ *   lt_cuda_act.cu       activations, forward and backward
+ *   lt_cuda_loss.cu      MSE, BCE, cross-entropy and their reductions
+ *   lt_cuda_optim.cu     SGD and Adam
+ *
+ * Every kernel walks its elements with a grid-stride loop and a bounds
+ * check, so any grid size is correct; the grid is capped at
+ * LT_CUDA_MAX_BLOCKS blocks, which is also the number of per-block partial
+ * sums the scratch area holds for the loss reductions.
+ */
+#ifndef LT_CUDA_H
+#define LT_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+
+#include "lt_backend_cuda.h"
+
+#define LT_CUDA_THREADS     256     /* threads per block, every kernel */
+#define LT_CUDA_WARP        32
+#define LT_CUDA_MAX_BLOCKS  1024    /* grid cap = partial sums in scratch */
+
+typedef struct {
+    lt_backend       be;            /* the table; be.ctx points here */
+    int              device;
+    cudaStream_t     stream;
+    cublasHandle_t   cublas;
+
+    void            *cublas_ws;     /* cuBLAS workspace, set once */
+    double          *partial;       /* [LT_CUDA_MAX_BLOCKS] block sums */
+    float           *result;        /* one float: a loss, on the device */
+    float           *result_host;   /* the same, pinned host memory */
+
+    /* the first failure since lt_backend_cuda_status last reported */
+    int              failed;
+    char             failure[200];
+} lt_cuda_ctx;
+
+
+static inline lt_cuda_ctx *
+lt_cuda_ctx_of(const lt_backend *be)
+{
+    return (lt_cuda_ctx *) be->ctx;
+}
+
+
+/* Blocks for n independent items: at least 1, at most the cap; the
+ * grid-stride loops cover whatever the grid does not. */
+static inline unsigned
+lt_cuda_blocks(size_t n, size_t per_block)
+{
+    size_t  b;
+
+    b = (n + per_block - 1) / per_block;
+
+    if (b < 1) {
+        return 1;
+    }
+
+    return b > LT_CUDA_MAX_BLOCKS ? LT_CUDA_MAX_BLOCKS : (unsigned) b;
+}
+
+
+/* Record a failure (the first one sticks); returns err == success. */
+int lt_cuda_check(lt_cuda_ctx *c, cudaError_t err, const char *what);
+int lt_cuda_check_blas(lt_cuda_ctx *c, cublasStatus_t st, const char *what);
+
+/* After a kernel launch: a bad configuration shows up here. */
+#define lt_cuda_launched(c, what)  lt_cuda_check(c, cudaGetLastError(), what)
+
+/* Waits for the stream and copies the device's result float to the host;
+ * NaN when that fails. */
+float lt_cuda_fetch_result(lt_cuda_ctx *c);
+
+/* Grid-stride loop over [0, n) with a size_t index. */
+#define LT_CUDA_FOR(i, n)                                                    \
+    for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x;          \
+         i < (n);                                                            \
+         i += (size_t) gridDim.x * blockDim.x)
+
+
+/* Sums and maxima over the 32 lanes of a warp; every lane gets the
+ * result.  All 32 lanes must call them together. */
+static __device__ __forceinline__ float
+lt_warp_sum(float v)
+{
+    int  o;
+
+    for (o = LT_CUDA_WARP / 2; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+
+    return v;
+}
+
+
+static __device__ __forceinline__ double
+lt_warp_sum_d(double v)
+{
+    int  o;
+
+    for (o = LT_CUDA_WARP / 2; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    }
+
+    return v;
+}
+
+
+static __device__ __forceinline__ float
+lt_warp_max(float v)
+{
+    int  o;
+
+    for (o = LT_CUDA_WARP / 2; o > 0; o >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    }
+
+    return v;
+}
+
+
+/* The backend's ops, one file per concept. */
+void lt_cuda_add_bias(const lt_backend *be, float *y, const float *bias,
+    int rows, int cols);
+void lt_cuda_sum_rows(const lt_backend *be, float *out, const float *g,
+    int rows, int cols);
+void lt_cuda_act_forward(const lt_backend *be, lt_act act, const float *x,
+    float *y, int rows, int cols);
+void lt_cuda_act_backward(const lt_backend *be, lt_act act, const float *x,
+    const float *y, const float *dy, float *dx, int rows, int cols);
+float lt_cuda_loss_mse(const lt_backend *be, const float *pred,
+    const float *target, float *grad, int rows, int cols);
+float lt_cuda_loss_bce(const lt_backend *be, const float *pred,
+    const float *target, float *grad, int rows, int cols);
+float lt_cuda_loss_ce(const lt_backend *be, const float *logits,
+    const int32_t *target_index, const float *target, float *grad, int rows,
+    int cols);
+void lt_cuda_sgd(const lt_backend *be, const float *in, float *out,
+    const float *grad, float *velocity, size_t n, float lr, float momentum,
+    float weight_decay, int first_step);
+void lt_cuda_adam(const lt_backend *be, const float *in, float *out,
+    const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+    float beta2, float eps, float weight_decay, int64_t step);
+
+#endif /* LT_CUDA_H */
