@@ -96,7 +96,8 @@ RUN_PREFIX  := $(BUILD)/run
 LOAD_MODULE := load_module $(BUILD)/ngx_http_learn_module.so;
 
 run: deps all
-	mkdir -p $(RUN_PREFIX)/logs $(RUN_PREFIX)/tmp
+	mkdir -p $(RUN_PREFIX)/logs $(RUN_PREFIX)/tmp $(RUN_PREFIX)/state
+	chmod 0777 $(RUN_PREFIX)/state    # workers run as "nobody" under root
 	@echo "serving conf/learn.conf on http://127.0.0.1:8080 (Ctrl-C stops)"
 	OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(RUN_PREFIX) -c $(ROOT)/conf/learn.conf \
 	    -g "$(LOAD_MODULE) daemon off;"
