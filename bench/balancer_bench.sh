@@ -27,6 +27,10 @@ rm -rf "$PREFIX"
 mkdir -p "$PREFIX/back/logs" "$PREFIX/front/logs" "$PREFIX/front/tmp" \
          "$PREFIX/back/tmp"
 
+# a private copy: a rebuild that rewrites build/*.so in place must not
+# change the code under a running nginx
+cp "$ROOT/build/ngx_http_learn_module.so" "$PREFIX/learn.so"
+
 # the backends count their requests in their access logs
 cat > "$PREFIX/back/nginx.conf" <<CONF
 load_module $ECHO_SO;
@@ -75,8 +79,9 @@ SRV
 }
 
 cat > "$PREFIX/front/nginx.conf" <<CONF
-load_module $ROOT/build/ngx_http_learn_module.so;
+load_module $PREFIX/learn.so;
 worker_processes $FRONT_WORKERS;
+${CORE_DIR:+worker_rlimit_core 1g; working_directory $CORE_DIR;}
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events { worker_connections 4096; }

@@ -78,17 +78,15 @@ lt_cuda_fetch_result(lt_cuda_ctx *c)
 static void *
 lt_cuda_alloc(const lt_backend *be, size_t bytes)
 {
-    lt_cuda_ctx  *c;
-    void         *p;
+    void  *p;
 
-    c = lt_cuda_ctx_of(be);
+    lt_cuda_enter(be);
     p = NULL;
 
     /* running out of memory is the caller's to report (it gets NULL);
      * the error is not sticky in CUDA, so clear it */
     if (cudaMalloc(&p, bytes ? bytes : LT_CUDA_MIN_ALLOC) != cudaSuccess) {
         (void) cudaGetLastError();
-        (void) c;
         return NULL;
     }
 
@@ -99,9 +97,14 @@ lt_cuda_alloc(const lt_backend *be, size_t bytes)
 static void
 lt_cuda_free(const lt_backend *be, void *p)
 {
+    lt_cuda_ctx  *c;
+
     if (p != NULL) {
-        /* cudaFree waits for the device: no queued op still uses p */
-        lt_cuda_check(lt_cuda_ctx_of(be), cudaFree(p), "cudaFree");
+        /* no op queued on the stream may still use p */
+        c = lt_cuda_enter(be);
+        lt_cuda_check(c, cudaStreamSynchronize(c->stream), "waiting for the"
+                      " stream before cudaFree");
+        lt_cuda_check(c, cudaFree(p), "cudaFree");
     }
 }
 
@@ -118,7 +121,7 @@ lt_cuda_to_device(const lt_backend *be, void *dst, const void *src,
 {
     lt_cuda_ctx  *c;
 
-    c = lt_cuda_ctx_of(be);
+    c = lt_cuda_enter(be);
 
     if (bytes == 0) {
         return;
@@ -142,7 +145,7 @@ lt_cuda_to_host(const lt_backend *be, void *dst, const void *src,
 {
     lt_cuda_ctx  *c;
 
-    c = lt_cuda_ctx_of(be);
+    c = lt_cuda_enter(be);
 
     if (bytes == 0) {
         return;
@@ -164,7 +167,7 @@ lt_cuda_copy(const lt_backend *be, void *dst, const void *src, size_t bytes)
 {
     lt_cuda_ctx  *c;
 
-    c = lt_cuda_ctx_of(be);
+    c = lt_cuda_enter(be);
 
     if (bytes == 0) {
         return;
@@ -193,7 +196,7 @@ lt_cuda_gemm(const lt_backend *be, int trans_a, int trans_b, int m, int n,
 {
     lt_cuda_ctx  *ctx;
 
-    ctx = lt_cuda_ctx_of(be);
+    ctx = lt_cuda_enter(be);
 
     if (m <= 0 || n <= 0) {
         return;
@@ -371,7 +374,12 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     count = 0;
     rc = cudaGetDeviceCount(&count);
     if (rc != cudaSuccess) {
-        lt_cuda_fail(err, "no CUDA device (cudaGetDeviceCount)", rc);
+        if (err != NULL) {
+            snprintf(err->msg, sizeof(err->msg), "no CUDA device"
+                     " (cudaGetDeviceCount: %s, error %d)",
+                     cudaGetErrorString(rc), (int) rc);
+        }
+        (void) cudaGetLastError();
         return NULL;
     }
 
@@ -436,7 +444,7 @@ lt_backend_cuda_close(const lt_backend *be)
         return;
     }
 
-    lt_cuda_destroy(lt_cuda_ctx_of(be));
+    lt_cuda_destroy(lt_cuda_enter(be));
 }
 
 
@@ -445,7 +453,7 @@ lt_backend_cuda_status(const lt_backend *be, lt_err *err)
 {
     lt_cuda_ctx  *c;
 
-    c = lt_cuda_ctx_of(be);
+    c = lt_cuda_enter(be);
 
     lt_cuda_check(c, cudaStreamSynchronize(c->stream), "waiting for the"
                   " stream");

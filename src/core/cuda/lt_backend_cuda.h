@@ -5,7 +5,8 @@
  * Plain C: no CUDA type appears here, so C code (the nginx module, the
  * tests) includes it without the CUDA headers.  Link with
  * build/cuda/liblt_cuda.a before build/core/liblt.a, and with
- *     -L$CUDA_HOME/lib64 -lcublas -lcudart -lstdc++ -Wl,-rpath,$CUDA_HOME/lib64
+ *     -L$CUDA_HOME/lib64 -lcublas -lcudart -lstdc++ -lm
+ *     -Wl,-rpath,$CUDA_HOME/lib64
  *
  * FORK: CUDA does not survive fork().  A process that has initialised the
  * driver (any call below, lt_backend_cuda_device_count included) and then

@@ -23,6 +23,12 @@
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 
+/* the core's headers are C: their functions have C linkage */
+extern "C" {
+#include "lt_backend.h"
+#include "lt_tensor.h"
+}
+
 #include "lt_backend_cuda.h"
 
 #define LT_CUDA_THREADS     256     /* threads per block, every kernel */
@@ -46,10 +52,37 @@ typedef struct {
 } lt_cuda_ctx;
 
 
+/* Record a failure (the first one sticks); returns err == success. */
+int lt_cuda_check(lt_cuda_ctx *c, cudaError_t err, const char *what);
+int lt_cuda_check_blas(lt_cuda_ctx *c, cublasStatus_t st, const char *what);
+
+
 static inline lt_cuda_ctx *
 lt_cuda_ctx_of(const lt_backend *be)
 {
     return (lt_cuda_ctx *) be->ctx;
+}
+
+
+/*
+ * The context of an op, with its device made current in the calling
+ * thread: a backend opened in one thread may be used from another (an
+ * nginx thread-pool thread, one at a time), whose current device would
+ * otherwise be 0.  Costs a thread-local read when it is already current.
+ */
+static inline lt_cuda_ctx *
+lt_cuda_enter(const lt_backend *be)
+{
+    lt_cuda_ctx  *c;
+    int           d;
+
+    c = lt_cuda_ctx_of(be);
+
+    if (cudaGetDevice(&d) != cudaSuccess || d != c->device) {
+        lt_cuda_check(c, cudaSetDevice(c->device), "cudaSetDevice");
+    }
+
+    return c;
 }
 
 
@@ -69,10 +102,6 @@ lt_cuda_blocks(size_t n, size_t per_block)
     return b > LT_CUDA_MAX_BLOCKS ? LT_CUDA_MAX_BLOCKS : (unsigned) b;
 }
 
-
-/* Record a failure (the first one sticks); returns err == success. */
-int lt_cuda_check(lt_cuda_ctx *c, cudaError_t err, const char *what);
-int lt_cuda_check_blas(lt_cuda_ctx *c, cublasStatus_t st, const char *what);
 
 /* After a kernel launch: a bad configuration shows up here. */
 #define lt_cuda_launched(c, what)  lt_cuda_check(c, cudaGetLastError(), what)

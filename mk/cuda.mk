@@ -1,0 +1,99 @@
+# mk/cuda.mk: the CUDA backend (src/core/cuda/), built only where nvcc is.
+#
+#   make cuda         build/cuda/liblt_cuda.a (the kernels and cuBLAS glue)
+#   make unit-cuda    t/unit/cuda/test_cuda_backend.c under prove: every op
+#                     and whole train steps against the CPU backend; it
+#                     skips (1..0 # SKIP) on a machine without a GPU
+#   make bench-cuda   bench/cuda_bench.c: TFLOP/s of a 784-1024-1024-10 MLP
+#                     against raw cuBLAS SGEMM (FP32 and TF32)
+#
+# CUDA_HOME (default /usr/local/cuda) is where the toolkit is; without
+# $(CUDA_HOME)/bin/nvcc every target here only says so.  HAVE_CUDA is 1
+# when nvcc exists.  Whatever links liblt_cuda.a also needs $(CUDA_LIBS).
+#
+# There may be no GPU where this builds, so the architectures are named,
+# never -arch=native: SASS for sm_80 (A100, and by binary compatibility
+# sm_86 / sm_89) and sm_90 (H100 / H200), and PTX for compute_90 that the
+# driver compiles for later GPUs.
+
+CUDA_HOME   ?= /usr/local/cuda
+NVCC        := $(CUDA_HOME)/bin/nvcc
+HAVE_CUDA   := $(if $(wildcard $(NVCC)),1,)
+
+.PHONY: cuda unit-cuda bench-cuda
+
+ifeq ($(HAVE_CUDA),1)
+
+# lib64 is usually a link to targets/<arch>/lib; take whichever exists
+CUDA_LIBDIR ?= $(patsubst %/,%,$(dir $(firstword $(wildcard \
+                   $(CUDA_HOME)/lib64/libcudart.so \
+                   $(CUDA_HOME)/targets/x86_64-linux/lib/libcudart.so \
+                   $(CUDA_HOME)/lib/libcudart.so))))
+CUDA_LIBS   := -L$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++ -lm \
+               -Wl,-rpath,$(CUDA_LIBDIR)
+
+CUDA_ARCH   ?= -gencode arch=compute_80,code=sm_80 \
+               -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+CUDA_HOST_WARN := -Wall,-Wextra,-Wno-unused-parameter,-Werror
+CUDA_NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -g \
+                -Xcompiler $(CUDA_HOST_WARN) -Werror all-warnings \
+                $(CUDA_ARCH) -Isrc/core -Isrc/core/cuda
+
+CUDA_DIR    := $(BUILD)/cuda
+CUDA_SRCS   := $(sort $(wildcard src/core/cuda/*.cu))
+CUDA_OBJS   := $(patsubst src/core/cuda/%.cu,$(CUDA_DIR)/%.o,$(CUDA_SRCS))
+CUDA_HDRS   := $(wildcard src/core/cuda/*.h) $(wildcard src/core/*.h)
+CUDA_LIB    := $(CUDA_DIR)/liblt_cuda.a
+
+# C programs that call the backend (plain C header, no CUDA include);
+# the benchmark also calls cuBLAS itself
+CUDA_CFLAGS := $(CORE_CFLAGS) -Isrc/core -Isrc/core/cuda
+
+$(CUDA_DIR)/%.o: src/core/cuda/%.cu $(CUDA_HDRS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(CUDA_NVFLAGS) -c $< -o $@
+
+$(CUDA_LIB): $(CUDA_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+cuda: $(CUDA_LIB)
+
+$(CUDA_DIR)/test_cuda_backend: t/unit/cuda/test_cuda_backend.c t/unit/tap.h \
+    $(CUDA_LIB) $(BUILD)/core/liblt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_CFLAGS) -It/unit $< $(CUDA_LIB) $(BUILD)/core/liblt.a \
+	    $(CORE_LIBS) $(CUDA_LIBS) -o $@
+
+unit-cuda: $(CUDA_DIR)/test_cuda_backend
+	OPENBLAS_NUM_THREADS=1 prove -e '' $<
+
+$(CUDA_DIR)/cuda_bench: bench/cuda_bench.c $(CUDA_LIB) $(BUILD)/core/liblt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CUDA_CFLAGS) -I$(CUDA_HOME)/include $< $(CUDA_LIB) \
+	    $(BUILD)/core/liblt.a $(CORE_LIBS) $(CUDA_LIBS) -o $@
+
+bench-cuda: $(CUDA_DIR)/cuda_bench
+	OPENBLAS_NUM_THREADS=1 $<
+
+else
+
+cuda unit-cuda bench-cuda:
+	@echo "CUDA not found ($(NVCC)), skipping $@"
+
+endif
+
+# The CUDA test's own logic, checked where there is no GPU: built with
+# -DLT_CUDA_TEST_FAKE its "GPU" is the CPU backend behind host copies (no
+# CUDA needed to build or run it).
+.PHONY: unit-cuda-harness
+
+$(BUILD)/cuda-harness/test_cuda_backend: t/unit/cuda/test_cuda_backend.c \
+    t/unit/tap.h $(BUILD)/core/liblt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -DLT_CUDA_TEST_FAKE -Isrc/core -Isrc/core/cuda \
+	    -It/unit $< $(BUILD)/core/liblt.a $(CORE_LIBS) -o $@
+
+unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
+	OPENBLAS_NUM_THREADS=1 prove -e '' $<
