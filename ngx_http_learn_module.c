@@ -73,6 +73,13 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       offsetof(ngx_http_learn_main_conf_t, lua_paths),
       NULL },
 
+    { ngx_string("learn_cuda_library"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_cuda_library,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("learn_train"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_learn_role,
@@ -276,7 +283,8 @@ ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 /*
- * learn_model NAME FILE.lua [seed=N] [device=cpu] [zone=SIZE];
+ * learn_model NAME FILE.lua [seed=N] [zone=SIZE] [checkpoint=PATH ...]
+ *     [device=cpu|cuda[:N] [tf32=on] [fallback=off]];
  *
  * The model file runs here, in the master, so a broken model fails
  * "nginx -t" with the file and line; its parameters then get a zone
@@ -290,7 +298,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     size_t                   size, min;
     ngx_str_t               *value, s;
-    ngx_int_t                n;
+    ngx_int_t                n, rc;
     ngx_uint_t               i;
     lt_err                   err;
     lt_model_spec            spec;
@@ -325,6 +333,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     lm->name = value[1];
     lm->seed = 0;
+    lm->device = -1;
     lm->ckpt_interval = 60000;
     size = 0;
 
@@ -404,15 +413,13 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "device=", 7) == 0) {
-            if (ngx_strcmp(value[i].data + 7, "cpu") == 0) {
-                continue;
-            }
+        rc = ngx_http_learn_device_parse(cf, lm, &value[i]);
 
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "learn_model \"%V\": device \"%s\" is not "
-                               "supported by this build (only \"cpu\")",
-                               &lm->name, value[i].data + 7);
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
 
@@ -432,6 +439,10 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lm->file = value[2];
+
+    if (ngx_http_learn_device_check(cf, lmcf, lm) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     lm->retire = ngx_http_learn_model_changed(cf, lm);
 
@@ -673,6 +684,14 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
+        /* helpers (cache manager, loader) run no model: no GPU context */
+        if ((ngx_process == NGX_PROCESS_WORKER
+             || ngx_process == NGX_PROCESS_SINGLE)
+            && ngx_http_learn_device_init(cycle, lmcf, lmp[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         if (lmp[i]->ckpt_path.len && ngx_http_learn_checkpoint_writer()) {
             ngx_http_learn_checkpoint_init_worker(cycle, lmp[i]);
         }
@@ -709,5 +728,9 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
         while (lmp[i]->nws_free) {
             lt_workspace_free(lmp[i]->ws_free[--lmp[i]->nws_free]);
         }
+
+        ngx_http_learn_device_exit(lmp[i]);
     }
+
+    ngx_http_learn_device_exit_process();
 }

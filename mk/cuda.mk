@@ -1,6 +1,9 @@
 # mk/cuda.mk: the CUDA backend (src/core/cuda/), built only where nvcc is.
 #
 #   make cuda         build/cuda/liblt_cuda.a (the kernels and cuBLAS glue)
+#                     and build/ngx_http_learn_cuda.so, the backend that
+#                     the module's workers dlopen for device=cuda (`make`
+#                     builds it too)
 #   make unit-cuda    t/unit/cuda/test_cuda_backend.c under prove: every op
 #                     and whole train steps against the CPU backend; it
 #                     skips (1..0 # SKIP) on a machine without a GPU
@@ -58,7 +61,17 @@ $(CUDA_LIB): $(CUDA_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-cuda: $(CUDA_LIB)
+# the module links no CUDA library: its workers dlopen this one, so one
+# module file runs on machines with and without a GPU
+CUDA_PLUGIN := $(BUILD)/ngx_http_learn_cuda.so
+
+$(CUDA_PLUGIN): $(CUDA_LIB)
+	$(CC) -shared -o $@ -Wl,--whole-archive $(CUDA_LIB) \
+	    -Wl,--no-whole-archive $(CUDA_LIBS) -Wl,-z,defs
+
+cuda: $(CUDA_LIB) $(CUDA_PLUGIN)
+
+all: $(CUDA_PLUGIN)
 
 $(CUDA_DIR)/test_cuda_backend: t/unit/cuda/test_cuda_backend.c t/unit/tap.h \
     $(CUDA_LIB) $(BUILD)/core/liblt.a
@@ -97,3 +110,18 @@ $(BUILD)/cuda-harness/test_cuda_backend: t/unit/cuda/test_cuda_backend.c \
 
 unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
 	OPENBLAS_NUM_THREADS=1 prove -e '' $<
+
+
+# A stand-in for ngx_http_learn_cuda.so on machines without a GPU (the CPU
+# backend behind "device" buffers): t/110-device.t drives the module's
+# device path with it.
+FAKE_CUDA   := $(BUILD)/fake-cuda/ngx_http_learn_cuda.so
+
+$(FAKE_CUDA): t/device/fake_cuda.c src/core/lt_backend_cpu.c \
+    $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -shared -Isrc/core -Isrc/core/cuda -o $@ \
+	    t/device/fake_cuda.c src/core/lt_backend_cpu.c -Wl,-Bsymbolic \
+	    -lopenblas -lm
+
+all: $(FAKE_CUDA)

@@ -66,6 +66,8 @@ typedef struct {
     ngx_atomic_t                   retries;   /* predicts that re-read */
     ngx_atomic_t                   batches;   /* learn_batch forward passes */
     ngx_atomic_t                   batched;   /* predicts answered by them */
+    ngx_atomic_t                   device_steps;    /* run on a GPU */
+    ngx_atomic_t                   device_predicts;
 
     /* checkpoints: the version last written, and outcomes */
     ngx_atomic_t                   ckpt_version;
@@ -83,6 +85,7 @@ typedef struct {
 
 
 typedef struct ngx_http_learn_ckpt_job_s  ngx_http_learn_ckpt_job_t;
+typedef struct ngx_http_learn_dev_s       ngx_http_learn_dev_t;
 
 
 typedef struct {
@@ -90,6 +93,11 @@ typedef struct {
     ngx_str_t                      file;      /* resolved path */
     uint64_t                       seed;
     lt_model                       model;
+
+    /* device=cuda[:N] [tf32=on] [fallback=off]; -1: the CPU */
+    ngx_int_t                      device;
+    ngx_flag_t                     tf32;
+    ngx_flag_t                     strict;    /* no GPU: refuse to start */
 
     ngx_shm_zone_t                *shm_zone;
     ngx_http_learn_shm_t          *shm;       /* set by zone init */
@@ -109,6 +117,7 @@ typedef struct {
     lt_workspace                  *ws;
     lt_workspace                  *ws_free[8]; /* for pool threads */
     ngx_uint_t                     nws_free;
+    ngx_http_learn_dev_t          *dev;       /* NULL: on the CPU */
     ngx_event_t                    ckpt_timer;
     ngx_http_learn_ckpt_job_t     *ckpt_job;
     struct {
@@ -124,6 +133,7 @@ typedef struct {
     ngx_array_t                    models;    /* ngx_http_learn_model_t * */
     ngx_array_t                   *lua_paths; /* ngx_str_t */
     ngx_str_t                      lua_dir;   /* the repo's lua/ */
+    ngx_str_t                      cuda_library; /* the CUDA backend .so */
 } ngx_http_learn_main_conf_t;
 
 
@@ -158,6 +168,7 @@ typedef struct {
     ngx_uint_t                     batch_rows;
     ngx_event_t                    batch_timer;
     float                         *batch_buf;  /* batch_max rows of x */
+    float                         *batch_ybuf; /* their outputs (GPU) */
 } ngx_http_learn_loc_conf_t;
 
 
@@ -188,6 +199,8 @@ struct ngx_http_learn_ctx_s {
     int64_t                        vstep;     /* predict: version, 0 live */
     uint64_t                       start_us;
     lt_tensor                      y;         /* predict: the output */
+    float                         *y_buf;     /* where a GPU forward
+                                                 leaves it */
 
     /* a step or forward pass on the thread pool */
     lt_workspace                  *task_ws;
@@ -224,7 +237,7 @@ float *ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
 ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
     lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
-    int64_t *step, lt_err *err);
+    int64_t *step, ngx_uint_t wait, lt_err *err);
 
 /* one process writes checkpoints: worker 0, or the single process */
 #define ngx_http_learn_checkpoint_writer()                                    \
@@ -259,7 +272,7 @@ ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 ngx_int_t ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx,
-    lt_workspace *ws, lt_err *err);
+    lt_workspace *ws, ngx_uint_t wait, lt_err *err);
 ngx_int_t ngx_http_learn_predict_reply(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
@@ -303,6 +316,24 @@ char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
+
+/* ngx_http_learn_device.c */
+ngx_int_t ngx_http_learn_device_parse(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm, ngx_str_t *value);
+ngx_int_t ngx_http_learn_device_check(ngx_conf_t *cf,
+    ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_model_t *lm);
+char *ngx_http_learn_cuda_library(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_http_learn_device_init(ngx_cycle_t *cycle,
+    ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_model_t *lm);
+void ngx_http_learn_device_exit(ngx_http_learn_model_t *lm);
+void ngx_http_learn_device_exit_process(void);
+ngx_int_t ngx_http_learn_device_step(ngx_http_learn_model_t *lm,
+    const lt_tensor *x, const lt_tensor *y, float *params_out, int64_t step,
+    float *loss, ngx_uint_t wait);
+ngx_int_t ngx_http_learn_device_forward(ngx_http_learn_model_t *lm,
+    const lt_tensor *x, float *y_buf, lt_tensor *y, ngx_uint_t wait);
+u_char *ngx_http_learn_device_name(u_char *p, ngx_http_learn_model_t *lm);
 
 /* ngx_http_learn_status.c */
 ngx_int_t ngx_http_learn_status_handler(ngx_http_request_t *r);

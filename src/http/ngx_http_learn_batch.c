@@ -121,7 +121,7 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
         r = head->request;
         c = r->connection;
 
-        rc = ngx_http_learn_predict_compute(head, lcf->model->ws, &err);
+        rc = ngx_http_learn_predict_compute(head, lcf->model->ws, 0, &err);
         rc = (rc == NGX_OK) ? ngx_http_learn_predict_reply(r, head)
                             : NGX_HTTP_INTERNAL_SERVER_ERROR;
 
@@ -136,7 +136,10 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
     rc = ngx_http_learn_batch_stack(lcf, head, &batch.body.x);
 
     if (rc == NGX_OK) {
-        rc = ngx_http_learn_predict_compute(&batch, lcf->model->ws, &err);
+        batch.y_buf = lcf->batch_ybuf;
+
+        rc = ngx_http_learn_predict_compute(&batch, lcf->model->ws, 0,
+                                            &err);
 
         (void) ngx_atomic_fetch_add(&lcf->model->shm->batches, 1);
 
@@ -200,6 +203,15 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
         lcf->batch_buf = ngx_alloc(lcf->batch_max * (size_t) shape[1]
                                    * sizeof(float), ngx_cycle->log);
         if (lcf->batch_buf == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (lcf->model->dev && lcf->batch_ybuf == NULL) {
+        lcf->batch_ybuf = ngx_alloc(lcf->batch_max
+                                    * (size_t) lcf->model->model.out_dim
+                                    * sizeof(float), ngx_cycle->log);
+        if (lcf->batch_ybuf == NULL) {
             return NGX_ERROR;
         }
     }

@@ -346,6 +346,15 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
     ctx->start_us = ngx_http_learn_now_us();
 
+    if (lm->dev) {
+        ctx->y_buf = ngx_palloc(r->pool, lt_tensor_numel(&ctx->body.x)
+                                         / lm->model.in_dim
+                                         * lm->model.out_dim * sizeof(float));
+        if (ctx->y_buf == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     if (ctx->vstep == 0) {
         rc = ngx_http_learn_batch_add(r, ctx);
         if (rc != NGX_DECLINED) {
@@ -358,7 +367,7 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         }
     }
 
-    rc = ngx_http_learn_predict_compute(ctx, lm->ws, &err);
+    rc = ngx_http_learn_predict_compute(ctx, lm->ws, 0, &err);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_learn_reject(r, NGX_HTTP_NOT_FOUND,
@@ -377,16 +386,17 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
 
 /*
- * The forward pass of ctx->body.x into ctx->y (borrowed from ws): with a
- * kept version, or with the live parameters, re-read if a step rewrote
- * them meanwhile.  Runs on the event loop or on a pool thread: it touches
- * the zone, ws and ctx, never the request or its pool.  NGX_DECLINED: no
- * such version.
+ * The forward pass of ctx->body.x into ctx->y (borrowed from ws, or in
+ * ctx->y_buf after a GPU pass): with a kept version, or with the live
+ * parameters, re-read if a step rewrote them meanwhile.  Runs on the
+ * event loop or on a pool thread (wait: it may wait for the GPU): it
+ * touches the zone, ws and ctx, never the request or its pool.
+ * NGX_DECLINED: no such version.
  */
 
 ngx_int_t
 ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
-    lt_err *err)
+    ngx_uint_t wait, lt_err *err)
 {
     const float             *params;
     ngx_atomic_uint_t        version;
@@ -405,6 +415,13 @@ ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
 
         return lt_model_forward(&lm->model, ws, params, &ctx->body.x,
                                 &ctx->y, err) == 0 ? NGX_OK : NGX_ERROR;
+    }
+
+    if (ngx_http_learn_device_forward(lm, &ctx->body.x, ctx->y_buf, &ctx->y,
+                                      wait)
+        == NGX_OK)
+    {
+        return NGX_OK;
     }
 
     for ( ;; ) {
@@ -604,7 +621,7 @@ ngx_http_learn_train_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     lm = ctx->lcf->model;
 
     if (ngx_http_learn_zone_step(lm, lm->ws, &ctx->body.x, &ctx->body.y,
-                                 &ctx->loss, &ctx->step, &err)
+                                 &ctx->loss, &ctx->step, 0, &err)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -100,16 +100,20 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
     p = ngx_cpymem(p, ", \"loss_avg\": ", sizeof(", \"loss_avg\": ") - 1);
     p = ngx_http_learn_status_float(p, shm->loss_avg);
 
-    p = ngx_sprintf(p, ", \"device\": \"cpu\", \"params\": %uz, "
-                    "\"inputs\": %d, \"outputs\": %d, "
+    p = ngx_cpymem(p, ", \"device\": \"", sizeof(", \"device\": \"") - 1);
+    p = ngx_http_learn_device_name(p, lm);
+
+    p = ngx_sprintf(p, "\", \"params\": %uz, \"inputs\": %d, \"outputs\": %d, "
                     "\"trains\": %uA, \"predicts\": %uA, "
                     "\"rejected\": %uA, \"predict_rereads\": %uA, "
                     "\"predict_latency_us\": %uA, \"batches\": %uA, "
-                    "\"batched_predicts\": %uA",
+                    "\"batched_predicts\": %uA, \"device_steps\": %uA, "
+                    "\"device_predicts\": %uA",
                     lm->model.param_count, lm->model.in_dim,
                     lm->model.out_dim, shm->trains, shm->predicts,
                     shm->rejects, shm->retries, shm->live_latency_us,
-                    shm->batches, shm->batched);
+                    shm->batches, shm->batched, shm->device_steps,
+                    shm->device_predicts);
 
     if (lm->ckpt_path.len) {
         p = ngx_sprintf(p, ", \"checkpoint\": {\"path\": \"%V\", "
@@ -141,11 +145,14 @@ ngx_http_learn_status_prometheus(u_char *p, ngx_http_learn_model_t *lm)
                     "learn_model_train_requests_total{model=\"%V\"} %uA\n"
                     "learn_model_predict_requests_total{model=\"%V\"} %uA\n"
                     "learn_model_rejected_requests_total{model=\"%V\"} %uA\n"
+                    "learn_model_device_steps_total{model=\"%V\"} %uA\n"
+                    "learn_model_device_predicts_total{model=\"%V\"} %uA\n"
                     "learn_model_loss{model=\"%V\"} ",
                     &lm->name, shm->step, &lm->name,
                     lm->model.param_count, &lm->name, shm->trains,
                     &lm->name, shm->predicts, &lm->name, shm->rejects,
-                    &lm->name);
+                    &lm->name, shm->device_steps, &lm->name,
+                    shm->device_predicts, &lm->name);
 
     if (shm->loss != shm->loss) {
         p = ngx_cpymem(p, "NaN", 3);

@@ -110,7 +110,7 @@ ngx_http_learn_thread_run(void *data, ngx_log_t *log)
     lm = ctx->lcf->model;
 
     if (!ctx->task_train) {
-        ctx->task_rc = ngx_http_learn_predict_compute(ctx, ctx->task_ws,
+        ctx->task_rc = ngx_http_learn_predict_compute(ctx, ctx->task_ws, 1,
                                                       &ctx->task_err);
         return;
     }
@@ -119,7 +119,7 @@ ngx_http_learn_thread_run(void *data, ngx_log_t *log)
 
     ctx->task_rc = ngx_http_learn_zone_step(lm, ctx->task_ws, &ctx->body.x,
                                             &ctx->body.y, &ctx->loss,
-                                            &ctx->step, &ctx->task_err);
+                                            &ctx->step, 1, &ctx->task_err);
 
     ngx_shmtx_unlock(&lm->shm->mutex);
 }

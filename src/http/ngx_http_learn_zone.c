@@ -236,12 +236,16 @@ ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm)
 }
 
 
-/* One optimizer step from the published buffer into the next one. */
+/*
+ * One optimizer step from the published buffer into the next one, on the
+ * model's GPU when it has one here and it is free (wait: a pool thread,
+ * which may wait for it), else on the CPU with ws.
+ */
 
 ngx_int_t
 ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
     const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
-    lt_err *err)
+    ngx_uint_t wait, lt_err *err)
 {
     float                 *next;
     ngx_http_learn_shm_t  *shm;
@@ -250,11 +254,15 @@ ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
 
     next = ngx_http_learn_zone_begin_write(shm);
 
-    if (lt_model_train_step(&lm->model, ws,
-                            ngx_http_learn_zone_buffer(shm, shm->version & 1),
-                            next, ngx_http_learn_zone_state(shm),
-                            (int64_t) shm->step + 1, x, y, loss, err)
-        != 0)
+    if (ngx_http_learn_device_step(lm, x, y, next, (int64_t) shm->step + 1,
+                                   loss, wait)
+        == NGX_DECLINED
+        && lt_model_train_step(&lm->model, ws,
+                               ngx_http_learn_zone_buffer(shm,
+                                                          shm->version & 1),
+                               next, ngx_http_learn_zone_state(shm),
+                               (int64_t) shm->step + 1, x, y, loss, err)
+           != 0)
     {
         return NGX_ERROR;
     }
