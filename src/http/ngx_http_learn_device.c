@@ -25,6 +25,7 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "ngx_http_learn.h"
@@ -245,12 +246,15 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
 {
     int                         fd[2], status;
     pid_t                       pid;
+    sigset_t                    set, old_set;
+    struct sigaction            sa, old_sa;
     size_t                      got;
     ssize_t                     n;
     const lt_backend           *be;
     ngx_http_learn_cuda_lib_t   lib;
 
     ngx_memzero(err, sizeof(lt_err));
+    ngx_memzero(&lib, sizeof(ngx_http_learn_cuda_lib_t));
 
     if (lmcf->cuda_library.len == 0) {
         ngx_cpystrn((u_char *) err->msg, (u_char *) "the CUDA backend's "
@@ -265,6 +269,20 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
         return NGX_ERROR;
     }
 
+    /*
+     * The child must be ours to reap: not auto-reaped (SIGCHLD ignored by
+     * whoever started nginx), not reaped by a running master's handler.
+     */
+
+    ngx_memzero(&sa, sizeof(struct sigaction));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    (void) sigaction(SIGCHLD, &sa, &old_sa);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    (void) sigprocmask(SIG_BLOCK, &set, &old_set);
+
     pid = fork();
 
     if (pid == -1) {
@@ -272,12 +290,15 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
                      "fork() failed (%d)", ngx_errno);
         close(fd[0]);
         close(fd[1]);
+        (void) sigprocmask(SIG_SETMASK, &old_set, NULL);
+        (void) sigaction(SIGCHLD, &old_sa, NULL);
         return NGX_ERROR;
     }
 
     if (pid == 0) {
         /* the child: an empty message means the device opened */
         close(fd[0]);
+        (void) sigprocmask(SIG_SETMASK, &old_set, NULL);
         err->msg[0] = '\0';
 
         if (ngx_http_learn_cuda_load(&lib, (char *) lmcf->cuda_library.data,
@@ -317,9 +338,14 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
     close(fd[0]);
     err->msg[got] = '\0';
 
+    status = 0;
+
     while (waitpid(pid, &status, 0) == -1 && ngx_errno == NGX_EINTR) {
         /* void */
     }
+
+    (void) sigprocmask(SIG_SETMASK, &old_set, NULL);
+    (void) sigaction(SIGCHLD, &old_sa, NULL);
 
     if (!WIFEXITED(status)) {
         ngx_cpystrn((u_char *) err->msg, (u_char *) "the process that "

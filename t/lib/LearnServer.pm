@@ -160,7 +160,7 @@ sub set_http {
 sub pid {
     my ($self) = @_;
     open my $fh, '<', "$self->{prefix}/logs/nginx.pid" or return;
-    my $pid = <$fh>;
+    my $pid = <$fh> // return;
     chomp $pid;
     return $pid;
 }
