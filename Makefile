@@ -12,6 +12,16 @@ NGINX       ?= /usr/sbin/nginx
 PY          ?= /usr/bin/python3
 CC          ?= cc
 
+# Debian's OpenBLAS does not know every CPU and may fall back to its
+# slowest kernels (mk/openblas-coretype.sh): what make starts gets a
+# fitting OPENBLAS_CORETYPE unless one is set
+ifeq ($(origin OPENBLAS_CORETYPE),undefined)
+OPENBLAS_CORETYPE := $(shell PY=$(PY) $(ROOT)/mk/openblas-coretype.sh)
+endif
+ifneq ($(OPENBLAS_CORETYPE),)
+export OPENBLAS_CORETYPE
+endif
+
 CORE_SRCS   := $(sort $(wildcard src/core/*.c))
 CORE_OBJS   := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
 CORE_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -W -Wall \

@@ -19,6 +19,7 @@
 
 static void *ngx_http_learn_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_learn_init_main_conf(ngx_conf_t *cf, void *conf);
+static void ngx_http_learn_blas_check(ngx_conf_t *cf);
 static void *ngx_http_learn_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -197,7 +198,59 @@ ngx_http_learn_create_main_conf(ngx_conf_t *cf)
 static char *
 ngx_http_learn_init_main_conf(ngx_conf_t *cf, void *conf)
 {
+    ngx_http_learn_main_conf_t  *lmcf = conf;
+
+    if (lmcf->models.nelts) {
+        ngx_http_learn_blas_check(cf);
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Debian's OpenBLAS 0.3.21 falls back to its SSE3 "Prescott" kernels on
+ * a CPU it cannot name, about 3x slower than the AVX-512 ones the CPU
+ * may have.  It chooses when it is loaded, before any directive is read,
+ * so the module can only say how to start nginx (once per master).
+ */
+
+static void
+ngx_http_learn_blas_check(ngx_conf_t *cf)
+{
+    char               *core;
+    const char         *fit;
+    static ngx_uint_t   warned;
+
+    core = openblas_get_corename();
+
+    if (warned || core == NULL || ngx_strcmp(core, "Prescott") != 0) {
+        return;
+    }
+
+    __builtin_cpu_init();
+
+    if (__builtin_cpu_supports("avx512f")
+        && __builtin_cpu_supports("avx512bw"))
+    {
+        fit = "SkylakeX";
+
+    } else if (__builtin_cpu_supports("avx2")
+               && __builtin_cpu_supports("fma"))
+    {
+        fit = "Haswell";
+
+    } else {
+        return;
+    }
+
+    warned = 1;
+
+    ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                       "OpenBLAS runs its \"%s\" kernels on this CPU, "
+                       "which it does not recognise: start nginx with "
+                       "OPENBLAS_CORETYPE=%s in its environment for "
+                       "faster matrix products", core, fit);
 }
 
 
@@ -444,16 +497,17 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    /*
+     * Other layers than the running configuration's: the file holds the
+     * old ones, so the model starts fresh; init_module retires the old
+     * zone and says so, once nginx has accepted this configuration.
+     */
+
     lm->retire = ngx_http_learn_model_changed(cf, lm);
 
-    if (lm->retire) {
-        ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
-                           "learn_model \"%V\": the layers changed since the "
-                           "running configuration, the model starts fresh",
-                           &lm->name);
-
-    } else if (lm->ckpt_path.len
-               && ngx_http_learn_checkpoint_load(cf, lm) != NGX_OK)
+    if (lm->retire == NULL
+        && lm->ckpt_path.len
+        && ngx_http_learn_checkpoint_load(cf, lm) != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
@@ -584,7 +638,11 @@ ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* the running configuration's zone of this model, if its layers differ */
+/*
+ * The running configuration's zone of this model goes to lm->running
+ * (zone init copies the state from it when only the zone size changed);
+ * it is returned if its layers differ.
+ */
 
 static ngx_http_learn_shm_t *
 ngx_http_learn_model_changed(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
@@ -598,6 +656,8 @@ ngx_http_learn_model_changed(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
         if (ngx_strlen(k->name) == lm->name.len
             && ngx_strncmp(k->name, lm->name.data, lm->name.len) == 0)
         {
+            lm->running = k->shm;
+
             return (k->hash != lm->model.hash) ? k->shm : NULL;
         }
     }
@@ -606,7 +666,12 @@ ngx_http_learn_model_changed(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
 }
 
 
-/* master, the configuration accepted: remember layouts, check paths */
+/*
+ * Master, the configuration accepted (this runs after the shared zones
+ * and the listening sockets are set up; a reload that fails earlier never
+ * gets here): remember layouts, retire the zones that models replace,
+ * settle the kept versions, check paths.
+ */
 
 static ngx_int_t
 ngx_http_learn_init_module(ngx_cycle_t *cycle)
@@ -623,6 +688,10 @@ ngx_http_learn_init_module(ngx_cycle_t *cycle)
 
     lmp = lmcf->models.elts;
 
+    if (ngx_http_learn_versions_init_module(cycle, lmcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     known = ngx_alloc(lmcf->models.nelts * sizeof(ngx_http_learn_known_t),
                       cycle->log);
     if (known == NULL) {
@@ -630,6 +699,8 @@ ngx_http_learn_init_module(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < lmcf->models.nelts; i++) {
+        ngx_http_learn_zone_retire(lmp[i], cycle->log);
+
         ngx_cpystrn(known[i].name, lmp[i]->name.data,
                     ngx_min(lmp[i]->name.len + 1, sizeof(known[i].name)));
         known[i].hash = lmp[i]->model.hash;

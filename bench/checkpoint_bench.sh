@@ -12,6 +12,11 @@ PORT=${PORT:-18090}
 NGINX=${NGINX:-/usr/sbin/nginx}
 PREFIX=$ROOT/build/bench-ckpt
 PY=/usr/bin/python3
+# OpenBLAS's kernels for this CPU (mk/openblas-coretype.sh), unless set
+if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
+    core=$(PY=$PY "$ROOT/mk/openblas-coretype.sh")
+    if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
+fi
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"/{logs,tmp,conf,state} && chmod 777 "$PREFIX/state"
 

@@ -15,12 +15,18 @@ PY=${PY:-/usr/bin/python3}
 
 # one BLAS thread for both, and OpenBLAS reads this when it loads
 export OPENBLAS_NUM_THREADS=1
+# the same kernels for both (mk/openblas-coretype.sh), unless set
+if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
+    core=$(PY=$PY mk/openblas-coretype.sh)
+    if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
+fi
 
 core=$("$BIN")
 numpy=$("$PY" bench/core_bench_numpy.py)
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
-     "$(nproc) cores; OpenBLAS threads: 1"
+     "$(nproc) cores; OpenBLAS threads: 1, kernels:" \
+     "${OPENBLAS_CORETYPE:-as detected}"
 echo
 echo "$core" | awk '$1 ~ /^xor/ {
     printf "XOR 2-20-1 Tanh, MSE, SGD lr 0.01, batch 1: %s %s per train step\n",

@@ -13,6 +13,11 @@ PORT=${PORT:-18080}
 NGINX=${NGINX:-/usr/sbin/nginx}
 PREFIX=$ROOT/build/bench-http
 PY=/usr/bin/python3
+# OpenBLAS's kernels for this CPU (mk/openblas-coretype.sh), unless set
+if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
+    core=$(PY=$PY "$ROOT/mk/openblas-coretype.sh")
+    if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
+fi
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX/logs" "$PREFIX/tmp" "$PREFIX/conf"
 

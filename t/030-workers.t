@@ -96,4 +96,31 @@ open my $log, '<', $srv->error_log or die $!;
 my @bad = grep { /\[(error|crit|alert|emerg)\]/ } <$log>;
 is(scalar @bad, 0, 'no error lines in error.log') or diag(@bad);
 
+# worker_processes auto: one worker per core, one model for all of them
+$srv = LearnServer->new(
+    name    => 'workers-auto',
+    workers => 'auto',
+    http    => 'learn_model xor models/xor.lua seed=7;',
+    server  => 'location = /train { learn_train xor; add_header X-Pid $pid; }
+                location = /status { learn_status; }',
+)->start;
+chomp(my $cores = `nproc`);
+is(scalar(my @w = $srv->workers), $cores, "worker_processes auto: $cores workers");
+my (%seen, $ok);
+for (1 .. 60) {
+    my $r = LearnClient->new->post($srv->url('/train'), {
+        headers => { 'Content-Type' => 'application/json',
+                     'Connection' => 'close' },
+        content => '{"x": [[0, 1]], "y": [[0.8]]}',
+    });
+    $ok++ if $r->{status} == 200;
+    $seen{ $r->{headers}{'x-pid'} // '' }++;
+}
+is($ok, 60, 'every train answered');
+is(json_decode($http->get($srv->url('/status'))->{content})->{models}{xor}{step},
+   60, 'one step per answer, whichever worker answered');
+cmp_ok(scalar keys %seen, '>=', $cores > 1 ? 2 : 1,
+       scalar(keys %seen) . ' workers answered');
+$srv->stop;
+
 done_testing();
