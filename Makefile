@@ -122,6 +122,8 @@ test-nginx: all
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-cuda
+	$(MAKE) unit-cuda-harness
 	$(MAKE) unit-asan
 	$(MAKE) fuzz-quick
 	$(MAKE) test-nginx

@@ -17,7 +17,7 @@ if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
     core=$(PY=$PY "$ROOT/mk/openblas-coretype.sh")
     if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
 fi
-BATCH=${BATCH:-max=32}
+BATCH=${BATCH:-max=64}
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"/{logs,tmp,conf}
 

@@ -247,7 +247,7 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
-    lcf->batch_max = 32;
+    lcf->batch_max = 64;
     lcf->batch_timeout = 0;
 
     for (i = 1; i < cf->args->nelts; i++) {
