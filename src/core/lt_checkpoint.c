@@ -153,7 +153,10 @@ lt_checkpoint_encode(const lt_model *m, const char *name,
     return 0;
 }
 
-/* The params array of the header against the model's, by name and shape. */
+/*
+ * The params array of the header against the model's, by name and shape:
+ * the first parameter that differs is named, then a differing count.
+ */
 static int
 lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
     lt_err *err)
@@ -162,13 +165,13 @@ lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
     int64_t       dim;
     const cJSON  *p, *name, *shape, *v;
 
-    n = cJSON_GetArraySize(params);
-    if (n != m->nparams) {
-        return lt_error(err, "checkpoint has %d parameters, the model has %d",
-                        n, m->nparams);
+    if (!cJSON_IsArray(params)) {
+        return lt_error(err, "checkpoint header has no parameter list");
     }
 
-    for (i = 0; i < n; i++) {
+    n = cJSON_GetArraySize(params);
+
+    for (i = 0; i < n && i < m->nparams; i++) {
         p = cJSON_GetArrayItem(params, i);
         name = cJSON_GetObjectItemCaseSensitive(p, "name");
         shape = cJSON_GetObjectItemCaseSensitive(p, "shape");
@@ -202,6 +205,71 @@ lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
         }
     }
 
+    if (n != m->nparams) {
+        return lt_error(err, "checkpoint has %d parameters, the model has %d",
+                        n, m->nparams);
+    }
+
+    return 0;
+}
+
+/*
+ * The header's parameter list, read before the size and the checksum
+ * are checked, so that a file of another architecture names the first
+ * parameter that differs rather than only its size.  0 when the header
+ * cannot be read or its parameters match: the caller's message stands.
+ */
+static int
+lt_checkpoint_other_params(const lt_model *m, const uint8_t *buf,
+    size_t len, size_t hlen, lt_err *err)
+{
+    int     rc;
+    cJSON  *root;
+
+    if (hlen > len - LT_CKPT_PREFIX) {
+        return 0;
+    }
+
+    root = cJSON_ParseWithLength((const char *) buf + LT_CKPT_PREFIX,
+                                 strnlen((const char *) buf + LT_CKPT_PREFIX,
+                                         hlen));
+    if (root == NULL) {
+        return 0;
+    }
+
+    rc = lt_checkpoint_check_params(m,
+             cJSON_GetObjectItemCaseSensitive(root, "params"), err);
+
+    cJSON_Delete(root);
+
+    return rc;
+}
+
+/*
+ * The layout hash covers layer kinds as well as shapes (lt_model.c), so
+ * Tanh -> ReLU, which keeps every shape, is another model; it does not
+ * cover the learning rate or other hyper-parameters.
+ */
+static int
+lt_checkpoint_check_hash(const lt_model *m, const cJSON *root, lt_err *err)
+{
+    char          hash[17];
+    const cJSON  *v;
+
+    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long) m->hash);
+
+    v = cJSON_GetObjectItemCaseSensitive(root, "layout_hash");
+
+    if (!cJSON_IsString(v)) {
+        return lt_error(err, "checkpoint header has no layout_hash");
+    }
+
+    if (strcmp(v->valuestring, hash) != 0) {
+        return lt_error(err, "checkpoint was written by a model with other "
+                        "layers (layout hash %.16s, the model's %s)",
+                        v->valuestring, hash);
+    }
+
     return 0;
 }
 
@@ -230,6 +298,10 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
            + (m->param_count + m->state_count) * sizeof(float) + 4;
 
     if (hlen > len || len != want) {
+        if (lt_checkpoint_other_params(m, buf, len, hlen, err) != 0) {
+            return -1;
+        }
+
         return lt_error(err, "checkpoint is %zu bytes, the model's needs %zu "
                         "(truncated, or another architecture)", len, want);
     }
@@ -259,6 +331,10 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
                           cJSON_IsString(v) ? v->valuestring : "(none)",
                           lt_optim_names[m->spec.optim.kind]);
         }
+    }
+
+    if (rc == 0) {
+        rc = lt_checkpoint_check_hash(m, root, err);
     }
 
     if (rc == 0) {

@@ -12,7 +12,10 @@
  *    end - 4   u32 LE CRC-32 (zlib) of every byte before it
  *
  * A torn, truncated or foreign file fails the checksum or the layout
- * comparison with a message that names what differs.
+ * comparison with a message that names what differs: the first parameter
+ * whose name or shape differs (even when the size differs too), then the
+ * optimizer, then the layout hash, which also covers the layer kinds
+ * (Tanh and ReLU have the same shapes) but no hyper-parameter.
  */
 #ifndef LT_CHECKPOINT_H
 #define LT_CHECKPOINT_H

@@ -262,7 +262,9 @@ lt_fnv_int(uint64_t h, int64_t v)
  * FNV-1a over what decides the block's layout and meaning: layer kinds
  * and shapes, the optimizer and its state size (SGD with and without
  * momentum differ in S).  A zone or checkpoint with another hash holds
- * someone else's numbers.
+ * someone else's numbers.  Hyper-parameters (learning rate, momentum's
+ * value, betas, the loss) stay out: a user may change them and keep the
+ * trained parameters.
  */
 static uint64_t
 lt_layout_hash(const lt_model *m)

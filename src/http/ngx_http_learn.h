@@ -101,7 +101,14 @@ typedef struct {
 
     ngx_shm_zone_t                *shm_zone;
     ngx_http_learn_shm_t          *shm;       /* set by zone init */
-    ngx_http_learn_shm_t          *retire;    /* the zone it replaces */
+    ngx_http_learn_shm_t          *running;   /* the running
+                                                 configuration's zone of
+                                                 this model (master) */
+    ngx_http_learn_shm_t          *retire;    /* the zone it replaces,
+                                                 retired in init_module */
+    unsigned                       fresh:1;   /* its zone is new (not
+                                                 kept across reload) */
+    unsigned                       copied:1;  /* state from the old zone */
 
     /* checkpoint=PATH; the file read at config time, used by zone init */
     ngx_str_t                      ckpt_path;
@@ -109,6 +116,10 @@ typedef struct {
     ngx_flag_t                     ckpt_fresh; /* bad file: start fresh */
     ngx_uint_t                     ckpt_keep;  /* versions kept */
     ngx_http_learn_version_t       kept[NGX_HTTP_LEARN_MAX_VERSIONS];
+
+    /* learn_candidate steps of this configuration: never pruned */
+    int64_t                        protect[NGX_HTTP_LEARN_MAX_VERSIONS];
+    ngx_uint_t                     nprotect;
     lt_checkpoint_meta             ckpt_meta;
     const uint8_t                 *ckpt_params;
     const uint8_t                 *ckpt_state;
@@ -134,6 +145,9 @@ typedef struct {
     ngx_array_t                   *lua_paths; /* ngx_str_t */
     ngx_str_t                      lua_dir;   /* the repo's lua/ */
     ngx_str_t                      cuda_library; /* the CUDA backend .so */
+    ngx_array_t                   *candidates; /* learn_candidate locations:
+                                                  ngx_http_learn_loc_conf_t *
+                                                */
 } ngx_http_learn_main_conf_t;
 
 
@@ -205,6 +219,7 @@ struct ngx_http_learn_ctx_s {
     /* a step or forward pass on the thread pool */
     lt_workspace                  *task_ws;
     ngx_int_t                      task_rc;
+    ngx_pid_t                      task_unlocked; /* a dead owner's pid */
     lt_err                         task_err;
     unsigned                       task_train:1;
 
@@ -238,10 +253,19 @@ void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
 ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
     lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
     int64_t *step, ngx_uint_t wait, lt_err *err);
+ngx_pid_t ngx_http_learn_zone_lock_recover(ngx_http_learn_shm_t *shm);
+ngx_pid_t ngx_http_learn_zone_lock_wait(ngx_http_learn_shm_t *shm);
+void ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm,
+    ngx_pid_t pid, ngx_log_t *log);
+void ngx_http_learn_zone_retire(ngx_http_learn_model_t *lm, ngx_log_t *log);
 
-/* one process writes checkpoints: worker 0, or the single process */
+/*
+ * One process writes checkpoints: worker 0, or the single process.  The
+ * cache manager and loader have ngx_worker == 0 as well: not them.
+ */
 #define ngx_http_learn_checkpoint_writer()                                    \
-    (ngx_process == NGX_PROCESS_SINGLE || ngx_worker == 0)
+    (ngx_process == NGX_PROCESS_SINGLE                                        \
+     || (ngx_process == NGX_PROCESS_WORKER && ngx_worker == 0))
 
 /* ngx_http_learn_checkpoint.c */
 ngx_int_t ngx_http_learn_checkpoint_load(ngx_conf_t *cf,
@@ -303,6 +327,11 @@ ngx_int_t ngx_http_learn_versions_read(ngx_log_t *log,
     lt_checkpoint_meta *meta);
 void ngx_http_learn_versions_added(ngx_http_learn_model_t *lm, int64_t step,
     float loss);
+ngx_int_t ngx_http_learn_versions_init_module(ngx_cycle_t *cycle,
+    ngx_http_learn_main_conf_t *lmcf);
+ngx_uint_t ngx_http_learn_versions_keep(ngx_http_learn_model_t *lm);
+ngx_uint_t ngx_http_learn_versions_protected(int64_t *protect, ngx_uint_t n,
+    int64_t step);
 const float *ngx_http_learn_versions_params(ngx_http_learn_model_t *lm,
     int64_t step, ngx_log_t *log);
 ngx_http_learn_version_t *ngx_http_learn_versions_find(

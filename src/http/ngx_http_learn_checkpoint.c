@@ -12,6 +12,10 @@
  * the train mutex, encodes them and writes them (temporary file, fsync,
  * rename, fsync of the directory), so the event loop neither copies nor
  * waits for the disk.  Graceful shutdown writes a last checkpoint.
+ *
+ * With checkpoint_keep the write also leaves PATH.vSTEP (never for step
+ * 0, never over an existing one) and removes the oldest beyond N, except
+ * the versions that learn_candidate names.
  */
 
 
@@ -32,9 +36,13 @@ struct ngx_http_learn_ckpt_job_s {
     float                         *snapshot;  /* P + S floats */
     lt_checkpoint_meta             meta;
     ngx_atomic_uint_t              version;   /* of the snapshot */
-    ngx_uint_t                     keep;      /* checkpoint_keep */
+    ngx_uint_t                     keep;      /* unprotected versions */
+    int64_t                        protect[NGX_HTTP_LEARN_MAX_VERSIONS];
+    ngx_uint_t                     nprotect;  /* learn_candidate steps */
+    ngx_pid_t                      unlocked;  /* a dead lock owner */
     ngx_atomic_t                   done;
     int                            failed;
+    int                            linked;    /* PATH.vSTEP is new */
     char                           msg[LT_ERR_LEN];
 };
 
@@ -282,7 +290,12 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 
     job->model = &lm->model;
     job->shm = lm->shm;
-    job->keep = lm->ckpt_keep;
+
+    if (lm->ckpt_keep) {
+        job->keep = ngx_http_learn_versions_keep(lm);
+        job->nprotect = lm->nprotect;
+        ngx_memcpy(job->protect, lm->protect, sizeof(job->protect));
+    }
     job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
     job->path = ngx_calloc(lm->ckpt_path.len + 1, ngx_cycle->log);
     job->snapshot = ngx_alloc((lm->model.param_count + lm->model.state_count)
@@ -303,7 +316,9 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 /*
  * A consistent copy of the published parameters and of the optimizer
  * state, which a step changes in place: under the train mutex, on the
- * checkpoint thread (or at exit), so the event loop never copies.
+ * checkpoint thread (or at exit), so the event loop never copies.  The
+ * mutex is taken with ngx_http_learn_zone_lock_wait(), which frees it
+ * from a worker killed in a step.
  */
 
 static void
@@ -316,7 +331,7 @@ ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job)
     p = shm->param_count;
     s = shm->state_count;
 
-    ngx_shmtx_lock(&shm->mutex);
+    job->unlocked = ngx_http_learn_zone_lock_wait(shm);
 
     ngx_memcpy(job->snapshot, ngx_http_learn_zone_buffer(shm, shm->version & 1),
                p * sizeof(float));
@@ -338,6 +353,10 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
     job = lm->ckpt_job;
     lm->ckpt_job = NULL;
 
+    if (job->unlocked) {
+        ngx_http_learn_zone_lock_unlocked(lm, job->unlocked, log);
+    }
+
     if (job->failed) {
         (void) ngx_atomic_fetch_add(&lm->shm->ckpt_failures, 1);
         ngx_log_error(NGX_LOG_ALERT, log, 0,
@@ -348,16 +367,16 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
         lm->shm->ckpt_version = job->version;
         lm->shm->ckpt_step = (ngx_atomic_uint_t) job->meta.step;
 
-        if (job->keep) {
+        if (job->linked) {
             ngx_http_learn_versions_added(lm, job->meta.step,
                                           (float) job->meta.loss);
         }
 
         lm->shm->ckpt_time = ngx_time();
         (void) ngx_atomic_fetch_add(&lm->shm->ckpt_writes, 1);
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
-                       "learn checkpoint \"%s\" at step %L", job->path,
-                       job->meta.step);
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "learn_model \"%V\": checkpoint \"%s\" written at "
+                      "step %L", &lm->name, job->path, job->meta.step);
     }
 
     ngx_http_learn_checkpoint_free(job);
@@ -445,6 +464,11 @@ ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
  * PATH.tmp.PID, fsync, rename over PATH, fsync the directory: a crash at
  * any point leaves either the old file or the new one, whole.  A kept
  * version is a hard link to the same bytes, made before the rename.
+ *
+ * A version is never overwritten: a weights import moves the parameters
+ * but not the step, so the next write may come at a step whose PATH.vSTEP
+ * exists already; that file stays as it is (and so do the copies that
+ * workers keep of it).  Step 0, the untrained model, is no version.
  */
 
 static int
@@ -494,7 +518,7 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
         return 1;
     }
 
-    if (job->keep) {
+    if (job->keep && job->meta.step > 0) {
         p.data = (u_char *) path;
         p.len = ngx_strlen(path);
 
@@ -507,9 +531,10 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
             return 1;
         }
 
-        (void) unlink(ver);
+        if (link(tmp, ver) == 0) {
+            job->linked = 1;
 
-        if (link(tmp, ver) != 0) {
+        } else if (errno != EEXIST) {
             snprintf(msg, LT_ERR_LEN, "link() of the version file: %s",
                      strerror(errno));
             unlink(tmp);
@@ -536,7 +561,7 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
         }
     }
 
-    if (job->keep) {
+    if (job->keep || job->nprotect) {
         ngx_http_learn_checkpoint_prune(job);
     }
 
@@ -544,7 +569,10 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
 }
 
 
-/* remove PATH.vSTEP files beyond the newest "keep" */
+/*
+ * Remove PATH.vSTEP files beyond the newest "keep" unprotected ones; the
+ * protected (learn_candidate) ones stay, a PATH.v0 of older builds goes.
+ */
 
 static void
 ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
@@ -553,7 +581,7 @@ ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
     char            dir[NGX_MAX_PATH], file[2 * NGX_MAX_PATH + 32];
     char           *slash, *base, *end;
     size_t          blen;
-    int64_t         steps[NGX_HTTP_LEARN_MAX_VERSIONS + 1], step, t;
+    int64_t         steps[NGX_HTTP_LEARN_MAX_VERSIONS + 1], step, gone;
     ngx_uint_t      n, i;
     struct dirent  *de;
 
@@ -572,51 +600,58 @@ ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
         return;
     }
 
-    /* the newest keep + 1 steps, descending: the last one goes */
+    /* the newest "keep" unprotected steps, descending */
 
     n = 0;
 
     while ((de = readdir(d)) != NULL) {
+        /* PATH.vSTEP as the writer names it: digits, no leading zero */
         if (strncmp(de->d_name, base, blen) != 0
-            || de->d_name[blen] != '.' || de->d_name[blen + 1] != 'v')
+            || de->d_name[blen] != '.' || de->d_name[blen + 1] != 'v'
+            || de->d_name[blen + 2] < '0' || de->d_name[blen + 2] > '9'
+            || (de->d_name[blen + 2] == '0' && de->d_name[blen + 3] != '\0'))
         {
             continue;
         }
 
         step = strtoll(de->d_name + blen + 2, &end, 10);
-        if (*end != '\0' || step <= 0) {
+        if (*end != '\0' || step < 0) {
             continue;
         }
 
-        if (n == job->keep + 1 && step < steps[n - 1]) {
-            /* older than all we hold: it goes right away */
-            snprintf(file, sizeof(file), "%s/%s", dir, de->d_name);
-            (void) unlink(file);
+        if (step > 0
+            && ngx_http_learn_versions_protected(job->protect,
+                                                 job->nprotect, step))
+        {
             continue;
         }
 
-        if (n == job->keep + 1) {
-            snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
-                     (long long) steps[--n]);
-            (void) unlink(file);
+        if (step > 0
+            && (n < job->keep || (n > 0 && step > steps[n - 1])))
+        {
+            gone = (n == job->keep) ? steps[--n] : 0;
+
+            /* insertion, descending */
+            for (i = n++; i > 0 && steps[i - 1] < step; i--) {
+                steps[i] = steps[i - 1];
+            }
+
+            steps[i] = step;
+
+            if (gone == 0) {
+                continue;
+            }
+
+            step = gone;
         }
 
-        /* insertion, descending */
-        for (i = n++; i > 0 && steps[i - 1] < step; i--) {
-            t = steps[i - 1];
-            steps[i] = t;
-        }
-
-        steps[i] = step;
+        /* older than the newest "keep", or step 0: it goes */
+        snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
+                 (long long) step);
+        (void) unlink(file);
     }
 
     closedir(d);
-
-    if (n == job->keep + 1) {
-        snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
-                 (long long) steps[n - 1]);
-        (void) unlink(file);
-    }
 }
 
 

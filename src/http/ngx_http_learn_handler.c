@@ -671,7 +671,8 @@ ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
  * runs under the model's mutex, serialized across workers.  The event
  * loop never sleeps on it: after a short spin the request retries from a
  * timer, so a worker waiting for another's step keeps serving.  Returns
- * NGX_AGAIN while waiting, else the reply's status.
+ * NGX_AGAIN while waiting, else the reply's status.  The timer retries
+ * also free the mutex from a worker that was killed holding it.
  */
 
 ngx_int_t
@@ -710,14 +711,23 @@ ngx_http_learn_run_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 static void
 ngx_http_learn_locked_retry(ngx_event_t *ev)
 {
-    ngx_int_t              rc;
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_learn_ctx_t  *ctx;
+    ngx_int_t                rc;
+    ngx_pid_t                pid;
+    ngx_connection_t        *c;
+    ngx_http_request_t      *r;
+    ngx_http_learn_ctx_t    *ctx;
+    ngx_http_learn_model_t  *lm;
 
     r = ev->data;
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
+    lm = ctx->lcf->model;
+
+    /* busy for a timer tick: is its owner still alive? */
+    pid = ngx_http_learn_zone_lock_recover(lm->shm);
+    if (pid) {
+        ngx_http_learn_zone_lock_unlocked(lm, pid, c->log);
+    }
 
     rc = ngx_http_learn_run_locked(r, ctx);
 

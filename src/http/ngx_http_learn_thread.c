@@ -8,7 +8,8 @@
  *
  * A task owns a workspace from the worker's free list (the event loop's
  * own stays with it); the train mutex is taken inside the task, where
- * waiting on it blocks only that thread.
+ * waiting on it blocks only that thread (and frees it from a worker that
+ * was killed holding it: ngx_http_learn_zone_lock_wait()).
  */
 
 
@@ -115,7 +116,7 @@ ngx_http_learn_thread_run(void *data, ngx_log_t *log)
         return;
     }
 
-    ngx_shmtx_lock(&lm->shm->mutex);
+    ctx->task_unlocked = ngx_http_learn_zone_lock_wait(lm->shm);
 
     ctx->task_rc = ngx_http_learn_zone_step(lm, ctx->task_ws, &ctx->body.x,
                                             &ctx->body.y, &ctx->loss,
@@ -143,6 +144,11 @@ ngx_http_learn_thread_done(ngx_event_t *ev)
 
     r->main->blocked--;
     r->aio = 0;
+
+    if (ctx->task_unlocked) {
+        ngx_http_learn_zone_lock_unlocked(lm, ctx->task_unlocked, c->log);
+        ctx->task_unlocked = 0;
+    }
 
     if (ctx->task_rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0, "learn \"%V\": %s", &lm->name,

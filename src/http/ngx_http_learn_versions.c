@@ -5,6 +5,11 @@
  * A predict may ask for one (?version=STEP), and learn_candidate sends a
  * share of a location's predicts to one (A/B); learn_status counts the
  * predicts and their latency per version.
+ *
+ * A version that a learn_candidate of the running configuration names is
+ * protected: never removed, and not counted in N.  The table has
+ * NGX_HTTP_LEARN_MAX_VERSIONS slots, so N shrinks when N plus the
+ * protected versions would not fit.
  */
 
 
@@ -14,7 +19,10 @@
 
 
 static void ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
-    ngx_uint_t keep, int64_t step, float loss, time_t time);
+    ngx_uint_t keep, int64_t *protect, ngx_uint_t nprotect, int64_t step,
+    float loss, time_t time);
+static void ngx_http_learn_versions_trim(ngx_http_learn_model_t *lm,
+    ngx_http_learn_version_t *table);
 
 
 int
@@ -27,8 +35,11 @@ ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,
 
 
 /*
- * Configuration time: the versions already on disk, newest first, each
- * read and validated (a torn one is skipped with a warning).
+ * Configuration time: the versions already on disk, each read and
+ * validated (a torn one is skipped with a warning).  All of them, up to
+ * the table's size, not only the newest N: a learn_candidate (its
+ * location is parsed later) may name an older, protected one.
+ * init_module trims the list to N and the candidates.
  */
 
 ngx_int_t
@@ -89,8 +100,8 @@ ngx_http_learn_versions_scan(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
         }
 
         meta.loss = NAN;
-        ngx_http_learn_versions_insert(lm->kept, lm->ckpt_keep, step,
-                                       (float) meta.loss, 0);
+        ngx_http_learn_versions_insert(lm->kept, NGX_HTTP_LEARN_MAX_VERSIONS,
+                                       NULL, 0, step, (float) meta.loss, 0);
     }
 
     ngx_close_dir(&dir);
@@ -196,26 +207,150 @@ ngx_http_learn_versions_read(ngx_log_t *log, ngx_http_learn_model_t *lm,
 }
 
 
-/* the writer wrote PATH.vSTEP (the thread already removed older files) */
+/*
+ * Master, init_module: the steps that this configuration's
+ * learn_candidate directives name become protected, and a fresh zone's
+ * list (all versions on disk) is trimmed to N and those.
+ */
+
+ngx_int_t
+ngx_http_learn_versions_init_module(ngx_cycle_t *cycle,
+    ngx_http_learn_main_conf_t *lmcf)
+{
+    ngx_uint_t                   i;
+    ngx_http_learn_model_t      *lm, **lmp;
+    ngx_http_learn_loc_conf_t  **lcfp;
+
+    if (lmcf->candidates) {
+        lcfp = lmcf->candidates->elts;
+
+        for (i = 0; i < lmcf->candidates->nelts; i++) {
+            lm = lcfp[i]->model;
+
+            /* merge_loc_conf checked that the model keeps that version */
+            if (lm == NULL || lm->ckpt_keep == 0
+                || ngx_http_learn_versions_protected(lm->protect,
+                                                     lm->nprotect,
+                                                     lcfp[i]->candidate)
+                || lm->nprotect == NGX_HTTP_LEARN_MAX_VERSIONS)
+            {
+                continue;
+            }
+
+            lm->protect[lm->nprotect++] = lcfp[i]->candidate;
+        }
+    }
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        lm = lmp[i];
+
+        if (lm->ckpt_keep && lm->fresh && lm->shm) {
+            ngx_http_learn_versions_trim(lm, lm->shm->versions);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* N, less what the protected versions need of the table */
+
+ngx_uint_t
+ngx_http_learn_versions_keep(ngx_http_learn_model_t *lm)
+{
+    return ngx_min(lm->ckpt_keep, NGX_HTTP_LEARN_MAX_VERSIONS - lm->nprotect);
+}
+
+
+ngx_uint_t
+ngx_http_learn_versions_protected(int64_t *protect, ngx_uint_t n,
+    int64_t step)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (protect[i] == step) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the newest N unprotected versions stay, and the protected ones */
+
+static void
+ngx_http_learn_versions_trim(ngx_http_learn_model_t *lm,
+    ngx_http_learn_version_t *table)
+{
+    ngx_uint_t  i, used, oldest, keep;
+
+    keep = ngx_http_learn_versions_keep(lm);
+
+    for ( ;; ) {
+        used = 0;
+        oldest = NGX_HTTP_LEARN_MAX_VERSIONS;
+
+        for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+            if (table[i].step == 0
+                || ngx_http_learn_versions_protected(lm->protect,
+                                                     lm->nprotect,
+                                                     table[i].step))
+            {
+                continue;
+            }
+
+            used++;
+
+            if (oldest == NGX_HTTP_LEARN_MAX_VERSIONS
+                || table[i].step < table[oldest].step)
+            {
+                oldest = i;
+            }
+        }
+
+        if (used <= keep) {
+            return;
+        }
+
+        ngx_memzero(&table[oldest], sizeof(ngx_http_learn_version_t));
+    }
+}
+
+
+/* the writer made PATH.vSTEP (the thread already removed older files) */
 
 void
 ngx_http_learn_versions_added(ngx_http_learn_model_t *lm, int64_t step,
     float loss)
 {
-    ngx_http_learn_versions_insert(lm->shm->versions, lm->ckpt_keep, step,
-                                   loss, ngx_time());
+    ngx_http_learn_versions_insert(lm->shm->versions,
+                                   ngx_http_learn_versions_keep(lm),
+                                   lm->protect, lm->nprotect, step, loss,
+                                   ngx_time());
 }
 
 
+/*
+ * Into a table of kept versions: beyond "keep" unprotected ones the
+ * oldest unprotected entry makes room; protected entries are never
+ * replaced.
+ */
+
 static void
 ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
-    ngx_uint_t keep, int64_t step, float loss, time_t time)
+    ngx_uint_t keep, int64_t *protect, ngx_uint_t nprotect, int64_t step,
+    float loss, time_t time)
 {
-    ngx_uint_t  i, used, oldest, free;
+    ngx_uint_t  i, used, oldest, free, prot;
 
     used = 0;
     oldest = NGX_HTTP_LEARN_MAX_VERSIONS;
     free = NGX_HTTP_LEARN_MAX_VERSIONS;
+    prot = ngx_http_learn_versions_protected(protect, nprotect, step);
 
     for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
         if (table[i].step == step) {
@@ -229,6 +364,12 @@ ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
             continue;
         }
 
+        if (ngx_http_learn_versions_protected(protect, nprotect,
+                                              table[i].step))
+        {
+            continue;
+        }
+
         used++;
 
         if (oldest == NGX_HTTP_LEARN_MAX_VERSIONS
@@ -238,7 +379,7 @@ ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
         }
     }
 
-    if (used >= keep) {
+    if (!prot && used >= keep) {
         if (oldest == NGX_HTTP_LEARN_MAX_VERSIONS
             || table[oldest].step > step)
         {
@@ -246,6 +387,10 @@ ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
         }
 
         free = oldest;
+    }
+
+    if (free == NGX_HTTP_LEARN_MAX_VERSIONS) {
+        return;
     }
 
     ngx_memzero(&table[free], sizeof(ngx_http_learn_version_t));
@@ -335,9 +480,11 @@ ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_learn_loc_conf_t *lcf = conf;
 
-    double      share;
-    ngx_str_t  *value;
-    ngx_int_t   step;
+    double                       share;
+    ngx_str_t                   *value;
+    ngx_int_t                    step;
+    ngx_http_learn_loc_conf_t  **lcfp;
+    ngx_http_learn_main_conf_t  *lmcf;
 
     if (lcf->candidate) {
         return "is duplicate";
@@ -364,6 +511,25 @@ ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     lcf->candidate = step;
     lcf->candidate_share = (ngx_uint_t) (share * 100 + 0.5);
+
+    /* init_module protects the version from pruning */
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
+
+    if (lmcf->candidates == NULL) {
+        lmcf->candidates = ngx_array_create(cf->pool, 4,
+                                          sizeof(ngx_http_learn_loc_conf_t *));
+        if (lmcf->candidates == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcfp = ngx_array_push(lmcf->candidates);
+    if (lcfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *lcfp = lcf;
 
     return NGX_CONF_OK;
 

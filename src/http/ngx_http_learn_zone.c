@@ -14,9 +14,16 @@
 #define ngx_http_learn_zone_header_size                                       \
     ngx_align(sizeof(ngx_http_learn_shm_t), 64)
 
+/* ngx_http_learn_zone_lock_wait(): yields, then sleeps of 100 us */
+#define NGX_HTTP_LEARN_LOCK_YIELDS    64
+#define NGX_HTTP_LEARN_LOCK_SLEEP_US  100
+#define NGX_HTTP_LEARN_LOCK_CHECK     16     /* sleeps between owner checks */
+
 
 static ngx_int_t ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone,
     void *data);
+static void ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
+    ngx_http_learn_shm_t *old, ngx_log_t *log);
 
 
 /*
@@ -128,10 +135,15 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    if (lm->retire) {
-        /* the old workers' zone: they must not write its checkpoint */
-        lm->retire->retired = 1;
-    }
+    /*
+     * A fresh zone.  If the running configuration has one of this model
+     * (other layers, or the same layers and another zone=SIZE), it is
+     * retired in init_module, once nginx has accepted this configuration:
+     * a reload that fails later (a listen on a busy port) must leave the
+     * running model checkpointing.
+     */
+
+    lm->fresh = 1;
 
     shm = ngx_slab_alloc(shpool, ngx_http_learn_zone_bytes(&lm->model));
     if (shm == NULL) {
@@ -168,15 +180,198 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
      */
     shm->ckpt_version = (ngx_atomic_uint_t) -1;
 
-    if (lm->ckpt_params) {
+    ngx_memcpy(shm->versions, lm->kept, sizeof(lm->kept));
+
+    if (lm->running && lm->running->hash == lm->model.hash) {
+        /*
+         * The same layers in a zone of another size: the running zone
+         * (still mapped here: nginx frees it after init_module) is newer
+         * than the file read at configuration time.
+         */
+        ngx_http_learn_zone_copy(lm, lm->running, shm_zone->shm.log);
+        lm->retire = lm->running;
+
+    } else if (lm->ckpt_params) {
         ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
     }
-
-    ngx_memcpy(shm->versions, lm->kept, sizeof(lm->kept));
 
     shpool->data = shm;
 
     return NGX_OK;
+}
+
+
+/*
+ * Master, zone init: the state of the running zone "old" (same layout)
+ * into lm's new one, under the old zone's train mutex, as the running
+ * workers may be in a step.  Trains that the old workers answer after
+ * this copy, during the reload, are not carried over.
+ */
+
+static void
+ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
+    ngx_http_learn_shm_t *old, ngx_log_t *log)
+{
+    size_t                 pbytes;
+    ngx_pid_t              pid;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+    pbytes = shm->param_count * sizeof(float);
+
+    pid = ngx_http_learn_zone_lock_wait(old);
+
+    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 0),
+               ngx_http_learn_zone_buffer(old, old->version & 1), pbytes);
+    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 1),
+               ngx_http_learn_zone_buffer(shm, 0), pbytes);
+    ngx_memcpy(ngx_http_learn_zone_state(shm), ngx_http_learn_zone_state(old),
+               shm->state_count * sizeof(float));
+
+    shm->version = old->version;
+    shm->writing = old->version;
+    shm->step = old->step;
+    shm->loss = old->loss;
+    shm->loss_avg = old->loss_avg;
+
+    shm->trains = old->trains;
+    shm->predicts = old->predicts;
+    shm->rejects = old->rejects;
+    shm->retries = old->retries;
+    shm->batches = old->batches;
+    shm->batched = old->batched;
+    shm->device_steps = old->device_steps;
+    shm->device_predicts = old->device_predicts;
+
+    shm->ckpt_version = old->ckpt_version;
+    shm->ckpt_step = old->ckpt_step;
+    shm->ckpt_writes = old->ckpt_writes;
+    shm->ckpt_failures = old->ckpt_failures;
+    shm->ckpt_time = old->ckpt_time;
+
+    shm->live_latency_us = old->live_latency_us;
+    ngx_memcpy(shm->versions, old->versions, sizeof(shm->versions));
+
+    ngx_shmtx_unlock(&old->mutex);
+
+    if (pid) {
+        ngx_http_learn_zone_lock_unlocked(lm, pid, log);
+    }
+
+    lm->copied = 1;
+}
+
+
+/*
+ * Master, init_module: the configuration is accepted, so the zone this
+ * model replaces stops writing checkpoints (its exiting workers would
+ * overwrite the new zone's file with older or other-layout state).
+ */
+
+void
+ngx_http_learn_zone_retire(ngx_http_learn_model_t *lm, ngx_log_t *log)
+{
+    if (lm->retire == NULL) {
+        return;
+    }
+
+    lm->retire->retired = 1;
+
+    if (lm->copied) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "learn_model \"%V\": the zone size changed, the state "
+                      "moved to the new zone at step %uA",
+                      &lm->name, lm->shm->step);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "learn_model \"%V\": the layers changed since the running "
+                  "configuration, the model starts fresh", &lm->name);
+}
+
+
+/*
+ * A process killed while it held a model's train mutex (SIGKILL during a
+ * step) leaves it locked: nginx's master force-unlocks only the slab
+ * pool's own mutex.  If the owner recorded in the lock no longer exists,
+ * unlock it; returns that pid, or 0.
+ *
+ * The dead process's step is harmless: it wrote only the unpublished
+ * buffer, which the next step rewrites, and predicts never read it.  Only
+ * the optimizer state (momentum, Adam's moments), updated in place, may
+ * hold part of that step.
+ */
+
+ngx_pid_t
+ngx_http_learn_zone_lock_recover(ngx_http_learn_shm_t *shm)
+{
+    ngx_pid_t  pid;
+
+    pid = (ngx_pid_t) shm->lock.lock;
+
+    if (pid <= 0 || pid == ngx_pid) {
+        return 0;
+    }
+
+    if (kill(pid, 0) == 0 || ngx_errno != NGX_ESRCH) {
+        return 0;
+    }
+
+    return ngx_shmtx_force_unlock(&shm->mutex, pid) ? pid : 0;
+}
+
+
+/*
+ * The train mutex for a thread that may wait (a pool thread, the
+ * checkpoint writer, the master copying a zone): trylock, yields, then
+ * short sleeps, checking for a dead owner now and then; ngx_shmtx_lock()
+ * would wait for a dead one forever.  Returns the pid of a dead owner it
+ * unlocked on the way (the caller logs it, not being on the event loop),
+ * or 0.
+ */
+
+ngx_pid_t
+ngx_http_learn_zone_lock_wait(ngx_http_learn_shm_t *shm)
+{
+    ngx_pid_t   pid, unlocked;
+    ngx_uint_t  i;
+
+    unlocked = 0;
+
+    for (i = 0; !ngx_shmtx_trylock(&shm->mutex); i++) {
+
+        if (i < NGX_HTTP_LEARN_LOCK_YIELDS) {
+            ngx_sched_yield();
+            continue;
+        }
+
+        if ((i - NGX_HTTP_LEARN_LOCK_YIELDS) % NGX_HTTP_LEARN_LOCK_CHECK
+            == 0)
+        {
+            pid = ngx_http_learn_zone_lock_recover(shm);
+
+            if (pid) {
+                unlocked = pid;
+                continue;
+            }
+        }
+
+        (void) usleep(NGX_HTTP_LEARN_LOCK_SLEEP_US);
+    }
+
+    return unlocked;
+}
+
+
+void
+ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm, ngx_pid_t pid,
+    ngx_log_t *log)
+{
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "learn_model \"%V\": process %P died holding the train "
+                  "lock, unlocked it (its unfinished step is dropped; the "
+                  "optimizer state may hold part of it)", &lm->name, pid);
 }
 
 
