@@ -9,6 +9,8 @@ use lib 't/lib';
 use Test::More;
 use LearnClient;
 use POSIX ();
+use IO::Socket::INET;
+use HTTP::Tiny;
 use Time::HiRes qw(sleep time);
 use LearnServer;
 use LearnBody;
@@ -17,7 +19,7 @@ my $interval = 0.3;    # seconds
 my $http_conf = "learn_model xor models/xor.lua seed=1 "
               . "checkpoint=state/xor.ckpt checkpoint_interval=300ms;";
 
-my $srv = LearnServer->new(
+our $srv = LearnServer->new(
     name    => 'durable',
     workers => 2,
     http    => $http_conf,
@@ -147,6 +149,55 @@ $srv->start(keep => 1);
 is(status()->{step}, 0, 'checkpoint_bad=fresh starts the model fresh');
 $srv->stop;
 
+# 7. a file of other layers names the first parameter that differs, even
+# when its size differs too (state/xor.ckpt holds the wide model now)
+$srv->set_http($http_conf);
+($rc, $out) = $srv->test_config;
+isnt($rc, 0, 'nginx -t fails on a checkpoint of other layers');
+like($out, qr/refused: checkpoint has "0\.weight" with another shape than the model's \[20, 2\]/,
+     'naming the first parameter that differs, not only the size') or diag($out);
+
+# 8. the same shapes with other layer kinds (Tanh -> ReLU) are another
+# model: the layout hash is compared; the learning rate is not in it
+unlink $ckpt;
+$srv->start(keep => 1);
+train() for 1 .. 5;
+$srv->stop;
+sub model_file {
+    my ($name, $act, $lr) = @_;
+    open my $f, '>', "$srv->{prefix}/conf/$name" or die;
+    print $f <<"LUA";
+local nn = require "learn.nn"
+return nn.model {
+    net = nn.Sequential(nn.Linear(2, 20), nn.$act(), nn.Linear(20, 1),
+                        nn.Tanh()),
+    loss = nn.MSELoss(),
+    optim = nn.SGD { lr = $lr },
+}
+LUA
+    close $f;
+    (my $conf = $http_conf) =~ s{models/xor\.lua}{$name};
+    return $conf;
+}
+$srv->set_http(model_file('lr.lua', 'Tanh', 0.05));
+$srv->start(keep => 1);
+is(status()->{step}, 5, 'another learning rate restores the checkpoint');
+$srv->stop;
+my $relu = model_file('relu.lua', 'ReLU', 0.01);
+$srv->set_http($relu);
+($rc, $out) = $srv->test_config;
+isnt($rc, 0, 'nginx -t fails on a checkpoint of Tanh for a model of ReLU');
+like($out, qr/checkpoint "\Q$ckpt\E" refused: checkpoint was written by a model with other layers \(layout hash [0-9a-f]{16}, the model's [0-9a-f]{16}\)/,
+     'naming the layout hash') or diag($out);
+$srv->set_http($relu =~ s/;$/ checkpoint_bad=fresh;/r);
+($rc, $out) = $srv->test_config;
+is($rc, 0, 'with checkpoint_bad=fresh nginx -t passes');
+like($out, qr/\[warn\].*starting fresh \(checkpoint_bad=fresh\): checkpoint was written by a model with other layers/,
+     'and warns with the reason') or diag($out);
+$srv->start(keep => 1);
+is(status()->{step}, 0, 'the ReLU model starts fresh, not from the Tanh file');
+$srv->stop;
+
 open my $log, '<', $srv->error_log or die;
 my @lines = <$log>;
 ok((grep { /learn_model "xor": the layers changed since the running configuration, the model starts fresh/ } @lines),
@@ -155,5 +206,243 @@ ok((grep { /learn_model "xor": restored step 25 from/ } @lines),
    'the restart says which step it restored');
 my @bad = grep { /\[(error|crit|alert|emerg)\]/ } @lines;
 is(scalar @bad, 0, 'no error lines') or diag(@bad);
+
+# the checkpoint writes that error.log reports: [pid, step]
+sub writes {
+    my ($s, $from) = @_;
+    return map { /\[info\] (\d+)#.*checkpoint .* written at step (\d+)/ ? [$1, $2] : () }
+           $s->wait_log(qr/checkpoint .* written at step/, from => $from // 0,
+                        timeout => 0);
+}
+
+# 9. with a cache manager and loader (ngx_worker is 0 there too), one
+# worker writes the checkpoints, and only it
+my $cache_t0 = time;
+my $cached = LearnServer->new(
+    name    => 'durable-cache',
+    workers => 2,
+    http    => "$http_conf proxy_cache_path cache levels=1 keys_zone=c:1m;",
+    server  => 'location = /train { learn_train xor; }
+                location = /status { learn_status; }',
+)->start;
+{
+    my %kids;
+    my $deadline = time + 5;    # the master starts it after the workers
+    until ((grep { /cache manager/ } values %kids) || time > $deadline) {
+        sleep 0.05;
+        %kids = $cached->children;
+    }
+    ok((grep { /cache manager/ } values %kids), 'a cache manager runs');
+    local $srv = $cached;
+    my $t_end = time + 1.2;
+    train() while time < $t_end;
+    sleep 2 * $interval;
+    my @w = writes($cached);
+    my %pids = map { $_->[0] => 1 } @w;
+    cmp_ok(scalar @w, '>=', 2, scalar(@w) . ' checkpoint writes');
+    is(scalar keys %pids, 1, 'all by one process') or diag(explain(\@w));
+    my ($writer) = keys %pids;
+    like($kids{$writer} // '', qr/worker process/, 'a worker');
+    cmp_ok(status()->{checkpoint}{step}, '==', status()->{step},
+           'the checkpoint is current');
+    # one writer: at most one write per interval (three would triple it)
+    my $most = int((time - $cache_t0) / $interval) + 1;
+    cmp_ok(status()->{checkpoint}{writes}, '<=', $most,
+           "at most one write per interval (<= $most)");
+}
+$cached->stop;
+
+# 10. a reload with other layers that fails (a listen on a busy port)
+# leaves the running model checkpointing; the notice comes only with a
+# reload that nginx accepts
+my $busy = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                 Listen => 1, ReuseAddr => 1) or die $!;
+my $rsrv = LearnServer->new(
+    name    => 'durable-reload',
+    workers => 2,
+    http    => $http_conf,
+    server  => 'location = /train { learn_train xor; }
+                location = /predict { learn_predict xor; }
+                location = /status { learn_status; }',
+)->start;
+{
+    local $srv = $rsrv;
+    open my $w, '>', "$rsrv->{prefix}/conf/wide.lua" or die;
+    print $w "local nn = require \"learn.nn\"\nreturn nn.model {\n"
+           . "    net = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 1)),\n"
+           . "    loss = nn.MSELoss(), optim = nn.SGD { lr = 0.01 },\n}\n";
+    close $w;
+    (my $wide_conf = $http_conf) =~ s{models/xor\.lua}{wide.lua};
+
+    train() for 1 .. 10;
+    sleep 2 * $interval;
+    is(status()->{checkpoint}{step}, 10, 'checkpointed at step 10');
+
+    my $from = $rsrv->log_size;
+    $rsrv->hup(http => "$wide_conf server { listen 127.0.0.1:"
+                       . $busy->sockport . "; }");
+    ok($rsrv->wait_log(qr/still could not bind|bind\(\) .* failed/,
+                       from => $from, timeout => 15),
+       'the reload failed on the busy port');
+    $rsrv->wait_log(qr/still could not bind/, from => $from, timeout => 5);
+    sleep 0.2;
+    train() for 1 .. 10;
+    sleep 3 * $interval;
+    my $st = status();
+    is($st->{step}, 20, 'the running model kept its state');
+    is($st->{checkpoint}{step}, 20, 'and goes on checkpointing after the failed reload');
+    ok(!$rsrv->wait_log(qr/the model starts fresh/, timeout => 0),
+       'the failed reload did not say the model starts fresh');
+
+    $rsrv->reload(http => $wide_conf);
+    is(status()->{step}, 0, 'the same reload, accepted, starts the model fresh');
+    ok($rsrv->wait_log(qr/learn_model "xor": the layers changed since the running configuration, the model starts fresh/,
+                       from => $from, timeout => 2),
+       'and says so');
+
+    # 11. zone=SIZE changed, same layers: the state moves to the new zone
+    # (not the older checkpoint file: the interval is an hour here)
+    (my $slow = $http_conf) =~ s/checkpoint_interval=300ms/checkpoint_interval=1h/;
+    $rsrv->stop;
+    $rsrv->set_http($slow);
+    unlink "$rsrv->{prefix}/state/xor.ckpt";
+    $rsrv->start(keep => 1);
+    train() for 1 .. 10;
+    $rsrv->stop;
+    $rsrv->start(keep => 1);
+    train() for 1 .. 15;
+    my $before = predict();
+    is(status()->{step}, 25, 'step 25, the file holds step 10');
+    $from = $rsrv->log_size;
+    $rsrv->reload(http => $slow =~ s/;$/ zone=4m;/r);
+    is(status()->{step}, 25, 'a reload with another zone=SIZE keeps step 25');
+    is_deeply(predict(), $before, 'and the parameters');
+    ok($rsrv->wait_log(qr/learn_model "xor": the zone size changed, the state moved to the new zone at step 25/,
+                       from => $from, timeout => 2),
+       'and says so');
+    train() for 1 .. 5;
+    $rsrv->stop;
+    $rsrv->start(keep => 1);
+    is(status()->{step}, 30, 'the new zone wrote the checkpoint at stop');
+    $rsrv->stop;
+}
+close $busy;
+
+# 12. a worker killed in a step, holding the model's train mutex: the
+# next train (event loop retry, or a pool thread) and the checkpoint
+# writer find its owner gone, unlock it with one alert, and go on.  A
+# 784-1024-1024-10 step on 4096 samples takes some 350 ms here; the kill
+# comes half way through it.
+sub raw_tensor {    # {"shape", "dtype", "data": bin}, as t/100-compute.t
+    my ($shape, $dtype, $data) = @_;
+    return "\x83\xa5shape" . pack('C', 0x90 + @$shape)
+         . join('', map { pack('Cn', 0xcd, $_) } @$shape)
+         . "\xa5dtype" . pack('C', 0xa0 + length $dtype) . $dtype
+         . "\xa4data\xc6" . pack('N', length $data) . $data;
+}
+srand(1);
+my $n = 4096;
+my $big = "\x82\xa1x" . raw_tensor([$n, 784], 'float32',
+                                     pack('f<*', map { rand() } 1 .. $n * 784))
+        . "\xa1y" . raw_tensor([$n], 'int32',
+                                     pack('l<*', map { int(rand(10)) } 1 .. $n));
+my $small = '{"x": [[' . join(',', (0.5) x 784) . ']], "y": [3]}';
+
+my $lsrv = LearnServer->new(
+    name    => 'durable-lock',
+    workers => 1,
+    main    => 'thread_pool learn threads=2;',
+    http    => 'learn_model big models/mlp_big.lua seed=1 '
+             . 'checkpoint=state/big.ckpt checkpoint_interval=1h; '
+             . 'client_max_body_size 16m; learn_max_elements 4000000;',
+    server  => 'location = /train { learn_train big; }
+                location = /train_pool { learn_thread_pool learn threshold=0;
+                                         learn_train big; }
+                location = /status { learn_status; }',
+)->start;
+
+sub big_post {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $lsrv->port)
+        or die $!;
+    print {$s} "POST /train HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             . "Content-Type: application/msgpack\r\n"
+             . "Content-Length: " . length($big) . "\r\n\r\n" . $big;
+    return $s;
+}
+
+sub small_train {    # HTTP::Tiny: a read timeout (a stuck lock never answers)
+    my ($path) = @_;
+    my $t0 = time;
+    my $r = HTTP::Tiny->new(timeout => 5)->post($lsrv->url($path), {
+        headers => { 'Content-Type' => 'application/json' },
+        content => $small });
+    return ($r->{status}, time - $t0,
+            $r->{status} == 200 ? json_decode($r->{content})->{step} : undef);
+}
+
+# the worker, killed half way through a big step; waits for its successor
+my $step_s;
+sub kill_in_step {
+    my ($victim) = $lsrv->workers;
+    my $s = big_post();
+    sleep $step_s / 2;
+    kill 'KILL', $victim;
+    close $s;
+    my $deadline = time + 5;
+    while (time < $deadline) {
+        my @w = $lsrv->workers;
+        last if @w && $w[0] != $victim && !LearnServer::alive($victim);
+        sleep 0.02;
+    }
+    return $victim;
+}
+
+sub unlocked_alert {
+    my ($pid, $from, $timeout) = @_;
+    return scalar $lsrv->wait_log(
+        qr/\[alert\].*learn_model "big": process $pid died holding the train lock, unlocked it/,
+        from => $from, timeout => $timeout);
+}
+
+for (1 .. 2) {    # the second is timed: the first allocates the workspace
+    my $t0 = time;
+    my $reply = do { my $s = big_post(); local $/; <$s> } // '';
+    $step_s = time - $t0;
+    like($reply, qr/^HTTP\/1\.1 200/, sprintf('a big step (%.0f ms)', $step_s * 1000));
+}
+
+my $lstep = 2;
+for my $path ('/train', '/train_pool') {
+    my ($pid, $code, $secs, $got, $seen);
+    for my $try (1 .. 3) {    # until a kill lands inside the step
+        my $from = $lsrv->log_size;
+        $pid = kill_in_step();
+        ($code, $secs, $got) = small_train($path);
+        $seen = unlocked_alert($pid, $from, 1);
+        last if $seen || $code != 200;
+        $lstep++ if defined $got;
+    }
+    my $how = $path eq '/train' ? 'inline (timer retry)' : 'on a pool thread';
+    is($code, 200, "$how: a train after the kill answers 200");
+    cmp_ok($secs, '<', 3, sprintf("$how: within %.2f s", $secs));
+    is($got, ++$lstep, "$how: the step goes on counting ($lstep)");
+    ok($seen, "$how: one alert names the dead owner $pid");
+}
+
+# the checkpoint writer: the exit write of a graceful stop
+{
+    my $from = $lsrv->log_size;
+    my $pid = kill_in_step();
+    $lsrv->stop;
+    ok(unlocked_alert($pid, $from, 0),
+       "the checkpoint writer unlocked the mutex of the dead $pid")
+        or diag($lsrv->wait_log(qr/./, from => $from, timeout => 0));
+    my @alerts = $lsrv->wait_log(qr/died holding the train lock/, timeout => 0);
+    is(scalar @alerts, 3, 'one alert per dead owner');
+    $lsrv->start(keep => 1);
+    is(json_decode(LearnClient->new->get($lsrv->url('/status'))->{content})
+           ->{models}{big}{step}, $lstep, "and wrote the checkpoint at step $lstep");
+    $lsrv->stop;
+}
 
 done_testing();

@@ -20,6 +20,7 @@ my $srv = LearnServer->new(
              . 'checkpoint_interval=1h checkpoint_keep=3;',
     server  => "location = /train { learn_train xor; }
                 location = /status { learn_status; }
+                location = /weights { learn_weights xor; }
                 $predict",
 )->start;
 
@@ -62,6 +63,24 @@ my @files = sort { $b <=> $a } map { m{\.v(\d+)$} ? $1 : () }
             glob("$srv->{prefix}/state/xor.ckpt.v*");
 is_deeply(\@files, [50, 40, 30], 'exactly their files are on disk');
 
+# a weights import moves the parameters, not the step: the checkpoint
+# written next (at this stop) is at step 50 again, and PATH.v50 stays
+my (undef, undef, $y50) = predict('?version=50');
+my $r = $http->request('PUT', $srv->url('/weights'), {
+    headers => { 'Content-Type' => 'application/msgpack' },
+    content => fixture('xor_weights_np.mp'),
+});
+is($r->{status}, 200, 'weights import at step 50');
+my (undef, undef, $imported) = predict();
+isnt($imported->[0][0], $y50->[0][0], 'the live parameters changed');
+$srv->stop;
+$srv->start(keep => 1);
+$http = LearnClient->new;
+is(status()->{step}, 50, 'the step did not move');
+is_deeply((predict())[2], $imported, 'the checkpoint holds the imported weights');
+is_deeply((predict('?version=50'))[2], $y50,
+          'version 50 was not overwritten by the import');
+
 my $old = 40;
 my (undef, $v40, $y40) = predict("?version=$old");
 is($v40, $old, "a predict can ask for version $old");
@@ -101,9 +120,61 @@ my ($v) = grep { $_->{step} == $old } @{ status()->{versions} };
 is($v->{predicts}, $n, 'status counts the candidate predicts');
 cmp_ok($v->{predict_latency_us}, '>', 0, 'and their latency');
 
+# the candidate version is never pruned: four more checkpoints, each a
+# restart that checks the configuration (it would fail with "keeps no
+# version 40" once the file is gone)
+for my $i (1 .. 4) {
+    train(10);
+    $srv->stop;
+    ok(eval { $srv->start(keep => 1); 1 }, "restart $i with learn_candidate $old")
+        or diag($@);
+    $http = LearnClient->new;
+}
+my $top = status()->{step};
+@files = sort { $b <=> $a } map { m{\.v(\d+)$} ? $1 : () }
+         glob("$srv->{prefix}/state/xor.ckpt.v*");
+is_deeply(\@files, [$top, $top - 10, $top - 20, $old],
+          "the newest three and the candidate $old are on disk");
+is_deeply([map { $_->{step} } @{ status()->{versions} }], \@files,
+          'and listed');
+my %codes;
+for (1 .. 200) {
+    my ($c, $v) = predict();
+    $codes{$c}++;
+    $seen{"after $v"}++;
+}
+is_deeply(\%codes, { 200 => 200 }, 'every predict answers 200');
+cmp_ok($seen{"after $old"} // 0, '>', 0, 'the candidate still answers');
+
 $srv->stop;
 open my $log, '<', $srv->error_log or die;
 my @bad = grep { /\[(error|crit|alert|emerg)\]/ } <$log>;
 is(scalar @bad, 0, 'no error lines') or diag(@bad);
+
+# step 0, the untrained model of a first start, is no version; a PATH.v0
+# left by an older build goes at the next version's write
+my $fresh = LearnServer->new(
+    name    => 'versions-v0',
+    workers => 1,
+    http    => 'learn_model xor models/xor.lua seed=1 checkpoint=state/xor.ckpt '
+             . 'checkpoint_interval=200ms checkpoint_keep=3;',
+    server  => 'location = /train { learn_train xor; }
+                location = /status { learn_status; }',
+)->start;
+$srv = $fresh;
+$http = LearnClient->new;
+sleep 0.6;
+ok(-s "$fresh->{prefix}/state/xor.ckpt", 'the first start wrote a checkpoint of step 0');
+ok(!-e "$fresh->{prefix}/state/xor.ckpt.v0", 'but no version of step 0');
+is_deeply(status()->{versions}, [], 'none is listed');
+open my $v0, '>', "$fresh->{prefix}/state/xor.ckpt.v0" or die;
+print $v0 "left by an older build\n";
+close $v0;
+train(2);
+sleep 0.6;
+ok(-s "$fresh->{prefix}/state/xor.ckpt.v2", 'step 2 is a version');
+ok(!-e "$fresh->{prefix}/state/xor.ckpt.v0", 'an old PATH.v0 was pruned');
+is_deeply([map { $_->{step} } @{ status()->{versions} }], [2], 'only 2 is listed');
+$fresh->stop;
 
 done_testing();

@@ -124,6 +124,44 @@ sub workers {
     return grep { length } @w;
 }
 
+# the master's children: pid => title ("nginx: worker process", "nginx:
+# cache manager process", ...)
+sub children {
+    my ($self) = @_;
+    my $pid = $self->pid or return;
+    my %c;
+    for (`ps -o pid=,args= --ppid $pid`) {
+        $c{$1} = $2 if /^\s*(\d+)\s+(.*?)\s*$/;
+    }
+    return %c;
+}
+
+# SIGHUP without waiting for new workers (a reload that may fail)
+sub hup {
+    my ($self, %args) = @_;
+    $self->set_http($args{http}) if defined $args{http};
+    kill 'HUP', $self->pid;
+}
+
+# the error.log lines matching re once there are any (or none after
+# timeout seconds); from byte offset "from" on
+sub wait_log {
+    my ($self, $re, %opt) = @_;
+    my $deadline = time + ($opt{timeout} // 10);
+    while (1) {
+        my @hits;
+        if (open my $fh, '<', $self->error_log) {
+            seek $fh, $opt{from} // 0, 0;
+            @hits = grep { /$re/ } <$fh>;
+        }
+        return @hits if @hits || time >= $deadline;
+        sleep 0.05;
+    }
+}
+
+# where error.log ends now, for wait_log(from => ...)
+sub log_size { -s $_[0]->error_log || 0 }
+
 # SIGKILL the master and every worker: no exit handler runs
 sub kill9 {
     my ($self) = @_;
