@@ -297,10 +297,10 @@ ngx_http_learn_zone_retire(ngx_http_learn_model_t *lm, ngx_log_t *log)
  * pool's own mutex.  If the owner recorded in the lock no longer exists,
  * unlock it; returns that pid, or 0.
  *
- * The dead process's step is harmless: it wrote only the unpublished
- * buffer, which the next step rewrites, and predicts never read it.  Only
- * the optimizer state (momentum, Adam's moments), updated in place, may
- * hold part of that step.
+ * The dead process's step is unpublished and harmless: "version" did
+ * not move, so no predict reads the buffer it wrote, and the next step
+ * rewrites it.  Only the optimizer state (momentum, Adam's moments),
+ * which a step updates in place, may hold part of that step.
  */
 
 ngx_pid_t
