@@ -296,6 +296,7 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
         job->nprotect = lm->nprotect;
         ngx_memcpy(job->protect, lm->protect, sizeof(job->protect));
     }
+
     job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
     job->path = ngx_calloc(lm->ckpt_path.len + 1, ngx_cycle->log);
     job->snapshot = ngx_alloc((lm->model.param_count + lm->model.state_count)
