@@ -1,13 +1,47 @@
 # learn_balancer: the upstream balancer that learns each peer's response
 # time.  The backends are server blocks of the same nginx on 127.0.0.1
 # (echo_sleep for delays); a server pointing at a closed port is a
-# stopped backend.
+# stopped backend.  Two workers, reloads, fail_timeout and concurrent
+# clients: t/083-balancer-workers.t.
 
 use lib 't/lib';
 use TestLearn;
 use Test::Nginx::Socket 'no_plan';
 
 no_shuffle();
+
+# Blocks whose name starts with "P2C" or "keepalive" count the
+# answers of their backends (the body's first word) and check the
+# spread, or the $connection_requests the backends saw (second word).
+my (%seen);
+add_response_body_check(sub {
+    my ($block, $body, $idx, $rep, $dry_run) = @_;
+    my $name = $block->name;
+    return if $dry_run || $name !~ /TEST \d+: (P2C|keepalive)/;
+    my @reqs = @{ $block->request };
+    return if $reqs[$idx] =~ m{^GET /status};
+    my ($peer, $n) = split ' ', $body;
+    $seen{$name}{peer}{$peer}++;
+    push @{ $seen{$name}{conn} }, $n // 0;
+    return if $idx != $#reqs - 1;
+    my $s = $seen{$name};
+    if ($name =~ /: P2C/) {
+        my $fast = $s->{peer}{fast} // 0;
+        cmp_ok($fast, '>=', 10, "$name - the fast peer wins when drawn");
+        cmp_ok($fast, '<=', 36,
+               "$name - ... and only when drawn (two candidates, not all)");
+        cmp_ok(scalar(grep { /^s\d$/ } keys %{ $s->{peer} }), '>=', 4,
+               "$name - the other peers are drawn too");
+    } elsif ($name =~ /not reused/) {
+        is(scalar(grep { $_ > 1 } @{ $s->{conn} }), 0,
+           "$name - every request had its own connection");
+    } else {
+        cmp_ok((sort { $b <=> $a } @{ $s->{conn} })[0], '>', 1,
+               "$name - a backend saw several requests on one connection");
+        cmp_ok(scalar(grep { $_ == 1 } @{ $s->{conn} }), '<=', 2,
+               "$name - one new connection per peer at most");
+    }
+});
 
 # N proxied requests, then learn_status
 sub reqs { my ($n, $uri) = @_; [ (map { "GET " . ($uri // '/t') } 1 .. $n),
@@ -183,7 +217,7 @@ main::codes(10)
 
 
 
-=== TEST 7: weight: a heavier peer of equal speed is preferred
+=== TEST 7: weight: a heavier peer of equal speed is preferred, its real prediction reported
 --- main_config
     load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 --- http_config
@@ -195,15 +229,20 @@ main::codes(10)
     server { listen 127.0.0.1:1985; location / { echo_sleep 0.005; echo heavy; } }
     server { listen 127.0.0.1:1986; location / { echo_sleep 0.005; echo light; } }
 --- config
-    location /t { proxy_pass http://back; }
+    location /t {
+        proxy_pass http://back;
+        add_header X-Predicted $learn_upstream_predicted_ms;
+    }
     location = /status { learn_status; }
 --- request eval
 main::reqs(20)
 --- error_code eval
 main::codes(20)
+--- response_headers_like eval
+[ (map { "" } 1 .. 19), "X-Predicted: [4-9]\\.\\d{3}", "" ]
 --- response_body_like eval
 [ (map { qr/^(heavy|light)$/ } 1 .. 20),
-  qr/"127\.0\.0\.1:1986": \{"picks": 1, / ]
+  qr/"127\.0\.0\.1:1985": \{"picks": 19, .*"predicted_ms": [4-9]\.\d+, "observed_ms": [4-9]\.\d+, .*"weight": 100\}, "127\.0\.0\.1:1986": \{"picks": 1, / ]
 
 
 
@@ -263,8 +302,8 @@ main::codes(30)
 --- error_code eval
 [200, 200, 200]
 --- response_headers_like eval
-[ "X-Predicted: 0\\.000\nX-Pin: none",
-  "X-Predicted: 0\\.000\nX-Pin: none",
+[ "X-Predicted: 1\\.000\nX-Pin: none",
+  "X-Predicted: (9|1\\d)\\.\\d{3}\nX-Pin: none",
   "X-Predicted: (9|1\\d)\\.\\d{3}\nX-Pin: none" ]
 
 
@@ -303,4 +342,145 @@ main::reqs(2)
 main::codes(2)
 --- response_body_like eval
 [ qr/^[ab]$/, qr/^[ab]$/,
-  qr/^\{"models": \{\}, "upstreams": \{"back": \{"balancer": "learn", "explore": 0\.005, "picks": 2, "pick_ns": \d+, "updates": 2, "moves": 0, "latency_ms": [\d.e-]+, "error_ms": [\d.e-]+, "weights": \[[-\d.e, ]+\], "peers": \{"127\.0\.0\.1:1985": \{"picks": 1, "in_flight": 0, "explored": 0, "failures": 0, "pins": 0, "backup": false, "down": false, "predicted_ms": [\d.e-]+, "observed_ms": [\d.e-]+, "latency_ms": [\d.e-]+, "fail_rate": 0\}, "127\.0\.0\.1:1986": \{"picks": 1, .*\}\}\}\}\}\n$/ ]
+  qr/^\{"models": \{\}, "upstreams": \{"back": \{"balancer": "learn", "explore": 0\.005, "picks": 2, "pick_ns": \d+, "updates": 2, "moves": 0, "latency_ms": [\d.e-]+, "error_ms": [\d.e-]+, "weights": \[[-\d.e, ]+\], "peers": \{"127\.0\.0\.1:1985": \{"picks": 1, "in_flight": 0, "explored": 0, "failures": 0, "pins": 0, "backup": false, "down": false, "predicted_ms": [\d.e-]+, "observed_ms": [\d.e-]+, "latency_ms": [\d.e-]+, "fail_rate": 0, "weight": 1\}, "127\.0\.0\.1:1986": \{"picks": 1, .*\}\}\}\}\}\n$/ ]
+
+
+
+=== TEST 12: P2C over six peers: the fast one wins only when it is one of the two drawn
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    upstream back {
+        learn_balancer explore=0;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+        server 127.0.0.1:1987;
+        server 127.0.0.1:1988;
+        server 127.0.0.1:1989;
+        server 127.0.0.1:1990;
+    }
+    server { listen 127.0.0.1:1985; location / { echo fast; } }
+    server { listen 127.0.0.1:1986; location / { echo_sleep 0.02; echo s1; } }
+    server { listen 127.0.0.1:1987; location / { echo_sleep 0.02; echo s2; } }
+    server { listen 127.0.0.1:1988; location / { echo_sleep 0.02; echo s3; } }
+    server { listen 127.0.0.1:1989; location / { echo_sleep 0.02; echo s4; } }
+    server { listen 127.0.0.1:1990; location / { echo_sleep 0.02; echo s5; } }
+--- config
+    location /t { proxy_pass http://back; }
+    location = /status { learn_status; }
+--- request eval
+main::reqs(60)
+--- error_code eval
+main::codes(60)
+--- response_body_like eval
+[ (map { qr/^(fast|s[1-5])$/ } 1 .. 60), qr/"updates": 60, / ]
+
+
+
+=== TEST 13: keepalive reuses upstream connections (the backends count requests per connection)
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    upstream back {
+        learn_balancer explore=0;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+        keepalive 8;
+    }
+    server { listen 127.0.0.1:1985; location / { echo "a $connection_requests"; } }
+    server { listen 127.0.0.1:1986; location / { echo "b $connection_requests"; } }
+--- config
+    location /t {
+        proxy_pass http://back;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location = /status { learn_status; }
+--- request eval
+main::reqs(12)
+--- error_code eval
+main::codes(12)
+--- response_body_like eval
+[ (map { qr/^[ab] \d+$/ } 1 .. 12), qr/"updates": 12, / ]
+
+
+
+=== TEST 14: keepalive off: the same requests are not reused (the control)
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    upstream back {
+        learn_balancer explore=0;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+    }
+    server { listen 127.0.0.1:1985; location / { echo "a $connection_requests"; } }
+    server { listen 127.0.0.1:1986; location / { echo "b $connection_requests"; } }
+--- config
+    location /t {
+        proxy_pass http://back;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+    location = /status { learn_status; }
+--- request eval
+main::reqs(12)
+--- error_code eval
+main::codes(12)
+--- response_body_like eval
+[ (map { qr/^[ab] 1$/ } 1 .. 12), qr/"updates": 12, / ]
+
+
+
+=== TEST 15: learn_status?format=prometheus has the upstream series
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    upstream back {
+        learn_balancer;
+        learn_sticky arg=model;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986 backup;
+    }
+    server { listen 127.0.0.1:1985; location / { echo_sleep 0.002; echo a; } }
+    server { listen 127.0.0.1:1986; location / { echo b; } }
+--- config
+    location /t { proxy_pass http://back; }
+    location = /status { learn_status; }
+--- request eval
+[ "GET /t?model=m1", "GET /t?model=m1", "GET /t?model=m2",
+  "GET /status?format=prometheus" ]
+--- error_code eval
+[ 200, 200, 200, 200 ]
+--- response_body_like eval
+[ qr/^a$/, qr/^a$/, qr/^a$/,
+  qr/^# TYPE learn_upstream_picks_total counter
+learn_upstream_picks_total\{upstream="back",peer="127\.0\.0\.1:1985"\} 3
+learn_upstream_picks_total\{upstream="back",peer="127\.0\.0\.1:1986"\} 0
+# TYPE learn_upstream_explored_total counter
+.*# TYPE learn_upstream_in_flight gauge
+learn_upstream_in_flight\{upstream="back",peer="127\.0\.0\.1:1985"\} 0
+.*# TYPE learn_upstream_failures_total counter
+learn_upstream_failures_total\{upstream="back",peer="127\.0\.0\.1:1985"\} 0
+.*# TYPE learn_upstream_pins gauge
+learn_upstream_pins\{upstream="back",peer="127\.0\.0\.1:1985"\} 2
+learn_upstream_pins\{upstream="back",peer="127\.0\.0\.1:1986"\} 0
+# TYPE learn_upstream_predicted_ms gauge
+learn_upstream_predicted_ms\{upstream="back",peer="127\.0\.0\.1:1985"\} [\d.]+(e[-+]\d+)?
+.*# TYPE learn_upstream_observed_ms gauge
+learn_upstream_observed_ms\{upstream="back",peer="127\.0\.0\.1:1985"\} [2-9]\.\d+
+.*# TYPE learn_upstream_pick_ns gauge
+learn_upstream_pick_ns\{upstream="back"\} \d+
+# TYPE learn_upstream_updates_total counter
+learn_upstream_updates_total\{upstream="back"\} 3
+# TYPE learn_upstream_moves_total counter
+learn_upstream_moves_total\{upstream="back"\} 0
+# TYPE learn_upstream_error_ms gauge
+learn_upstream_error_ms\{upstream="back"\} [\d.e+-]+
+# TYPE learn_sticky_keys gauge
+learn_sticky_keys\{upstream="back"\} 2
+# TYPE learn_sticky_hits_total counter
+learn_sticky_hits_total\{upstream="back"\} 1
+# TYPE learn_sticky_evicted_total counter
+learn_sticky_evicted_total\{upstream="back"\} 0
+$/s ]

@@ -65,6 +65,8 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
             p = ngx_http_learn_status_prometheus(p, lmp[i]);
         }
 
+        p = ngx_http_learn_upstream_prometheus(r, p, out + size);
+
         ngx_str_set(&type, "text/plain; version=0.0.4");
 
     } else {

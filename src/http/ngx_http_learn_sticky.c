@@ -8,6 +8,12 @@
  * The table is a red-black tree of (crc32, key) with an LRU queue: a pin
  * unused for "timeout" expires, and when the zone is full the least
  * recently used pins go first.
+ *
+ * A pin names its peer by position, so each pin also carries the peer
+ * layout it was made under: after a reload that changed the peers of an
+ * upstream whose table is named with zone=NAME (a default name holds the
+ * layout, so that table is new), the old workers' pins and the new
+ * workers' pins do not mix.
  */
 
 
@@ -26,6 +32,7 @@ typedef struct {
     ngx_queue_t                    queue;     /* LRU, newest first */
     ngx_msec_t                     last;      /* last use */
     ngx_uint_t                     peer;      /* zone index of the peer */
+    uint32_t                       layout;    /* the peers it indexes */
     u_char                         data[1];   /* the key */
 } ngx_http_learn_sticky_node_t;
 
@@ -168,13 +175,17 @@ ngx_http_learn_sticky_init(ngx_conf_t *cf,
     scf->layout = lucf->layout;
 
     if (scf->zone_name.len == 0) {
-        name.len = sizeof("learn_sticky:") - 1 + lucf->uscf->host.len;
+
+        /* as the balancer's zone: the layout in the name */
+
+        name.len = sizeof("learn_sticky::01234567") - 1 + lucf->uscf->host.len;
         name.data = ngx_pnalloc(cf->pool, name.len);
         if (name.data == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_sprintf(name.data, "learn_sticky:%V", &lucf->uscf->host);
+        ngx_sprintf(name.data, "learn_sticky:%V:%08xD", &lucf->uscf->host,
+                    lucf->layout);
         scf->zone_name = name;
     }
 
@@ -357,6 +368,9 @@ ngx_http_learn_sticky_lookup(ngx_http_learn_sticky_conf_t *scf,
         {
             ngx_http_learn_sticky_delete(scf, ush, node);
 
+        } else if (node->layout != scf->layout) {
+            /* pinned under other peers (old or new workers): not ours */
+
         } else {
             node->last = ngx_current_msec;
 
@@ -378,13 +392,15 @@ ngx_http_learn_sticky_lookup(ngx_http_learn_sticky_conf_t *scf,
 /*
  * Pins key to peer if it is still pinned where the caller saw it
  * ("expect", NGX_ERROR for not pinned): when two workers place or move
- * the same key at once, the first one wins.
+ * the same key at once, the first one wins, and the other gets
+ * NGX_DECLINED with the winner's peer in *current.  NGX_ERROR: the table
+ * is full even after evicting, the key is not pinned.
  */
 
 ngx_int_t
 ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
     ngx_http_learn_upstream_sh_t *ush, ngx_str_t *key, uint32_t hash,
-    ngx_int_t expect, ngx_uint_t peer)
+    ngx_int_t expect, ngx_uint_t peer, ngx_uint_t *current)
 {
     size_t                         size;
     ngx_uint_t                     tries;
@@ -398,14 +414,23 @@ ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
     if (sn) {
         node = (ngx_http_learn_sticky_node_t *) sn;
 
-        if ((ngx_int_t) node->peer != expect) {
+        if (node->layout != scf->layout) {
+
+            /* a pin made under other peers: this layout places it anew */
+
+            node->layout = scf->layout;
+
+        } else if ((ngx_int_t) node->peer != expect) {
+            *current = node->peer;
             ngx_shmtx_unlock(&scf->shpool->mutex);
             return NGX_DECLINED;
+
+        } else {
+            (void) ngx_atomic_fetch_add(&ush->peer[node->peer].pins, -1);
+            (void) ngx_atomic_fetch_add(&ush->moves, 1);
         }
 
-        (void) ngx_atomic_fetch_add(&ush->peer[node->peer].pins, -1);
         (void) ngx_atomic_fetch_add(&ush->peer[peer].pins, 1);
-        (void) ngx_atomic_fetch_add(&ush->moves, 1);
 
         node->peer = peer;
         node->last = ngx_current_msec;
@@ -452,6 +477,7 @@ ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
     node->sn.str.data = node->data;
     node->last = ngx_current_msec;
     node->peer = peer;
+    node->layout = scf->layout;
 
     ngx_rbtree_insert(&scf->sh->rbtree, &node->sn.node);
     ngx_queue_insert_head(&scf->sh->lru, &node->queue);
@@ -506,7 +532,7 @@ static void
 ngx_http_learn_sticky_delete(ngx_http_learn_sticky_conf_t *scf,
     ngx_http_learn_upstream_sh_t *ush, ngx_http_learn_sticky_node_t *node)
 {
-    if (ush && node->peer < ush->npeers) {
+    if (ush && node->layout == ush->layout && node->peer < ush->npeers) {
         (void) ngx_atomic_fetch_add(&ush->peer[node->peer].pins, -1);
     }
 

@@ -20,6 +20,12 @@
  * latency, which keeps the features near 1.  free_peer trains w with one
  * normalized LMS step per finished request, a few floats under the
  * zone's lock.
+ *
+ * The pick compares costs, not predictions: a peer's cost is its
+ * predicted time divided by its weight, a never-seen peer costs one mean
+ * latency per request already in flight to it (0 when idle: it is tried
+ * first), and a peer idle for longer than "probe" costs 0 once.  What
+ * the variables and learn_status report is the prediction itself.
  */
 
 
@@ -37,6 +43,7 @@
 #define NGX_HTTP_LEARN_UPSTREAM_YMAX     50.0f  /* target cap, units of L */
 #define NGX_HTTP_LEARN_UPSTREAM_EMAX     10.0f  /* error clip, units of L */
 #define NGX_HTTP_LEARN_UPSTREAM_FAILING  0.5f   /* a pin moves above this */
+#define NGX_HTTP_LEARN_UPSTREAM_MS_LEN   32     /* "%.3f" of at most 1e9 */
 
 #define ngx_http_learn_upstream_tried(rrp, i)                                 \
     ((rrp)->tried[(i) / (8 * sizeof(uintptr_t))]                             \
@@ -47,22 +54,33 @@ static ngx_int_t ngx_http_learn_upstream_init(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_learn_upstream_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_uint_t ngx_http_learn_upstream_changed(ngx_shm_zone_t *shm_zone);
 static ngx_int_t ngx_http_learn_upstream_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc,
     void *data);
+static ngx_int_t ngx_http_learn_upstream_backup_pin(
+    ngx_http_learn_upstream_peer_data_t *lp, ngx_int_t pinned, time_t now,
+    ngx_msec_t msec);
+static void ngx_http_learn_upstream_restore(
+    ngx_http_learn_upstream_peer_data_t *lp);
+static ngx_int_t ngx_http_learn_upstream_stick(
+    ngx_http_learn_upstream_peer_data_t *lp,
+    ngx_http_upstream_rr_peers_t *peers, ngx_uint_t base, ngx_int_t pinned,
+    ngx_int_t chosen, time_t now, ngx_msec_t msec, ngx_log_t *log);
 static ngx_int_t ngx_http_learn_upstream_choose(
     ngx_http_learn_upstream_peer_data_t *lp,
     ngx_http_upstream_rr_peers_t *peers, ngx_uint_t base, ngx_int_t pinned,
     time_t now, ngx_msec_t msec);
 static ngx_http_upstream_rr_peer_t *ngx_http_learn_upstream_nth(
     ngx_http_upstream_rr_peers_t *peers, ngx_uint_t i);
-static ngx_uint_t ngx_http_learn_upstream_usable(
+static ngx_int_t ngx_http_learn_upstream_state(
     ngx_http_upstream_rr_peer_data_t *rrp, ngx_http_upstream_rr_peer_t *peer,
     ngx_uint_t i, time_t now);
 static float ngx_http_learn_upstream_score(
     ngx_http_learn_upstream_peer_data_t *lp, ngx_uint_t gi,
-    ngx_http_upstream_rr_peer_t *peer, ngx_msec_t msec, float *x);
+    ngx_http_upstream_rr_peer_t *peer, ngx_msec_t msec, float *x,
+    float *predicted);
 static void ngx_http_learn_upstream_free_peer(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
 static void ngx_http_learn_upstream_learn(
@@ -78,6 +96,11 @@ static char *ngx_http_learn_sticky(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_learn_upstream_enable(ngx_conf_t *cf,
     ngx_http_learn_upstream_srv_conf_t *lucf);
+static u_char *ngx_http_learn_upstream_prom_series(u_char *p,
+    ngx_uint_t metric, ngx_http_upstream_srv_conf_t *uscf,
+    ngx_http_learn_upstream_srv_conf_t *lucf);
+static u_char *ngx_http_learn_upstream_label(u_char *p, ngx_str_t *s);
+static size_t ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v);
 static u_char *ngx_http_learn_upstream_float(u_char *p, double v);
 
 
@@ -154,7 +177,8 @@ static ngx_str_t  ngx_http_learn_upstream_pins[] = {
     ngx_string("none"),
     ngx_string("hit"),
     ngx_string("new"),
-    ngx_string("moved")
+    ngx_string("moved"),
+    ngx_string("busy")
 };
 
 
@@ -163,13 +187,18 @@ static float  ngx_http_learn_upstream_w0[NGX_HTTP_LEARN_UPSTREAM_NF] = {
     0.0f, 1.0f, 0.05f, 1.0f, 0.0f
 };
 
+/*
+ * w2 stays positive: of two peers predicted alike, the one with fewer
+ * requests in flight wins even where latency does not grow with them
+ */
 static float  ngx_http_learn_upstream_wmin[NGX_HTTP_LEARN_UPSTREAM_NF] = {
-    -10.0f, 0.25f, 0.0f, 0.0f, 0.0f
+    -10.0f, 0.25f, 0.02f, 0.0f, 0.0f
 };
 
 static float  ngx_http_learn_upstream_wmax[NGX_HTTP_LEARN_UPSTREAM_NF] = {
     10.0f, 4.0f, 4.0f, 100.0f, 10.0f
 };
+
 
 
 static ngx_int_t
@@ -247,14 +276,24 @@ ngx_http_learn_upstream_init(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     }
 
     if (lucf->zone_name.len == 0) {
-        name.len = sizeof("learn_balancer:") - 1 + us->host.len;
+
+        /*
+         * The peer layout is part of the name: a reload that changes the
+         * peers gets a new zone, and the old workers finish their requests
+         * on the old one, untouched.
+         */
+
+        name.len = sizeof("learn_balancer::01234567") - 1 + us->host.len;
         name.data = ngx_pnalloc(cf->pool, name.len);
         if (name.data == NULL) {
             return NGX_ERROR;
         }
 
-        ngx_sprintf(name.data, "learn_balancer:%V", &us->host);
+        ngx_sprintf(name.data, "learn_balancer:%V:%08xD", &us->host, crc);
         lucf->zone_name = name;
+
+    } else {
+        lucf->zone_named = 1;
     }
 
     shm_zone = ngx_shared_memory_add(cf, &lucf->zone_name, lucf->zone_size,
@@ -308,16 +347,26 @@ ngx_http_learn_upstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             return NGX_OK;
         }
 
+        /*
+         * Only a zone=NAME zone comes back with other peers (a default
+         * name holds the layout).  The old workers keep writing into the
+         * old model until they exit, so it is never freed: the new model
+         * takes new memory in the zone.
+         */
+
         ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
                       "learn_balancer \"%V\": the peers changed, "
                       "learning afresh", &lucf->uscf->host);
 
-        ngx_slab_free(shpool, olucf->sh);
-    }
-
-    if (shm_zone->shm.exists) {
+    } else if (shm_zone->shm.exists) {
         lucf->sh = shpool->data;
         return NGX_OK;
+
+    } else if (!lucf->zone_named && ngx_http_learn_upstream_changed(shm_zone))
+    {
+        ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
+                      "learn_balancer \"%V\": the peers changed, "
+                      "learning afresh", &lucf->uscf->host);
     }
 
     size = offsetof(ngx_http_learn_upstream_sh_t, peer)
@@ -325,6 +374,12 @@ ngx_http_learn_upstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     sh = ngx_slab_calloc(shpool, size);
     if (sh == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "learn_balancer zone \"%V\" has no room for the new "
+                      "peers of upstream \"%V\" (the old workers may still "
+                      "use the old ones): give the zone a larger size or "
+                      "another name, or restart nginx",
+                      &shm_zone->shm.name, &lucf->uscf->host);
         return NGX_ERROR;
     }
 
@@ -338,6 +393,10 @@ ngx_http_learn_upstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     shpool->data = sh;
     lucf->sh = sh;
 
+    if (shpool->log_ctx != &shpool->zero) {
+        return NGX_OK;
+    }
+
     len = sizeof(" in learn_balancer zone \"\"") + shm_zone->shm.name.len;
 
     shpool->log_ctx = ngx_slab_alloc(shpool, len);
@@ -349,6 +408,52 @@ ngx_http_learn_upstream_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 &shm_zone->shm.name);
 
     return NGX_OK;
+}
+
+
+/*
+ * A fresh default zone: did the running configuration (ngx_cycle, the old
+ * cycle while a reload initializes zones) have this upstream with other
+ * peers?  Only for the log line.
+ */
+
+static ngx_uint_t
+ngx_http_learn_upstream_changed(ngx_shm_zone_t *shm_zone)
+{
+    size_t            len;
+    ngx_str_t        *name;
+    ngx_uint_t        i;
+    ngx_shm_zone_t   *zone;
+    ngx_list_part_t  *part;
+
+    name = &shm_zone->shm.name;
+    len = name->len - 8;              /* without the layout hash */
+
+    part = (ngx_list_part_t *) &ngx_cycle->shared_memory.part;
+    zone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            zone = part->elts;
+            i = 0;
+        }
+
+        if (zone[i].tag == shm_zone->tag
+            && zone[i].shm.name.len == name->len
+            && ngx_strncmp(zone[i].shm.name.data, name->data, len) == 0
+            && ngx_strncmp(zone[i].shm.name.data, name->data, name->len) != 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -404,8 +509,8 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
     ngx_http_learn_upstream_peer_data_t  *lp = data;
 
     time_t                                now;
-    ngx_int_t                             rc, pinned, chosen, base;
-    ngx_uint_t                            i, n, pin;
+    ngx_int_t                             rc, pinned, chosen;
+    ngx_uint_t                            i, n, pin, base;
     ngx_msec_t                            msec;
     struct timespec                       t0;
     ngx_http_upstream_rr_peer_t          *peer;
@@ -425,6 +530,7 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
 
     lp->index = NGX_ERROR;
     lp->explored = 0;
+    lp->busy = 0;
     lp->picks++;
 
     if (rrp->peers->single) {
@@ -434,8 +540,9 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
         }
 
         lp->pin = NGX_HTTP_LEARN_PIN_NONE;
-        lp->predicted = ngx_http_learn_upstream_score(lp, 0, rrp->current,
-                                                      ngx_current_msec, lp->x);
+        (void) ngx_http_learn_upstream_score(lp, 0, rrp->current,
+                                             ngx_current_msec, lp->x,
+                                             &lp->predicted);
         chosen = 0;
         goto found;
     }
@@ -457,8 +564,27 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
     now = ngx_time();
     msec = ngx_current_msec;
 
+    if (lp->restore) {
+        ngx_http_learn_upstream_restore(lp);
+    }
+
     peers = rrp->peers;
     base = (peers == lucf->uscf->peer.data) ? 0 : lucf->nprimary;
+
+    if (pinned >= (ngx_int_t) lucf->nprimary
+        && base == 0
+        && peers->next
+        && !lp->no_backup_pin)
+    {
+        chosen = ngx_http_learn_upstream_backup_pin(lp, pinned, now, msec);
+
+        if (chosen >= 0) {
+            /* on the backup list now, and it is locked */
+            peers = rrp->peers;
+            base = lucf->nprimary;
+            goto take;
+        }
+    }
 
     ngx_http_upstream_rr_peers_wlock(peers);
 
@@ -520,6 +646,16 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
         return NGX_BUSY;
     }
 
+take:
+
+    if (lp->key.len) {
+        chosen = ngx_http_learn_upstream_stick(lp, peers, base, pinned,
+                                               chosen, now, msec, pc->log);
+
+    } else {
+        lp->pin = NGX_HTTP_LEARN_PIN_NONE;
+    }
+
     /* take the peer, as round robin does */
 
     peer = ngx_http_learn_upstream_nth(peers, chosen - base);
@@ -541,26 +677,6 @@ ngx_http_learn_upstream_get_peer(ngx_peer_connection_t *pc, void *data)
         |= (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
 
     ngx_http_upstream_rr_peers_unlock(peers);
-
-    if (lp->key.len && chosen != pinned) {
-        lp->pin = (pinned == NGX_ERROR) ? NGX_HTTP_LEARN_PIN_NEW
-                                        : NGX_HTTP_LEARN_PIN_MOVED;
-
-        if (ngx_http_learn_sticky_pin(lucf->sticky, sh, &lp->key, lp->hash,
-                                      pinned, chosen)
-            == NGX_OK
-            && pinned != NGX_ERROR)
-        {
-            ngx_log_error(NGX_LOG_INFO, pc->log, 0,
-                          "learn_sticky: key \"%V\" moved to %V "
-                          "in upstream \"%V\"",
-                          &lp->key, &peer->name, &lucf->uscf->host);
-        }
-
-    } else {
-        lp->pin = lp->key.len ? NGX_HTTP_LEARN_PIN_HIT
-                              : NGX_HTTP_LEARN_PIN_NONE;
-    }
 
 found:
 
@@ -585,11 +701,203 @@ found:
 
 
 /*
+ * A key pinned to a backup peer stays there while that peer is usable,
+ * also once the primary peers are back: the key's state lives there.
+ * The request moves to the backup list (the primary tried bits are saved
+ * for a retry), and the function returns with that list locked.  Returns
+ * NGX_ERROR, nothing locked, when the peer is not usable; NGX_BUSY when
+ * only its max_conns stops it (the key stays pinned there).
+ */
+
+static ngx_int_t
+ngx_http_learn_upstream_backup_pin(ngx_http_learn_upstream_peer_data_t *lp,
+    ngx_int_t pinned, time_t now, ngx_msec_t msec)
+{
+    ngx_int_t                            rc;
+    ngx_uint_t                           i, n;
+    ngx_http_upstream_rr_peer_t         *peer;
+    ngx_http_upstream_rr_peers_t        *backup;
+    ngx_http_upstream_rr_peer_data_t    *rrp;
+    ngx_http_learn_upstream_srv_conf_t  *lucf;
+
+    lucf = lp->conf;
+    rrp = &lp->rrp;
+    backup = rrp->peers->next;
+    i = pinned - lucf->nprimary;
+
+    if (i >= backup->number) {
+        return NGX_ERROR;
+    }
+
+    n = ngx_max(rrp->peers->number, backup->number);
+    n = (n + (8 * sizeof(uintptr_t) - 1)) / (8 * sizeof(uintptr_t));
+
+    if (lp->saved == NULL) {
+        lp->saved = ngx_palloc(lp->request->pool, n * sizeof(uintptr_t));
+        if (lp->saved == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_http_upstream_rr_peers_wlock(backup);
+
+    peer = ngx_http_learn_upstream_nth(backup, i);
+
+    /* no backup peer was tried yet: the tried bits are the primary ones */
+
+    rc = ngx_http_learn_upstream_state(NULL, peer, i, now);
+
+    if (rc != NGX_OK
+        || lucf->sh->peer[pinned].fail >= NGX_HTTP_LEARN_UPSTREAM_FAILING)
+    {
+        ngx_http_upstream_rr_peers_unlock(backup);
+
+        if (rc == NGX_BUSY
+            && lucf->sh->peer[pinned].fail < NGX_HTTP_LEARN_UPSTREAM_FAILING)
+        {
+            lp->busy = 1;
+            return NGX_BUSY;
+        }
+
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(lp->saved, rrp->tried, n * sizeof(uintptr_t));
+    ngx_memzero(rrp->tried, n * sizeof(uintptr_t));
+
+    rrp->peers = backup;
+    lp->restore = 1;
+
+    (void) ngx_http_learn_upstream_score(lp, pinned, peer, msec, lp->x,
+                                         &lp->predicted);
+
+    return pinned;
+}
+
+
+/* a retry after a pinned backup peer: back to the primary peers */
+
+static void
+ngx_http_learn_upstream_restore(ngx_http_learn_upstream_peer_data_t *lp)
+{
+    ngx_uint_t                         n;
+    ngx_http_upstream_rr_peers_t      *peers;
+    ngx_http_upstream_rr_peer_data_t  *rrp;
+
+    rrp = &lp->rrp;
+    peers = lp->conf->uscf->peer.data;
+
+    n = ngx_max(peers->number, peers->next->number);
+    n = (n + (8 * sizeof(uintptr_t) - 1)) / (8 * sizeof(uintptr_t));
+
+    ngx_memcpy(rrp->tried, lp->saved, n * sizeof(uintptr_t));
+
+    rrp->peers = peers;
+    lp->restore = 0;
+    lp->no_backup_pin = 1;
+}
+
+
+/*
+ * The sticky part of a pick, with the peer list locked: a new key is
+ * pinned to the chosen peer; a key whose peer is not usable (down,
+ * failing, failed this request) moves there, logged at info; a key whose
+ * peer is only full (max_conns) stays pinned while this one request goes
+ * to the chosen peer.  When another worker placed or moved the key
+ * first, the request follows that worker's pin if it is usable here.
+ * Returns the peer to take.
+ */
+
+static ngx_int_t
+ngx_http_learn_upstream_stick(ngx_http_learn_upstream_peer_data_t *lp,
+    ngx_http_upstream_rr_peers_t *peers, ngx_uint_t base, ngx_int_t pinned,
+    ngx_int_t chosen, time_t now, ngx_msec_t msec, ngx_log_t *log)
+{
+    ngx_int_t                            rc;
+    ngx_uint_t                           current, i;
+    ngx_http_upstream_rr_peer_t         *peer;
+    ngx_http_learn_upstream_sh_t        *sh;
+    ngx_http_learn_upstream_srv_conf_t  *lucf;
+
+    if (chosen == pinned) {
+        lp->pin = NGX_HTTP_LEARN_PIN_HIT;
+        return chosen;
+    }
+
+    if (lp->busy) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
+                       "learn_sticky: pinned peer full, key stays, "
+                       "request to %ui", chosen);
+
+        lp->pin = NGX_HTTP_LEARN_PIN_BUSY;
+        return chosen;
+    }
+
+    lucf = lp->conf;
+    sh = lucf->sh;
+
+    rc = ngx_http_learn_sticky_pin(lucf->sticky, sh, &lp->key, lp->hash,
+                                   pinned, chosen, &current);
+
+    if (rc == NGX_OK) {
+
+        if (pinned == NGX_ERROR) {
+            lp->pin = NGX_HTTP_LEARN_PIN_NEW;
+            return chosen;
+        }
+
+        lp->pin = NGX_HTTP_LEARN_PIN_MOVED;
+
+        peer = ngx_http_learn_upstream_nth(peers, chosen - base);
+
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "learn_sticky: key \"%V\" moved to %V "
+                      "in upstream \"%V\"",
+                      &lp->key, &peer->name, &lucf->uscf->host);
+
+        return chosen;
+    }
+
+    if (rc == NGX_DECLINED) {
+
+        /* another worker pinned the key first: follow it */
+
+        if (current >= base && current < base + peers->number) {
+            i = current - base;
+            peer = ngx_http_learn_upstream_nth(peers, i);
+
+            if (ngx_http_learn_upstream_state(&lp->rrp, peer, i, now) == NGX_OK
+                && sh->peer[current].fail < NGX_HTTP_LEARN_UPSTREAM_FAILING)
+            {
+                (void) ngx_http_learn_upstream_score(lp, current, peer, msec,
+                                                     lp->x, &lp->predicted);
+                lp->explored = 0;
+                lp->pin = NGX_HTTP_LEARN_PIN_HIT;
+
+                return current;
+            }
+        }
+
+        lp->pin = NGX_HTTP_LEARN_PIN_BUSY;
+        return chosen;
+    }
+
+    /* the table is full: the key goes unpinned */
+
+    lp->pin = (pinned == NGX_ERROR) ? NGX_HTTP_LEARN_PIN_NEW
+                                    : NGX_HTTP_LEARN_PIN_MOVED;
+
+    return chosen;
+}
+
+
+/*
  * Chooses among the usable peers of one list (primary or backup; base
  * is the index of its first peer in the zone): the pinned peer while it
- * is usable and not failing, else the lowest predicted time among all
- * peers (at most 3) or two random ones, or with probability "explore" a
- * random one.  Returns the zone index, or NGX_ERROR when none is usable.
+ * is usable and not failing, else the lowest cost among all peers (at
+ * most 3) or two random ones, or with probability "explore" a random
+ * one.  A pinned peer held back only by max_conns sets lp->busy.
+ * Returns the zone index, or NGX_ERROR when none is usable.
  */
 
 static ngx_int_t
@@ -597,7 +905,9 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
     ngx_http_upstream_rr_peers_t *peers, ngx_uint_t base, ngx_int_t pinned,
     time_t now, ngx_msec_t msec)
 {
-    float                                s, best, x[NGX_HTTP_LEARN_UPSTREAM_NF];
+    float                                c, best, predicted;
+    float                                x[NGX_HTTP_LEARN_UPSTREAM_NF];
+    ngx_int_t                            rc;
     ngx_uint_t                           i, k, n, m, start, cand[3];
     ngx_http_upstream_rr_peer_t         *peer, *cpeer[3];
     ngx_http_learn_upstream_sh_t        *sh;
@@ -607,16 +917,22 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
     sh = lucf->sh;
     n = peers->number;
 
-    if (pinned >= (ngx_int_t) base && pinned < (ngx_int_t) (base + n)) {
+    if (pinned >= (ngx_int_t) base && pinned < (ngx_int_t) (base + n)
+        && sh->peer[pinned].fail < NGX_HTTP_LEARN_UPSTREAM_FAILING)
+    {
         i = pinned - base;
         peer = ngx_http_learn_upstream_nth(peers, i);
 
-        if (ngx_http_learn_upstream_usable(&lp->rrp, peer, i, now)
-            && sh->peer[pinned].fail < NGX_HTTP_LEARN_UPSTREAM_FAILING)
-        {
-            lp->predicted = ngx_http_learn_upstream_score(lp, pinned, peer,
-                                                          msec, lp->x);
+        rc = ngx_http_learn_upstream_state(&lp->rrp, peer, i, now);
+
+        if (rc == NGX_OK) {
+            (void) ngx_http_learn_upstream_score(lp, pinned, peer, msec,
+                                                 lp->x, &lp->predicted);
             return pinned;
+        }
+
+        if (rc == NGX_BUSY) {
+            lp->busy = 1;
         }
     }
 
@@ -631,7 +947,9 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
             i = (start + k) % n;
             peer = ngx_http_learn_upstream_nth(peers, i);
 
-            if (ngx_http_learn_upstream_usable(&lp->rrp, peer, i, now)) {
+            if (ngx_http_learn_upstream_state(&lp->rrp, peer, i, now)
+                == NGX_OK)
+            {
                 cand[m] = i;
                 cpeer[m++] = peer;
             }
@@ -647,7 +965,9 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
 
             peer = ngx_http_learn_upstream_nth(peers, i);
 
-            if (ngx_http_learn_upstream_usable(&lp->rrp, peer, i, now)) {
+            if (ngx_http_learn_upstream_state(&lp->rrp, peer, i, now)
+                == NGX_OK)
+            {
                 cand[m] = i;
                 cpeer[m++] = peer;
             }
@@ -657,7 +977,8 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
 
         for (peer = peers->peer, i = 0; peer && m < 2; peer = peer->next) {
             if ((m == 0 || i != cand[0])
-                && ngx_http_learn_upstream_usable(&lp->rrp, peer, i, now))
+                && ngx_http_learn_upstream_state(&lp->rrp, peer, i, now)
+                   == NGX_OK)
             {
                 cand[m] = i;
                 cpeer[m++] = peer;
@@ -677,8 +998,8 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
     {
         k = ngx_random() % m;
         lp->explored = 1;
-        lp->predicted = ngx_http_learn_upstream_score(lp, base + cand[k],
-                                                      cpeer[k], msec, lp->x);
+        (void) ngx_http_learn_upstream_score(lp, base + cand[k], cpeer[k],
+                                             msec, lp->x, &lp->predicted);
         return base + cand[k];
     }
 
@@ -686,17 +1007,16 @@ ngx_http_learn_upstream_choose(ngx_http_learn_upstream_peer_data_t *lp,
     k = 0;
 
     for (i = 0; i < m; i++) {
-        s = ngx_http_learn_upstream_score(lp, base + cand[i], cpeer[i], msec,
-                                          x);
+        c = ngx_http_learn_upstream_score(lp, base + cand[i], cpeer[i], msec,
+                                          x, &predicted);
 
-        if (i == 0 || s < best) {
-            best = s;
+        if (i == 0 || c < best) {
+            best = c;
             k = i;
+            lp->predicted = predicted;
             ngx_memcpy(lp->x, x, sizeof(x));
         }
     }
-
-    lp->predicted = best;
 
     if (sh->peer[base + cand[k]].done
         && (ngx_msec_int_t) (msec - sh->peer[base + cand[k]].last)
@@ -723,81 +1043,99 @@ ngx_http_learn_upstream_nth(ngx_http_upstream_rr_peers_t *peers, ngx_uint_t i)
 }
 
 
-static ngx_uint_t
-ngx_http_learn_upstream_usable(ngx_http_upstream_rr_peer_data_t *rrp,
+/*
+ * NGX_OK: peer i can take the request; NGX_BUSY: only its max_conns
+ * stops it; NGX_DECLINED: tried for this request (rrp may be NULL not to
+ * look), down, or out for fail_timeout after max_fails failures.
+ */
+
+static ngx_int_t
+ngx_http_learn_upstream_state(ngx_http_upstream_rr_peer_data_t *rrp,
     ngx_http_upstream_rr_peer_t *peer, ngx_uint_t i, time_t now)
 {
-    if (ngx_http_learn_upstream_tried(rrp, i)) {
-        return 0;
+    if (rrp && ngx_http_learn_upstream_tried(rrp, i)) {
+        return NGX_DECLINED;
     }
 
     if (peer->down) {
-        return 0;
+        return NGX_DECLINED;
     }
 
     if (peer->max_fails
         && peer->fails >= peer->max_fails
         && now - peer->checked <= peer->fail_timeout)
     {
-        return 0;
+        return NGX_DECLINED;
     }
 
     if (peer->max_conns && peer->conns >= peer->max_conns) {
-        return 0;
+        return NGX_BUSY;
     }
 
-    return 1;
+    return NGX_OK;
 }
 
 
 /*
- * The predicted time of peer gi in ms divided by its weight; fills x with
- * the features.  A peer never seen, or idle for longer than "probe",
- * scores 0, so that it is tried.
+ * Peer gi: fills x with its features and *predicted with its predicted
+ * time in ms, and returns its pick cost.  A peer never seen is predicted
+ * at the upstream's mean latency (1 ms before anything is known) times
+ * 1 + its requests in flight, and costs one mean less: an idle one is
+ * tried first, and a burst of first requests spreads instead of piling
+ * onto it.  A peer idle for longer than "probe" costs 0 (a re-probe).
+ * The cost is divided by the peer's weight.
  */
 
 static float
 ngx_http_learn_upstream_score(ngx_http_learn_upstream_peer_data_t *lp,
     ngx_uint_t gi, ngx_http_upstream_rr_peer_t *peer, ngx_msec_t msec,
-    float *x)
+    float *x, float *predicted)
 {
-    float                               L, y, lat;
+    float                               L, y, lat, q, cost;
     ngx_uint_t                          j;
+    ngx_atomic_int_t                    n;
     ngx_http_learn_upstream_sh_t       *sh;
     ngx_http_learn_upstream_peer_sh_t  *ps;
 
     sh = lp->conf->sh;
     ps = &sh->peer[gi];
 
+    n = (ngx_atomic_int_t) ps->in_flight;
+    q = n > 0 ? (float) n : 0.0f;
+
     L = sh->lat_avg > 0.001f ? sh->lat_avg : 1.0f;
     lat = ps->lat / L;
 
     x[0] = 1.0f;
     x[1] = lat;
-    x[2] = (float) ps->in_flight * lat;
+    x[2] = q * lat;
     x[3] = ps->fail;
     x[4] = lp->body;
 
-    if (ps->done == 0
-        || (ngx_msec_int_t) (msec - ps->last)
-           > (ngx_msec_int_t) lp->conf->probe)
-    {
-        return 0.0f;
+    if (ps->done == 0) {
+        *predicted = L * (1.0f + q);
+        cost = L * q;
+
+    } else {
+        y = 0.0f;
+
+        for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
+            y += sh->w[j] * x[j];
+        }
+
+        y *= L;
+
+        if (y < 0.001f) {
+            y = 0.001f;
+        }
+
+        *predicted = y;
+
+        cost = ((ngx_msec_int_t) (msec - ps->last)
+                > (ngx_msec_int_t) lp->conf->probe) ? 0.0f : y;
     }
 
-    y = 0.0f;
-
-    for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
-        y += sh->w[j] * x[j];
-    }
-
-    y *= L;
-
-    if (y < 0.001f) {
-        y = 0.001f;
-    }
-
-    return peer->weight > 1 ? y / peer->weight : y;
+    return peer->weight > 1 ? cost / peer->weight : cost;
 }
 
 
@@ -822,7 +1160,9 @@ ngx_http_learn_upstream_free_peer(ngx_peer_connection_t *pc, void *data,
 /*
  * One finished request: its latency (a failure counts as at least the
  * penalty, so that a peer failing fast does not look fast) trains the
- * model with one normalized LMS step and moves the peer's averages.
+ * model with one normalized LMS step and moves the peer's averages.  The
+ * first request of a peer trains only its averages: its features were
+ * placeholders (no latency known yet).
  */
 
 static void
@@ -878,22 +1218,24 @@ ngx_http_learn_upstream_learn(ngx_http_learn_upstream_peer_data_t *lp,
 
     L = sh->lat_avg > 0.001f ? sh->lat_avg : 1.0f;
 
-    yhat = 0.0f;
-    norm = 1.0f;
+    if (lp->x[1] > 0.0f) {
+        yhat = 0.0f;
+        norm = 1.0f;
 
-    for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
-        yhat += sh->w[j] * lp->x[j];
-        norm += lp->x[j] * lp->x[j];
-    }
+        for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
+            yhat += sh->w[j] * lp->x[j];
+            norm += lp->x[j] * lp->x[j];
+        }
 
-    e = ngx_min(y / L, NGX_HTTP_LEARN_UPSTREAM_YMAX) - yhat;
-    e = ngx_max(ngx_min(e, NGX_HTTP_LEARN_UPSTREAM_EMAX),
-                -NGX_HTTP_LEARN_UPSTREAM_EMAX);
+        e = ngx_min(y / L, NGX_HTTP_LEARN_UPSTREAM_YMAX) - yhat;
+        e = ngx_max(ngx_min(e, NGX_HTTP_LEARN_UPSTREAM_EMAX),
+                    -NGX_HTTP_LEARN_UPSTREAM_EMAX);
 
-    for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
-        sh->w[j] += lucf->rate * e * lp->x[j] / norm;
-        sh->w[j] = ngx_max(sh->w[j], ngx_http_learn_upstream_wmin[j]);
-        sh->w[j] = ngx_min(sh->w[j], ngx_http_learn_upstream_wmax[j]);
+        for (j = 0; j < NGX_HTTP_LEARN_UPSTREAM_NF; j++) {
+            sh->w[j] += lucf->rate * e * lp->x[j] / norm;
+            sh->w[j] = ngx_max(sh->w[j], ngx_http_learn_upstream_wmin[j]);
+            sh->w[j] = ngx_min(sh->w[j], ngx_http_learn_upstream_wmax[j]);
+        }
     }
 
     if (ps->done == 0) {
@@ -968,12 +1310,13 @@ ngx_http_learn_upstream_variable(ngx_http_request_t *r,
     }
 
     if (data == 0) {
-        p = ngx_pnalloc(r->pool, NGX_INT32_LEN + 8);
+        p = ngx_pnalloc(r->pool, NGX_HTTP_LEARN_UPSTREAM_MS_LEN);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
-        v->len = ngx_sprintf(p, "%.3f", (double) lp->predicted) - p;
+        v->len = ngx_http_learn_upstream_ms(p, NGX_HTTP_LEARN_UPSTREAM_MS_LEN,
+                                            lp->predicted);
         v->data = p;
 
     } else if (data == 1) {
@@ -1195,16 +1538,74 @@ ngx_http_learn_upstream_enable(ngx_conf_t *cf,
 }
 
 
-/* learn_status: "NAME": {...}, ... for every upstream with the balancer */
+
+/*
+ * learn_status: "NAME": {...}, ... for every upstream with the balancer,
+ * or the same counters as Prometheus series
+ */
 
 #define NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN  512
-#define NGX_HTTP_LEARN_UPSTREAM_PEER_LEN    (384 + NGX_SOCKADDR_STRLEN)
+#define NGX_HTTP_LEARN_UPSTREAM_PEER_LEN    (512 + NGX_SOCKADDR_STRLEN)
+
+/* one Prometheus line: name, labels (escaped: twice as long), value */
+#define NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(host)                                \
+    (128 + 2 * (host) + 2 * NGX_SOCKADDR_STRLEN)
+
+#define NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC  0
+#define NGX_HTTP_LEARN_UPSTREAM_UP_METRIC    1
+#define NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC 2
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_str_t                      type;
+    ngx_uint_t                     scope;
+} ngx_http_learn_upstream_metric_t;
+
+
+/* prom_series() switches on the position in this table */
+
+static ngx_http_learn_upstream_metric_t  ngx_http_learn_upstream_metrics[] = {
+    { ngx_string("learn_upstream_picks_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_explored_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_in_flight"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_failures_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_pins"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_predicted_ms"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_observed_ms"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
+    { ngx_string("learn_upstream_pick_ns"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
+    { ngx_string("learn_upstream_updates_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
+    { ngx_string("learn_upstream_moves_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
+    { ngx_string("learn_upstream_error_ms"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
+    { ngx_string("learn_sticky_keys"), ngx_string("gauge"),
+      NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
+    { ngx_string("learn_sticky_hits_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
+    { ngx_string("learn_sticky_evicted_total"), ngx_string("counter"),
+      NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
+    { ngx_null_string, ngx_null_string, 0 }
+};
+
+#define NGX_HTTP_LEARN_UPSTREAM_NMETRICS                                      \
+    (sizeof(ngx_http_learn_upstream_metrics)                                  \
+     / sizeof(ngx_http_learn_upstream_metric_t) - 1)
 
 
 size_t
 ngx_http_learn_upstream_status_size(ngx_http_request_t *r)
 {
-    size_t                               size;
+    size_t                               size, json, prom;
     ngx_uint_t                           i;
     ngx_http_upstream_srv_conf_t       **uscfp;
     ngx_http_upstream_main_conf_t       *umcf;
@@ -1230,8 +1631,13 @@ ngx_http_learn_upstream_status_size(ngx_http_request_t *r)
             continue;
         }
 
-        size += NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN + uscfp[i]->host.len
-                + lucf->npeers * NGX_HTTP_LEARN_UPSTREAM_PEER_LEN;
+        json = NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN + uscfp[i]->host.len
+               + lucf->npeers * NGX_HTTP_LEARN_UPSTREAM_PEER_LEN;
+
+        prom = NGX_HTTP_LEARN_UPSTREAM_NMETRICS * (lucf->npeers + 1)
+               * NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(uscfp[i]->host.len);
+
+        size += ngx_max(json, prom);
     }
 
     return size;
@@ -1344,7 +1750,7 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
                 p = ngx_cpymem(p, ", \"fail_rate\": ",
                                sizeof(", \"fail_rate\": ") - 1);
                 p = ngx_http_learn_upstream_float(p, ps->fail);
-                *p++ = '}';
+                p = ngx_sprintf(p, ", \"weight\": %ui}", peer->weight);
 
                 gi++;
             }
@@ -1362,6 +1768,253 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
 }
 
 
+/*
+ * learn_status?format=prometheus: each metric once ("# TYPE" first),
+ * with a series per upstream and peer: labels upstream="NAME" and
+ * peer="ADDRESS"
+ */
+
+u_char *
+ngx_http_learn_upstream_prometheus(ngx_http_request_t *r, u_char *p,
+    u_char *last)
+{
+    size_t                               need;
+    ngx_uint_t                           i, m, typed;
+    ngx_http_upstream_srv_conf_t       **uscfp;
+    ngx_http_upstream_main_conf_t       *umcf;
+    ngx_http_learn_upstream_metric_t    *metric;
+    ngx_http_learn_upstream_srv_conf_t  *lucf;
+
+    umcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_module);
+    if (umcf == NULL) {
+        return p;
+    }
+
+    uscfp = umcf->upstreams.elts;
+
+    for (m = 0; m < NGX_HTTP_LEARN_UPSTREAM_NMETRICS; m++) {
+        metric = &ngx_http_learn_upstream_metrics[m];
+        typed = 0;
+
+        for (i = 0; i < umcf->upstreams.nelts; i++) {
+            if (uscfp[i]->srv_conf == NULL) {
+                continue;
+            }
+
+            lucf = ngx_http_conf_upstream_srv_conf(uscfp[i],
+                                               ngx_http_learn_upstream_module);
+
+            if (!lucf->enabled || lucf->sh == NULL) {
+                continue;
+            }
+
+            if (metric->scope == NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC
+                && (lucf->sticky == NULL || lucf->sticky->sh == NULL))
+            {
+                continue;
+            }
+
+            /* what status_size allowed for this metric and upstream */
+
+            need = (lucf->npeers + 1)
+                   * NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(uscfp[i]->host.len);
+
+            if ((size_t) (last - p) < need) {
+                return p;
+            }
+
+            if (!typed) {
+                p = ngx_sprintf(p, "# TYPE %V %V\n",
+                                &metric->name, &metric->type);
+                typed = 1;
+            }
+
+            p = ngx_http_learn_upstream_prom_series(p, m, uscfp[i], lucf);
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
+    ngx_http_upstream_srv_conf_t *uscf,
+    ngx_http_learn_upstream_srv_conf_t *lucf)
+{
+    double                               v;
+    ngx_uint_t                           gi;
+    ngx_atomic_uint_t                    count;
+    ngx_http_upstream_rr_peer_t         *peer;
+    ngx_http_upstream_rr_peers_t        *peers, *list;
+    ngx_http_learn_sticky_sh_t          *ssh;
+    ngx_http_learn_upstream_sh_t        *sh;
+    ngx_http_learn_upstream_peer_sh_t   *ps;
+    ngx_http_learn_upstream_metric_t    *m;
+
+    m = &ngx_http_learn_upstream_metrics[metric];
+    sh = lucf->sh;
+
+    if (m->scope != NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC) {
+        p = ngx_cpymem(p, m->name.data, m->name.len);
+        p = ngx_cpymem(p, "{upstream=\"", sizeof("{upstream=\"") - 1);
+        p = ngx_http_learn_upstream_label(p, &uscf->host);
+        p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
+
+        ssh = lucf->sticky ? lucf->sticky->sh : NULL;
+        count = sh->pick_count;
+
+        switch (metric) {
+
+        case 7:
+            p = ngx_sprintf(p, "%uA", count ? sh->pick_ns / count : 0);
+            break;
+
+        case 8:
+            p = ngx_sprintf(p, "%uA", sh->updates);
+            break;
+
+        case 9:
+            p = ngx_sprintf(p, "%uA", sh->moves);
+            break;
+
+        case 10:
+            p = ngx_http_learn_upstream_float(p, sh->err_avg);
+            break;
+
+        case 11:
+            p = ngx_sprintf(p, "%uA", ssh->keys);
+            break;
+
+        case 12:
+            p = ngx_sprintf(p, "%uA", ssh->hits);
+            break;
+
+        default: /* 13 */
+            p = ngx_sprintf(p, "%uA", ssh->evicted);
+        }
+
+        *p++ = '\n';
+
+        return p;
+    }
+
+    peers = uscf->peer.data;
+    gi = 0;
+
+    ngx_http_upstream_rr_peers_rlock(peers);
+
+    for (list = peers; list; list = list->next) {
+        for (peer = list->peer; peer && gi < lucf->npeers; peer = peer->next) {
+            ps = &sh->peer[gi++];
+
+            p = ngx_cpymem(p, m->name.data, m->name.len);
+            p = ngx_cpymem(p, "{upstream=\"", sizeof("{upstream=\"") - 1);
+            p = ngx_http_learn_upstream_label(p, &uscf->host);
+            p = ngx_cpymem(p, "\",peer=\"", sizeof("\",peer=\"") - 1);
+            p = ngx_http_learn_upstream_label(p, &peer->name);
+            p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
+
+            switch (metric) {
+
+            case 0:
+                p = ngx_sprintf(p, "%uA", ps->picks);
+                break;
+
+            case 1:
+                p = ngx_sprintf(p, "%uA", ps->explored);
+                break;
+
+            case 2:
+                p = ngx_sprintf(p, "%uA", ps->in_flight);
+                break;
+
+            case 3:
+                p = ngx_sprintf(p, "%uA", ps->failures);
+                break;
+
+            case 4:
+                p = ngx_sprintf(p, "%uA", ps->pins);
+                break;
+
+            default: /* 5, 6 */
+                v = (metric == 5) ? ps->predicted : ps->observed;
+
+                if (v != v) {
+                    p = ngx_cpymem(p, "NaN", 3);
+
+                } else {
+                    p = ngx_http_learn_upstream_float(p, v);
+                }
+            }
+
+            *p++ = '\n';
+        }
+    }
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    return p;
+}
+
+
+/* a Prometheus label value: backslash, quote and newline escaped */
+
+static u_char *
+ngx_http_learn_upstream_label(u_char *p, ngx_str_t *s)
+{
+    u_char  *c, *end;
+
+    end = s->data + s->len;
+
+    for (c = s->data; c < end; c++) {
+        switch (*c) {
+
+        case '\\':
+        case '"':
+            *p++ = '\\';
+            *p++ = *c;
+            break;
+
+        case '\n':
+            *p++ = '\\';
+            *p++ = 'n';
+            break;
+
+        default:
+            *p++ = *c;
+        }
+    }
+
+    return p;
+}
+
+
+/*
+ * "12.345" for $learn_upstream_predicted_ms: at most size bytes; NaN is
+ * "-", and the value is clamped to 0 .. 1e9 ms
+ */
+
+static size_t
+ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v)
+{
+    int  n;
+
+    if (v != v) {
+        buf[0] = '-';
+        return 1;
+    }
+
+    v = ngx_max(ngx_min(v, 1e9), 0.0);
+
+    n = snprintf((char *) buf, size, "%.3f", v);
+
+    return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
+}
+
+
+/* JSON: at most 31 bytes; NaN, Inf and absurd values are null */
+
 static u_char *
 ngx_http_learn_upstream_float(u_char *p, double v)
 {
@@ -1373,5 +2026,5 @@ ngx_http_learn_upstream_float(u_char *p, double v)
 
     n = snprintf((char *) p, 32, "%.6g", v);
 
-    return p + (n > 0 ? n : 0);
+    return p + ((n > 0 && n < 32) ? n : 0);
 }

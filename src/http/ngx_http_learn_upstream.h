@@ -27,6 +27,7 @@
 #define NGX_HTTP_LEARN_PIN_HIT           1
 #define NGX_HTTP_LEARN_PIN_NEW           2
 #define NGX_HTTP_LEARN_PIN_MOVED         3
+#define NGX_HTTP_LEARN_PIN_BUSY          4   /* pinned elsewhere, not moved */
 
 
 /*
@@ -102,6 +103,7 @@ typedef struct {
     ngx_msec_t                     probe;      /* re-probe idle peers */
     ngx_str_t                      zone_name;
     size_t                         zone_size;
+    ngx_uint_t                     zone_named; /* zone=NAME given */
 
     ngx_http_upstream_srv_conf_t  *uscf;
     ngx_uint_t                     nprimary;
@@ -133,7 +135,12 @@ typedef struct {
 
     ngx_uint_t                           pin;       /* NGX_HTTP_LEARN_PIN_ */
     ngx_uint_t                           picks;
+    uintptr_t                           *saved;     /* primary tried bits */
+
     unsigned                             explored:1;
+    unsigned                             busy:1;    /* pinned peer full */
+    unsigned                             restore:1; /* on a pinned backup */
+    unsigned                             no_backup_pin:1;
 } ngx_http_learn_upstream_peer_data_t;
 
 
@@ -152,13 +159,18 @@ ngx_int_t ngx_http_learn_sticky_lookup(ngx_http_learn_sticky_conf_t *scf,
     ngx_uint_t *peer);
 ngx_int_t ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
     ngx_http_learn_upstream_sh_t *ush, ngx_str_t *key, uint32_t hash,
-    ngx_int_t expect, ngx_uint_t peer);
+    ngx_int_t expect, ngx_uint_t peer, ngx_uint_t *current);
 u_char *ngx_http_learn_sticky_status(ngx_http_learn_sticky_conf_t *scf,
     u_char *p);
 
-/* ngx_http_learn_upstream.c: the "upstreams" object of learn_status */
+/*
+ * ngx_http_learn_upstream.c: the "upstreams" object of learn_status, and
+ * its Prometheus text; the size covers either
+ */
 size_t ngx_http_learn_upstream_status_size(ngx_http_request_t *r);
 u_char *ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
+    u_char *last);
+u_char *ngx_http_learn_upstream_prometheus(ngx_http_request_t *r, u_char *p,
     u_char *last);
 
 
