@@ -136,7 +136,7 @@ bench-http: all
 bench-checkpoint: all
 	bench/checkpoint_bench.sh $(BENCH_SECONDS)
 
-bench: bench-core bench-http bench-checkpoint bench-batch
+bench: bench-core bench-http bench-checkpoint bench-batch bench-pick bench-balancer
 
 bench-batch: all
 	bench/batch_bench.sh $(BENCH_SECONDS)

@@ -5,17 +5,37 @@
 #                         random two, hash and learn_balancer, 3 backends
 #                         (one 10x slower), wrk -t2 -c64 --latency
 #                         (BENCH_SECONDS per method, ROUNDS=N to repeat)
+#   make bench-pick       bench/pick_bench.c: the pick alone (get_peer, and
+#                         get_peer + free_peer), ns per pick, 3 to 32 peers
+#                         (PICKS=N per case); t/085 runs its --test checks
 #   make run-front        conf/front.conf on 127.0.0.1:8088 in front of three
 #                         learn instances (conf/instance1..3.conf, ports
-#                         8091..8093), requests pinned by X-Model-Id;
-#                         Ctrl-C stops all four
+#                         8091..8093, each holding its own models),
+#                         requests pinned by X-Model-Id; Ctrl-C stops all
 
-.PHONY: bench-balancer run-front
+.PHONY: bench-balancer bench-pick pick-bench-build run-front
 
 FRONT_PREFIX := $(BUILD)/run-front
 
 bench-balancer: all
 	bench/balancer_bench.sh $(BENCH_SECONDS)
+
+# the module's balancer code with nginx's headers, as configured for the
+# module (the configure step of `make` writes $(NGX_OBJS))
+PICK_INCS   := $(addprefix -I $(NGX_TREE)/src/,core event event/modules \
+                 os/unix http http/modules http/v2) -I $(NGX_OBJS) \
+               -I src/http -I src/core
+
+$(BUILD)/bench/pick_bench: bench/pick_bench.c src/http/ngx_http_learn_upstream.c \
+                           src/http/ngx_http_learn_upstream.h $(NGX_OBJS)/Makefile
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -W -Wall -Wpointer-arith -Wno-unused-parameter -Werror \
+	    $(PICK_INCS) $< -o $@ -lm
+
+pick-bench-build: $(BUILD)/bench/pick_bench
+
+bench-pick: $(BUILD)/bench/pick_bench
+	$< $(PICKS)
 
 run-front: deps all
 	@for i in 1 2 3; do \
