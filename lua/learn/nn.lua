@@ -6,11 +6,24 @@
 
 local nn = {}
 
+-- The C side's limits (lt_model_build): checked here too, so that the
+-- message names the line of the model file.
+local MAX_WIDTH = 2 ^ 24
+local MAX_PARAMS = 2 ^ 28
+
 local function positive_integer(v, what, level)
     if type(v) ~= "number" or v < 1 or v ~= math.floor(v) then
         error(what .. " must be a positive integer, got " .. tostring(v),
               level + 1)
     end
+    if v > MAX_WIDTH then
+        error(("%s must be at most %d, got %.0f"):format(what, MAX_WIDTH, v),
+              level + 1)
+    end
+end
+
+local function linear_params(l)
+    return l.inputs * l.outputs + l.outputs
 end
 
 local function number_in(t, key, default, lo, hi)
@@ -28,7 +41,13 @@ end
 function nn.Linear(inputs, outputs)
     positive_integer(inputs, "Linear inputs", 2)
     positive_integer(outputs, "Linear outputs", 2)
-    return { layer = "Linear", inputs = inputs, outputs = outputs }
+    local l = { layer = "Linear", inputs = inputs, outputs = outputs }
+    if linear_params(l) > MAX_PARAMS then
+        error(("Linear(%d, %d) has %.0f parameters, at most %d are "
+               .. "supported"):format(inputs, outputs, linear_params(l),
+                                      MAX_PARAMS), 2)
+    end
+    return l
 end
 
 for _, name in ipairs { "ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax" } do
@@ -40,6 +59,7 @@ end
 function nn.Sequential(...)
     local layers = { ... }
     local width, from
+    local params = 0
 
     if #layers == 0 or select("#", ...) ~= #layers then
         error("Sequential needs one or more layers and no nil among them", 2)
@@ -56,7 +76,13 @@ function nn.Sequential(...)
                                                       from - 1, width), 2)
             end
             width, from = l.outputs, i
+            params = params + linear_params(l)
         end
+    end
+
+    if params > MAX_PARAMS then
+        error(("Sequential has %.0f parameters, at most %d are supported")
+              :format(params, MAX_PARAMS), 2)
     end
 
     if width == nil then

@@ -289,9 +289,19 @@ lt_layout_hash(const lt_model *m)
 }
 
 
+/* At most 2^28 parameters (1 GiB of floats): the zone holds two copies
+ * and up to two floats of optimizer state per parameter, so a larger
+ * net is a typo (nn.Linear(1e6, 1e6)) rather than a model to serve, and
+ * would only fail later as a bare mmap() error. */
+#define LT_MAX_PARAMS  ((uint64_t) 1 << 28)
+
 int
 lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
 {
+    const lt_layer_spec  *l;
+    uint64_t              n, total;
+    int                   i;
+
     memset(m, 0, sizeof(*m));
     m->spec = *spec;
 
@@ -300,6 +310,31 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
         || lt_check_optim(&spec->optim, err) != 0)
     {
         return -1;
+    }
+
+    /* widths are at most LT_MAX_DIM (lt_check_layers): no overflow here */
+    total = 0;
+    for (i = 0; i < spec->nlayers; i++) {
+        l = &spec->layers[i];
+        if (l->kind != LT_LAYER_LINEAR) {
+            continue;
+        }
+
+        n = (uint64_t) l->in * (uint64_t) l->out + (uint64_t) l->out;
+        if (n > LT_MAX_PARAMS) {
+            return lt_error(err, "layer %d (Linear %d -> %d) has %llu"
+                            " parameters; a model may have at most %llu",
+                            i, l->in, l->out, (unsigned long long) n,
+                            (unsigned long long) LT_MAX_PARAMS);
+        }
+
+        total += n;
+    }
+
+    if (total > LT_MAX_PARAMS) {
+        return lt_error(err, "the net has %llu parameters; a model may have"
+                        " at most %llu", (unsigned long long) total,
+                        (unsigned long long) LT_MAX_PARAMS);
     }
 
     lt_layout(m);

@@ -11,6 +11,8 @@
 #endif
 
 #include <dlfcn.h>
+#include <float.h>
+#include <limits.h>
 
 #include <lua.h>
 #include <lualib.h>
@@ -19,17 +21,42 @@
 #include "ngx_http_learn.h"
 
 
+/*
+ * Everything that touches the Lua state runs inside one lua_cpcall():
+ * LuaJIT panics (and exits the nginx master, taking a running server down
+ * on reload) on any error raised outside protected mode, and reading the
+ * table a model file returns can raise: a field may be of any type, or a
+ * metatable's __index may call error().
+ */
+typedef struct {
+    ngx_http_learn_main_conf_t  *lmcf;
+    u_char                      *path;      /* NUL-terminated */
+    lt_model_spec               *spec;
+    ngx_uint_t                   named;     /* the error names the file */
+    ngx_uint_t                   running;   /* the file's chunk is running */
+    ngx_int_t                    line;      /* last line run in the file */
+    char                         src[LUA_IDSIZE]; /* Lua's name for it */
+} ngx_http_learn_lua_load_t;
+
+
+#define NGX_HTTP_LEARN_LUA_LOAD  "ngx_http_learn_lua_load"
+
+
 static ngx_int_t ngx_http_learn_lua_resolve(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, ngx_str_t *path);
-static ngx_int_t ngx_http_learn_lua_set_path(ngx_conf_t *cf, lua_State *L,
+static int ngx_http_learn_lua_run(lua_State *L);
+static void ngx_http_learn_lua_hook(lua_State *L, lua_Debug *ar);
+static void ngx_http_learn_lua_set_path(lua_State *L,
     ngx_http_learn_main_conf_t *lmcf);
-static const char *ngx_http_learn_lua_spec(lua_State *L,
+static void ngx_http_learn_lua_spec(lua_State *L, int model,
     lt_model_spec *spec);
-static const char *ngx_http_learn_lua_layers(lua_State *L,
+static void ngx_http_learn_lua_layers(lua_State *L, int net,
     lt_model_spec *spec);
-static const char *ngx_http_learn_lua_optim(lua_State *L,
-    lt_optim_spec *optim);
-static float ngx_http_learn_lua_number(lua_State *L, const char *key,
+static int ngx_http_learn_lua_width(lua_State *L, int layer, int i,
+    const char *key);
+static void ngx_http_learn_lua_optim(lua_State *L, int optim,
+    lt_optim_spec *spec);
+static float ngx_http_learn_lua_number(lua_State *L, int t, const char *key,
     float def);
 
 
@@ -54,10 +81,14 @@ ngx_int_t
 ngx_http_learn_lua_load_model(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, lt_model_spec *spec)
 {
-    int          rc;
-    ngx_str_t    path;
-    lua_State   *L;
-    const char  *msg;
+    size_t                      len;
+    u_char                      buf[64];
+    lt_err                      err;
+    lt_model                   *m;
+    ngx_str_t                   path;
+    lua_State                  *L;
+    const char                 *msg;
+    ngx_http_learn_lua_load_t   ld;
 
     if (ngx_http_learn_lua_resolve(cf, lmcf, file, &path) != NGX_OK) {
         return NGX_ERROR;
@@ -69,63 +100,144 @@ ngx_http_learn_lua_load_model(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
-    luaL_openlibs(L);
+    ngx_memzero(&ld, sizeof(ngx_http_learn_lua_load_t));
+    ld.lmcf = lmcf;
+    ld.path = path.data;
+    ld.spec = spec;
 
-    if (ngx_http_learn_lua_set_path(cf, L, lmcf) != NGX_OK) {
+    if (lua_cpcall(L, ngx_http_learn_lua_run, &ld) != 0) {
+        msg = lua_tostring(L, -1);
+        if (msg == NULL) {
+            ngx_snprintf(buf, sizeof(buf), "(error object is a %s value)%Z",
+                         luaL_typename(L, -1));
+            msg = (const char *) buf;
+        }
+
+        /*
+         * Lua's own messages read "FILE:LINE: reason" when the error was
+         * raised at a line of the file.  The others name the file too:
+         * with the last line the file ran when the error came while it
+         * ran (nn.model{} in "return nn.model{...}" is a tail call, so
+         * error(msg, 2) there has no caller line to name), else alone.
+         */
+
+        len = ngx_strlen(ld.src);
+
+        if (ld.named
+            || (len && ngx_strncmp(msg, ld.src, len) == 0 && msg[len] == ':'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s", msg);
+
+        } else if (ld.running && ld.line > 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s:%i: %s",
+                               path.data, ld.line, msg);
+
+        } else {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s: %s",
+                               path.data, msg);
+        }
+
         lua_close(L);
         return NGX_ERROR;
     }
+
+    lua_close(L);
+
+    /* the C checks (sizes above all), reported with the file name here */
+
+    m = ngx_palloc(cf->temp_pool, sizeof(lt_model));
+    if (m == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (lt_model_build(m, spec, &err) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s: %s",
+                           path.data, err.msg);
+        return NGX_ERROR;
+    }
+
+    *file = path;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Under lua_cpcall(): every error raised here or in the model file ends
+ * the call with the message on the stack.
+ */
+
+static int
+ngx_http_learn_lua_run(lua_State *L)
+{
+    lua_Debug                   ar;
+    ngx_http_learn_lua_load_t  *ld;
+
+    ld = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+
+    lua_pushlightuserdata(L, ld);
+    lua_setfield(L, LUA_REGISTRYINDEX, NGX_HTTP_LEARN_LUA_LOAD);
+
+    luaL_openlibs(L);
+    ngx_http_learn_lua_set_path(L, ld->lmcf);
 
     /* the model file's environment: learn.sandbox returns its factory */
 
     lua_getglobal(L, "require");
     lua_pushliteral(L, "learn.sandbox");
+    lua_call(L, 1, 1);
+    lua_call(L, 0, 1);
 
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-        msg = lua_tostring(L, -1);
-        goto failed;
+    if (luaL_loadfile(L, (char *) ld->path) != 0) {
+        /* "FILE:LINE: syntax error" or "cannot open FILE" */
+        ld->named = 1;
+        return lua_error(L);
     }
 
-    if (lua_pcall(L, 0, 1, 0) != 0) {
-        msg = lua_tostring(L, -1);
-        goto failed;
-    }
-
-    rc = luaL_loadfile(L, (char *) path.data);
-    if (rc != 0) {
-        msg = lua_tostring(L, -1);
-        goto failed;
+    lua_pushvalue(L, -1);
+    if (lua_getinfo(L, ">S", &ar) != 0) {
+        ngx_cpystrn((u_char *) ld->src, (u_char *) ar.short_src,
+                    sizeof(ld->src));
     }
 
     lua_pushvalue(L, -2);
     lua_setfenv(L, -2);
 
-    if (lua_pcall(L, 0, 1, 0) != 0) {
-        msg = lua_tostring(L, -1);
-        goto failed;
+    ld->running = 1;
+    lua_sethook(L, ngx_http_learn_lua_hook, LUA_MASKLINE, 0);
+
+    lua_call(L, 0, 1);
+
+    lua_sethook(L, NULL, 0, 0);
+    ld->running = 0;
+
+    ngx_http_learn_lua_spec(L, lua_gettop(L), ld->spec);
+
+    return 0;
+}
+
+
+/* Remembers the last line of the model file that ran. */
+
+static void
+ngx_http_learn_lua_hook(lua_State *L, lua_Debug *ar)
+{
+    ngx_http_learn_lua_load_t  *ld;
+
+    lua_getfield(L, LUA_REGISTRYINDEX, NGX_HTTP_LEARN_LUA_LOAD);
+    ld = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+
+    if (ld == NULL || lua_getinfo(L, "Sl", ar) == 0) {
+        return;
     }
 
-    msg = ngx_http_learn_lua_spec(L, spec);
-    if (msg != NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s: %s", path.data, msg);
-        lua_close(L);
-        return NGX_ERROR;
+    if (ar->source[0] == '@' && ar->currentline > 0
+        && ngx_strcmp(ar->source + 1, ld->path) == 0)
+    {
+        ld->line = ar->currentline;
     }
-
-    lua_close(L);
-
-    *file = path;
-
-    return NGX_OK;
-
-failed:
-
-    /* Lua's messages already read "FILE.lua:LINE: reason" */
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s",
-                       msg ? msg : "unknown Lua error");
-    lua_close(L);
-
-    return NGX_ERROR;
 }
 
 
@@ -250,9 +362,8 @@ ngx_http_learn_lua_find_dir(ngx_conf_t *cf, ngx_str_t *dir)
 }
 
 
-static ngx_int_t
-ngx_http_learn_lua_set_path(ngx_conf_t *cf, lua_State *L,
-    ngx_http_learn_main_conf_t *lmcf)
+static void
+ngx_http_learn_lua_set_path(lua_State *L, ngx_http_learn_main_conf_t *lmcf)
 {
     ngx_uint_t   i;
     ngx_str_t   *extra;
@@ -284,91 +395,120 @@ ngx_http_learn_lua_set_path(ngx_conf_t *cf, lua_State *L,
 
     lua_setfield(L, -2, "path");
     lua_pop(L, 1);
-
-    return NGX_OK;
 }
 
 
-/* The description returned by nn.model{...} -> spec; NULL or a message. */
+/*
+ * The description returned by nn.model{...} -> spec.  The table may have
+ * been changed after nn.model{} checked it, or made by hand: every field
+ * is type-checked before it is used, and any error is raised (under the
+ * lua_cpcall() of ngx_http_learn_lua_run()).
+ */
 
-static const char *
-ngx_http_learn_lua_spec(lua_State *L, lt_model_spec *spec)
+static void
+ngx_http_learn_lua_spec(lua_State *L, int model, lt_model_spec *spec)
 {
-    const char  *name, *msg;
+    int          i;
+    const char  *name;
 
-    if (!lua_istable(L, -1)) {
-        return "the file must return nn.model{...}";
+    static const struct {
+        const char    *name;
+        lt_loss_kind   kind;
+    } losses[] = {
+        { "MSELoss", LT_LOSS_MSE },
+        { "BCELoss", LT_LOSS_BCE },
+        { "CrossEntropyLoss", LT_LOSS_CE }
+    };
+
+    if (!lua_istable(L, model)) {
+        luaL_error(L, "the file must return nn.model{...}");
+        return;
     }
 
-    lua_getfield(L, -1, "learn_model");
+    lua_getfield(L, model, "learn_model");
     if (!lua_toboolean(L, -1)) {
-        return "the file must return nn.model{...}";
+        luaL_error(L, "the file must return nn.model{...}");
+        return;
     }
     lua_pop(L, 1);
 
     ngx_memzero(spec, sizeof(lt_model_spec));
 
-    lua_getfield(L, -1, "net");
-    msg = ngx_http_learn_lua_layers(L, spec);
-    if (msg != NULL) {
-        return msg;
-    }
+    lua_getfield(L, model, "net");
+    ngx_http_learn_lua_layers(L, lua_gettop(L), spec);
     lua_pop(L, 1);
 
-    lua_getfield(L, -1, "loss");
-    lua_getfield(L, -1, "loss");
-    name = lua_tostring(L, -1);
+    lua_getfield(L, model, "loss");
+    name = NULL;
+
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "loss");
+        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
+    }
 
     if (name == NULL) {
-        return "the loss is not an nn loss";
-
-    } else if (ngx_strcmp(name, "MSELoss") == 0) {
-        spec->loss = LT_LOSS_MSE;
-
-    } else if (ngx_strcmp(name, "BCELoss") == 0) {
-        spec->loss = LT_LOSS_BCE;
-
-    } else if (ngx_strcmp(name, "CrossEntropyLoss") == 0) {
-        spec->loss = LT_LOSS_CE;
-
-    } else {
-        return "unknown loss";
+        luaL_error(L, "loss must be an nn loss such as nn.MSELoss()");
+        return;
     }
 
+    for (i = 0; i < (int) (sizeof(losses) / sizeof(losses[0])); i++) {
+        if (ngx_strcmp(name, losses[i].name) == 0) {
+            break;
+        }
+    }
+
+    if (i == (int) (sizeof(losses) / sizeof(losses[0]))) {
+        luaL_error(L, "unknown loss \"%s\"", name);
+        return;
+    }
+
+    spec->loss = losses[i].kind;
     lua_pop(L, 2);
 
-    lua_getfield(L, -1, "optim");
-    msg = ngx_http_learn_lua_optim(L, &spec->optim);
+    lua_getfield(L, model, "optim");
+    ngx_http_learn_lua_optim(L, lua_gettop(L), &spec->optim);
     lua_pop(L, 1);
-
-    return msg;
 }
 
 
-static const char *
-ngx_http_learn_lua_layers(lua_State *L, lt_model_spec *spec)
+static void
+ngx_http_learn_lua_layers(lua_State *L, int net, lt_model_spec *spec)
 {
-    int                           i, n;
+    int                           i, n, layers, layer;
     const char                   *name;
-    lt_layer_spec                *layer;
+    lt_layer_spec                *ls;
     ngx_http_learn_layer_name_t  *ln;
 
-    lua_getfield(L, -1, "layers");
-    if (!lua_istable(L, -1)) {
-        return "net must be an nn.Sequential";
+    if (!lua_istable(L, net)) {
+        luaL_error(L, "net must be an nn.Sequential");
+        return;
     }
 
-    n = (int) lua_objlen(L, -1);
+    lua_getfield(L, net, "layers");
+    if (!lua_istable(L, -1)) {
+        luaL_error(L, "net must be an nn.Sequential");
+        return;
+    }
+
+    layers = lua_gettop(L);
+
+    n = (int) lua_objlen(L, layers);
     if (n > LT_MAX_LAYERS) {
-        return "too many layers (at most 32)";
+        luaL_error(L, "too many layers (at most %d)", LT_MAX_LAYERS);
+        return;
     }
 
     for (i = 0; i < n; i++) {
-        lua_rawgeti(L, -1, i + 1);
-        lua_getfield(L, -1, "layer");
-        name = lua_tostring(L, -1);
+        lua_rawgeti(L, layers, i + 1);
+        layer = lua_gettop(L);
 
-        layer = &spec->layers[i];
+        if (!lua_istable(L, layer)) {
+            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
+            return;
+        }
+
+        lua_getfield(L, layer, "layer");
+        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
 
         for (ln = ngx_http_learn_layer_names; ln->name; ln++) {
             if (name && ngx_strcmp(name, ln->name) == 0) {
@@ -376,17 +516,19 @@ ngx_http_learn_lua_layers(lua_State *L, lt_model_spec *spec)
             }
         }
 
-        lua_pop(L, 1);
-
         if (ln->name == NULL) {
-            return "unknown layer in Sequential";
+            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
+            return;
         }
 
-        layer->kind = ln->kind;
+        lua_pop(L, 1);
 
-        if (layer->kind == LT_LAYER_LINEAR) {
-            layer->in = (int) ngx_http_learn_lua_number(L, "inputs", 0);
-            layer->out = (int) ngx_http_learn_lua_number(L, "outputs", 0);
+        ls = &spec->layers[i];
+        ls->kind = ln->kind;
+
+        if (ls->kind == LT_LAYER_LINEAR) {
+            ls->in = ngx_http_learn_lua_width(L, layer, i, "inputs");
+            ls->out = ngx_http_learn_lua_width(L, layer, i, "outputs");
         }
 
         lua_pop(L, 1);
@@ -395,55 +537,105 @@ ngx_http_learn_lua_layers(lua_State *L, lt_model_spec *spec)
     spec->nlayers = n;
 
     lua_pop(L, 1);
-
-    return NULL;
 }
 
 
-static const char *
-ngx_http_learn_lua_optim(lua_State *L, lt_optim_spec *optim)
+/* A Linear's inputs or outputs: an integer that fits an int (the C side
+ * checks the real limits; a float outside int would be undefined). */
+
+static int
+ngx_http_learn_lua_width(lua_State *L, int layer, int i, const char *key)
+{
+    lua_Number  v;
+
+    lua_getfield(L, layer, key);
+
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
+                          "[1, %d], not a %s", i, key, INT_MAX,
+                          luaL_typename(L, -1));
+    }
+
+    v = lua_tonumber(L, -1);
+
+    if (!(v >= 1 && v <= INT_MAX) || v != (lua_Number) (int) v) {
+        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
+                          "[1, %d], got %f", i, key, INT_MAX, v);
+    }
+
+    lua_pop(L, 1);
+
+    return (int) v;
+}
+
+
+static void
+ngx_http_learn_lua_optim(lua_State *L, int optim, lt_optim_spec *spec)
 {
     const char  *name;
 
-    lua_getfield(L, -1, "optim");
-    name = lua_tostring(L, -1);
-    lua_pop(L, 1);
+    name = NULL;
 
-    if (name == NULL) {
-        return "optim must be nn.SGD{...} or nn.Adam{...}";
+    if (lua_istable(L, optim)) {
+        lua_getfield(L, optim, "optim");
+        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
     }
 
-    if (ngx_strcmp(name, "SGD") == 0) {
-        optim->kind = LT_OPTIM_SGD;
+    if (name != NULL && ngx_strcmp(name, "SGD") == 0) {
+        spec->kind = LT_OPTIM_SGD;
 
-    } else if (ngx_strcmp(name, "Adam") == 0) {
-        optim->kind = LT_OPTIM_ADAM;
+    } else if (name != NULL && ngx_strcmp(name, "Adam") == 0) {
+        spec->kind = LT_OPTIM_ADAM;
 
     } else {
-        return "optim must be nn.SGD{...} or nn.Adam{...}";
+        luaL_error(L, "optim must be nn.SGD{...} or nn.Adam{...}");
+        return;
     }
 
-    optim->lr = ngx_http_learn_lua_number(L, "lr", 0.001f);
-    optim->momentum = ngx_http_learn_lua_number(L, "momentum", 0);
-    optim->weight_decay = ngx_http_learn_lua_number(L, "weight_decay", 0);
-    optim->beta1 = ngx_http_learn_lua_number(L, "beta1", 0.9f);
-    optim->beta2 = ngx_http_learn_lua_number(L, "beta2", 0.999f);
-    optim->eps = ngx_http_learn_lua_number(L, "eps", 1e-8f);
+    lua_pop(L, 1);
 
-    return NULL;
+    spec->lr = ngx_http_learn_lua_number(L, optim, "lr", 0.001f);
+    spec->momentum = ngx_http_learn_lua_number(L, optim, "momentum", 0);
+    spec->weight_decay = ngx_http_learn_lua_number(L, optim, "weight_decay",
+                                                   0);
+    spec->beta1 = ngx_http_learn_lua_number(L, optim, "beta1", 0.9f);
+    spec->beta2 = ngx_http_learn_lua_number(L, optim, "beta2", 0.999f);
+    spec->eps = ngx_http_learn_lua_number(L, optim, "eps", 1e-8f);
 }
 
 
-/* t[key] of the table on the top of the stack, or def */
+/* t[key], or def when it is nil; lt_model_build() checks the range. */
 
 static float
-ngx_http_learn_lua_number(lua_State *L, const char *key, float def)
+ngx_http_learn_lua_number(lua_State *L, int t, const char *key, float def)
 {
-    float  v;
+    lua_Number  v;
 
-    lua_getfield(L, -1, key);
-    v = lua_isnumber(L, -1) ? (float) lua_tonumber(L, -1) : def;
+    lua_getfield(L, t, key);
+
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return def;
+    }
+
+    if (lua_type(L, -1) != LUA_TNUMBER) {
+        luaL_error(L, "optim %s must be a number, not a %s", key,
+                   luaL_typename(L, -1));
+        return def;
+    }
+
+    v = lua_tonumber(L, -1);
     lua_pop(L, 1);
 
-    return v;
+    /* a double outside float's range has no float value (undefined) */
+    if (v != v) {
+        return (float) v;
+    }
+
+    if (v > FLT_MAX || v < -FLT_MAX) {
+        luaL_error(L, "optim %s is out of range", key);
+        return def;
+    }
+
+    return (float) v;
 }

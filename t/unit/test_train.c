@@ -321,6 +321,53 @@ test_build_errors(void)
 }
 
 
+/* nn.Linear(1e6, 1e6) is a typo: it is refused naming the layer, before
+ * anyone tries to map 8 TB of zone for it. */
+static void
+test_size_limits(void)
+{
+    lt_model_spec  s;
+    lt_model       m;
+    lt_err         err;
+    int            i;
+
+    memset(&s, 0, sizeof(s));
+    add_linear(&s, 2, 1000000);
+    add_act(&s, LT_LAYER_RELU);
+    add_linear(&s, 1000000, 1000000);
+    s.optim.lr = 0.1f;
+    expect_build_error(&s, "layer 2 (Linear 1000000 -> 1000000) has "
+                       "1000001000000 parameters; a model may have at most "
+                       "268435456", "Linear(1e6, 1e6) names the layer");
+
+    memset(&s, 0, sizeof(s));
+    add_linear(&s, 16384, 16384);
+    s.optim.lr = 0.1f;
+    expect_build_error(&s, "has 268451840 parameters",
+                       "2^28 weights and a bias: one too many");
+
+    memset(&s, 0, sizeof(s));
+    add_linear(&s, 16383, 16384);
+    s.optim.lr = 0.1f;
+    ok(lt_model_build(&m, &s, &err) == 0 && m.param_count == 268435456u,
+       "exactly 2^28 parameters build");
+
+    memset(&s, 0, sizeof(s));
+    for (i = 0; i < 16; i++) {
+        add_linear(&s, 4096, 4096);
+    }
+    s.optim.lr = 0.1f;
+    expect_build_error(&s, "the net has 268500992 parameters; a model may "
+                       "have at most 268435456", "the total is bounded too");
+
+    memset(&s, 0, sizeof(s));
+    add_linear(&s, (1 << 24) + 1, 1);
+    s.optim.lr = 0.1f;
+    expect_build_error(&s, "both must be in [1, 16777216]",
+                       "a width above 2^24");
+}
+
+
 static void
 test_layout(void)
 {
@@ -767,6 +814,7 @@ int
 main(void)
 {
     test_build_errors();
+    test_size_limits();
     test_layout();
     test_init();
     test_shape_errors();
