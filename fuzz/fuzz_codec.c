@@ -5,9 +5,13 @@
  * map in both syntaxes, through an allocator that aborts when a single
  * allocation or the total exceeds the codec's promise (8 * len + 4096;
  * weight maps: plus 72 bytes per entry for the name and lt_tensor arrays
- * the API returns).  Whatever decodes is encoded again in every encoding
- * and decoded back, and must come back the same.  All memory is freed per
- * input, so LeakSanitizer sees the codec's own leaks (cJSON trees).
+ * the API returns).  What a decode mallocs besides (cJSON's tree) is
+ * counted by ASan's malloc hook: nothing for MessagePack, at most
+ * lt_codec_json_cap(len, max_elements) for JSON, or the input aborts.
+ * Whatever decodes is encoded again in every encoding and decoded back,
+ * and must come back the same; what decodes as a request is finite.  All
+ * memory is freed per input, so LeakSanitizer sees the codec's own leaks
+ * (cJSON trees).
  *
  *   make fuzz-quick          10 s
  *   make fuzz FUZZ_TIME=N    N s (default 300)
@@ -19,8 +23,82 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sanitizer/allocator_interface.h>
 
 #include "lt_codec.h"
+
+
+/*
+ * Bytes malloc'ed by anyone but fz_alloc_fn between fz_heap_begin() and
+ * fz_heap_end(): the codec's own heap use, cJSON's tree above all.  The
+ * fuzzer runs one input at a time on one thread.
+ */
+static volatile int     fz_heap_on;
+static volatile int     fz_in_alloc;
+static volatile size_t  fz_heap_bytes;
+
+
+static void
+fz_malloc_hook(const volatile void *p, size_t size)
+{
+    (void) p;
+
+    if (fz_heap_on && !fz_in_alloc) {
+        fz_heap_bytes += size;
+    }
+}
+
+
+static void
+fz_free_hook(const volatile void *p)
+{
+    (void) p;
+}
+
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void) argc;
+    (void) argv;
+
+    if (__sanitizer_install_malloc_and_free_hooks(fz_malloc_hook,
+                                                  fz_free_hook) == 0)
+    {
+        fprintf(stderr, "fuzz_codec: cannot install the malloc hooks\n");
+        abort();
+    }
+
+    return 0;
+}
+
+
+static void
+fz_heap_begin(void)
+{
+    fz_heap_bytes = 0;
+    fz_heap_on = 1;
+}
+
+
+/* Ends the count; aborts when the decode malloc'ed more than limit. */
+static void
+fz_heap_end(const char *what, size_t len, size_t limit)
+{
+    size_t  used;
+
+    fz_heap_on = 0;
+    used = fz_heap_bytes;
+
+    if (used > limit) {
+        fprintf(stderr, "fuzz_codec: %s of %zu bytes malloc'ed %zu bytes "
+                "outside the allocator, limit %zu\n", what, len, used,
+                limit);
+        abort();
+    }
+}
 
 
 typedef struct {
@@ -45,6 +123,8 @@ fz_alloc_fn(void *ctx, size_t size)
         abort();
     }
 
+    fz_in_alloc = 1;
+
     if (a->n == a->cap) {
         a->cap = a->cap ? a->cap * 2 : 16;
         a->ptrs = realloc(a->ptrs, a->cap * sizeof(void *));
@@ -57,6 +137,8 @@ fz_alloc_fn(void *ctx, size_t size)
     if (p == NULL) {
         abort();
     }
+
+    fz_in_alloc = 0;
 
     a->ptrs[a->n++] = p;
     a->total += size;
@@ -176,7 +258,7 @@ fz_round_trip(const lt_tensor *t)
     lt_err        err;
     size_t        len;
     uint64_t      bound;
-    int           e;
+    int           e, rc;
 
     bound = fz_encoded_bound(t);
     if (bound > (64u << 20)) {
@@ -199,7 +281,12 @@ fz_round_trip(const lt_tensor *t)
         fz_init(&da, "decode of encode", 8 * len + 4096);
         c.ctx = &da;
         if (e == LT_ENC_JSON) {
-            if (lt_codec_decode_json(&c, out, len, &b, &err) != 0) {
+            fz_heap_begin();
+            rc = lt_codec_decode_json(&c, out, len, &b, &err);
+            fz_heap_end("json decode of encode", len,
+                        lt_codec_json_cap(len, c.max_elements));
+
+            if (rc != 0) {
                 if (fz_finite(t)) {
                     fprintf(stderr, "fuzz_codec: json round trip: %s\n",
                             err.msg);
@@ -211,7 +298,11 @@ fz_round_trip(const lt_tensor *t)
             }
 
         } else {
-            if (lt_codec_decode_msgpack(&c, out, len, &b, &err) != 0
+            fz_heap_begin();
+            rc = lt_codec_decode_msgpack(&c, out, len, &b, &err);
+            fz_heap_end("msgpack decode of encode", len, 0);
+
+            if (rc != 0
                 || (int) b.enc != e || !b.has_x || b.has_y
                 || !fz_same(&b.x, t, e == LT_ENC_NESTED))
             {
@@ -238,7 +329,7 @@ fz_named_round_trip(int n, char **names, const lt_tensor *ts)
     lt_err        err;
     size_t        len;
     char        **rnames;
-    int           e, i, rn, finite;
+    int           e, i, rn, rc, finite;
 
     bound = 256;
     finite = 1;
@@ -267,9 +358,13 @@ fz_named_round_trip(int n, char **names, const lt_tensor *ts)
         fz_init(&da, "decode of encode named",
                 8 * len + 4096 + 72 * (size_t) n);
         c.ctx = &da;
-        if (lt_codec_decode_named(&c, out, len, e == LT_ENC_JSON, &rn,
-                                  &rnames, &rts, &err) != 0)
-        {
+        fz_heap_begin();
+        rc = lt_codec_decode_named(&c, out, len, e == LT_ENC_JSON, &rn,
+                                   &rnames, &rts, &err);
+        fz_heap_end("named decode of encode", len,
+                    e == LT_ENC_JSON ? lt_codec_json_cap(len, 0) : 0);
+
+        if (rc != 0) {
             if (e != LT_ENC_JSON || finite) {
                 fprintf(stderr, "fuzz_codec: named round trip %d: %s\n", e,
                         err.msg);
@@ -364,8 +459,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             c.max_elements = limits[k];
 
             memset(&err, 0, sizeof(err));
+            fz_heap_begin();
             rc = json ? lt_codec_decode_json(&c, copy, size, &b, &err)
                       : lt_codec_decode_msgpack(&c, copy, size, &b, &err);
+            fz_heap_end(json ? "json decode" : "msgpack decode", size,
+                        json ? lt_codec_json_cap(size, limits[k]) : 0);
 
             if (rc != 0) {
                 if (err.msg[0] == '\0' || strlen(err.msg) >= LT_ERR_LEN) {
@@ -375,6 +473,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (!b.has_x || b.x.data == NULL
                     || b.x.ndim < 1 || b.x.ndim > LT_MAX_DIMS
                     || (b.has_y && b.y.data == NULL)
+                    || !fz_finite(&b.x) || (b.has_y && !fz_finite(&b.y))
                     || (limits[k] && (size_t) lt_tensor_numel(&b.x)
                                      > limits[k]))
                 {
@@ -396,8 +495,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c.ctx = &a;
         c.max_elements = 0;
 
+        fz_heap_begin();
         rc = lt_codec_decode_named(&c, copy, size, json, &n, &names, &ts,
                                    &err);
+        fz_heap_end("named decode", size,
+                    json ? lt_codec_json_cap(size, 0) : 0);
         if (rc == 0) {
             fz_named_round_trip(n, names, ts);
         } else if (n != 0 || names != NULL || ts != NULL) {

@@ -17,7 +17,7 @@ FUZZ_TIME        ?= 300
 FUZZ_CODEC_DIR   := $(BUILD)/fuzz
 FUZZ_CODEC_BIN   := $(FUZZ_CODEC_DIR)/fuzz_codec
 FUZZ_CODEC_SRCS  := fuzz/fuzz_codec.c src/core/lt_codec.c src/core/lt_tensor.c
-FUZZ_CODEC_FLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 \
+FUZZ_CODEC_FLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -pthread \
                     -fsanitize=fuzzer,address,undefined \
                     -fno-sanitize-recover=undefined -Isrc/core
 FUZZ_CODEC_RUN   := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -116,6 +116,10 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 400
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error": "body is not valid MessagePack"}
 
 
 
@@ -125,6 +129,10 @@ Content-Type: application/msgpack
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 400
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error": "body is not valid MessagePack"}
 
 
 
@@ -134,6 +142,10 @@ Content-Type: application/msgpack
 --- more_headers
 Content-Type: application/msgpack
 --- error_code: 400
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error": "MessagePack nesting is deeper than 32 levels"}
 
 
 
@@ -218,3 +230,127 @@ POST /xor/predict
 Content-Type: application/msgpack
 --- error_code: 400
 --- response_body_like: ^\{"error": "[^"]+"\}$
+
+
+
+=== TEST 18: NaN or Inf in x or y is 400 naming the element; the model is untouched
+--- request eval
+my $inf = 9**9**9;
+my $nan = $inf - $inf;
+[ "POST /xor/train\n{\"x\": [[0, 1], [1, 1e999]], \"y\": [[1], [0]]}",
+  "POST /xor/train\n" . LearnBody::mp({x => [[0, 1]], y => [[$nan]]}),
+  "POST /xor/train\n" . LearnBody::mp({x => {shape => [1, 2],
+                                            dtype => "float32",
+                                            data => pack("f<2", 0, $inf)},
+                                       y => [[1]]}),
+  "POST /xor/train\n" . LearnBody::mp({x => {shape => [1, 2],
+                                            dtype => "float64",
+                                            data => pack("d<2", -$inf, 0)},
+                                       y => [[1]]}),
+  "POST /xor/predict\n" . LearnBody::mp({x => [[0, $nan]]}),
+  "POST /xor/predict\n{\"x\": [[0, 1], [1, 0]]}",
+  "GET /status" ]
+--- more_headers eval
+[ "Content-Type: application/json",
+  "Content-Type: application/msgpack\nAccept: application/json",
+  "Content-Type: application/msgpack",
+  "Content-Type: application/msgpack",
+  "Content-Type: application/msgpack",
+  "Content-Type: application/json",
+  "" ]
+--- error_code eval
+[400, 400, 400, 400, 400, 200, 200]
+--- response_body_like eval
+[ qr/^\{"error": "x has a non-finite value \(NaN or Inf\) at element 3"\}$/,
+  qr/^\{"error": "y has a non-finite value \(NaN or Inf\) at element 0"\}$/,
+  qr/^\{"error": "x has a non-finite value \(NaN or Inf\) at element 1"\}$/,
+  qr/^\{"error": "x has a non-finite value \(NaN or Inf\) at element 0"\}$/,
+  qr/^\{"error": "x has a non-finite value \(NaN or Inf\) at element 1"\}$/,
+  qr/^\{"y": ?\[\[-?\d[^\],]*\], ?\[-?\d[^\],]*\]\]\}$/,
+  qr/"xor": \{"step": 0, "loss": null/ ]
+
+
+
+=== TEST 19: a rejected request writes exactly one line to error.log, at info
+--- log_level: info
+--- request eval
+"POST /xor/train\n" . LearnBody::mp({x => [[0, 9**9**9]], y => [[1]]})
+--- more_headers
+Content-Type: application/msgpack
+--- error_code: 400
+--- response_body
+{"error": "x has a non-finite value (NaN or Inf) at element 1"}
+--- grep_error_log eval: qr/\[\w+\](?= \d+#\d+: \*\d+ )/
+--- grep_error_log_out
+[info]
+--- error_log
+learn: 400: x has a non-finite value (NaN or Inf) at element 1
+--- no_error_log
+[error]
+[crit]
+[alert]
+[emerg]
+
+
+
+=== TEST 20: a malformed body, too: one info line
+--- log_level: info
+--- request eval
+"POST /xor/predict\n\xc1"
+--- more_headers
+Content-Type: application/msgpack
+--- error_code: 400
+--- response_body
+{"error": "body is not valid MessagePack"}
+--- grep_error_log eval: qr/\[\w+\](?= \d+#\d+: \*\d+ )/
+--- grep_error_log_out
+[info]
+--- error_log
+learn: 400: body is not valid MessagePack
+--- no_error_log
+[error]
+[crit]
+[alert]
+[emerg]
+
+
+
+=== TEST 21: a JSON key holding \u0000 is refused, not read as "x"
+--- request
+POST /xor/predict
+{"x\u0000y": [[0, 1]]}
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body
+{"error": "JSON strings must not contain \\u0000"}
+
+
+
+=== TEST 22: JSON numbers with leading zeros, and a byte order mark, are 400
+--- request eval
+[ "POST /xor/predict\n{\"x\": [[01, 1]]}",
+  "POST /xor/predict\n\xef\xbb\xbf{\"x\": [[0, 1]]}",
+  "POST /xor/predict\n{\"x\": [[0, 1.]]}" ]
+--- more_headers
+Content-Type: application/json
+--- error_code eval
+[400, 400, 400]
+--- response_body_like eval
+[ qr/^\{"error": "body is not valid JSON: a malformed number/,
+  qr/^\{"error": "body is not valid JSON: it starts with a byte order mark"\}$/,
+  qr/^\{"error": "body is not valid JSON: a malformed number/ ]
+
+
+
+=== TEST 23: a JSON body whose parse tree would pass the cap is 400 before it is built
+--- config
+    learn_max_elements 8;
+    location = /xor/predict { learn_predict xor; }
+--- request eval
+"POST /xor/predict\n{\"x\": [" . CORE::join(",", (0) x 30000) . "]}"
+--- more_headers
+Content-Type: application/json
+--- error_code: 400
+--- response_body
+{"error": "JSON body too large to parse"}

@@ -2,8 +2,12 @@
  * lt_tensor.h: float32 tensors and error reporting for the learn core.
  *
  * The core is plain C99 with no nginx headers.  A tensor either owns its
- * data or borrows it (parameters in a shared memory zone, floats decoded
- * out of a request buffer), so neither case copies.
+ * data (lt_tensor_alloc) or borrows it (lt_tensor_view).  Parameters in
+ * a shared memory zone are borrowed and used in place.  A request's
+ * tensors are not views of the request body: the codec converts them to
+ * aligned float32 and copies them once into memory from the caller's
+ * allocator (the request pool), and everything after that borrows the
+ * copy without copying again.
  */
 #ifndef LT_TENSOR_H
 #define LT_TENSOR_H

@@ -10,6 +10,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,406 @@ same_shape(const lt_tensor *t, int ndim, const int64_t *shape)
     }
 
     return 1;
+}
+
+
+/* ---- non-finite values --------------------------------------------------- */
+
+/* {"x": {"shape": [n], "dtype": dt, "data": bin}} from doubles */
+static void
+mp_raw_x(t_mp *m, const char *dtype, const double *v, size_t n, int size)
+{
+    static uint8_t  bytes[8 * 256];
+    int64_t         shape[1];
+
+    shape[0] = (int64_t) n;
+    msgpack_pack_map(&m->pk, 1);
+    mp_str(m, "x");
+    msgpack_pack_map(&m->pk, 3);
+    mp_str(m, "shape");
+    mp_shape(m, 1, shape);
+    mp_str(m, "dtype");
+    mp_str(m, dtype);
+    mp_str(m, "data");
+    mp_bin(m, bytes, le_bytes(bytes, v, n, size, 0));
+}
+
+
+static void
+test_nonfinite(void)
+{
+    static double  v[200];
+    int64_t        shape[1];
+    lt_body        b;
+    lt_err         err;
+    const char    *s;
+    size_t         i;
+    t_mp           m;
+
+    s = "{\"x\": [[0, 1e999]], \"y\": [[1]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: 1e999 in x refused");
+    is_str(err.msg, "x has a non-finite value (NaN or Inf) at element 1",
+           "json: the message names x and the element");
+
+    s = "{\"x\": [[0, 1], [1, 1]], \"y\": [[1], [-1e999]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: -1e999 in y refused");
+    is_str(err.msg, "y has a non-finite value (NaN or Inf) at element 1",
+           "json: the message names y");
+
+    s = "{\"x\": [[0, 1e39]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1,
+       "json: 1e39, finite as a double, is Inf as a float32: refused");
+
+    s = "{\"x\": [[0, 3e38]], \"y\": [[-3.4e38]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == 0, "json: large finite floats pass");
+
+    s = "{\"x\": {\"shape\": [3], \"data\": [0, 0, 1e999]}}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1 && strstr(err.msg, "element 2"),
+       "json: shape/data form refused too");
+
+    /* msgpack floats */
+    mp_begin(&m);
+    msgpack_pack_map(&m.pk, 2);
+    mp_str(&m, "x");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_array(&m.pk, 2);
+    msgpack_pack_double(&m.pk, 0.5);
+    msgpack_pack_double(&m.pk, NAN);
+    mp_str(&m, "y");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_float(&m.pk, 1.0f);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1,
+       "msgpack: float64 NaN in nested x refused");
+    is_str(err.msg, "x has a non-finite value (NaN or Inf) at element 1",
+           "msgpack: the message names the element");
+    mp_end(&m);
+
+    mp_begin(&m);
+    msgpack_pack_map(&m.pk, 2);
+    mp_str(&m, "x");
+    msgpack_pack_array(&m.pk, 2);
+    msgpack_pack_float(&m.pk, 0.5f);
+    msgpack_pack_float(&m.pk, 1.0f);
+    mp_str(&m, "y");
+    msgpack_pack_array(&m.pk, 1);
+    msgpack_pack_float(&m.pk, -INFINITY);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1
+       && strncmp(err.msg, "y has a non-finite", 18) == 0,
+       "msgpack: float32 -Inf in y refused");
+    mp_end(&m);
+
+    mp_begin(&m);
+    msgpack_pack_array(&m.pk, 2);
+    msgpack_pack_double(&m.pk, 1e300);
+    msgpack_pack_double(&m.pk, 0);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1
+       && strstr(err.msg, "element 0"),
+       "msgpack: a bare tensor's float64 1e300 is Inf as float32: refused");
+    mp_end(&m);
+
+    /* bin data: float64 and float32, the Inf / NaN in every position of
+     * the blocks the scan works in */
+    for (i = 0; i < 130; i++) {
+        v[i] = (double) i;
+    }
+    v[3] = INFINITY;
+
+    mp_begin(&m);
+    mp_raw_x(&m, "float64", v, 8, 8);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1, "float64 bin Inf");
+    is_str(err.msg, "x has a non-finite value (NaN or Inf) at element 3",
+           "float64 bin: element 3");
+    mp_end(&m);
+
+    v[3] = 3.0;
+    v[129] = NAN;
+    mp_begin(&m);
+    mp_raw_x(&m, "float32", v, 130, 4);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1
+       && strstr(err.msg, "element 129"), "float32 bin NaN at the end");
+    mp_end(&m);
+
+    v[129] = 129.0;
+    v[64] = -INFINITY;
+    mp_begin(&m);
+    mp_raw_x(&m, "<f8", v, 130, 8);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1
+       && strstr(err.msg, "element 64"), "float64 -Inf first of a block");
+    mp_end(&m);
+
+    v[64] = 64.0;
+    mp_begin(&m);
+    mp_raw_x(&m, "float32", v, 130, 4);
+    ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == 0 && b.x.shape[0] == 130,
+       "all finite: accepted");
+    mp_end(&m);
+
+    /* msgpack-numpy with a NaN */
+    v[0] = NAN;
+    shape[0] = 2;
+    {
+        uint8_t  bytes[16];
+        size_t   n;
+
+        n = le_bytes(bytes, v, 2, 4, 0);
+        mp_begin(&m);
+        msgpack_pack_map(&m.pk, 1);
+        mp_key(&m, "x", 1);
+        mp_numpy(&m, "<f4", 1, shape, bytes, n, 1);
+        ok(dec(m.sb.data, m.sb.size, 0, &b, &err) == -1
+           && strstr(err.msg, "element 0"), "msgpack-numpy <f4 NaN refused");
+        mp_end(&m);
+    }
+}
+
+
+/* ---- strict JSON --------------------------------------------------------- */
+
+static void
+test_json_strict(void)
+{
+    static const char *const  bad_numbers[] = {
+        "01", "-01", "00", "1.", "1.e5", "-", "1e", "1e+", "0x10", "1.5.5",
+        "--1", "1e5e5", "1-2", "0.5.", "1E"
+    };
+    static const char *const  good_numbers[] = {
+        "0", "-0", "0.5", "10", "1e5", "1E-05", "-0.0e+0", "123.456e-7"
+    };
+    lt_body                   b;
+    lt_err                    err;
+    char                      body[128], name[64];
+    const char               *s;
+    size_t                    i;
+
+    s = "{\"x\\u0000y\": [[0, 1]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1,
+       "json: a key with \\u0000 is refused, not read as \"x\"");
+    is_str(err.msg, "JSON strings must not contain \\u0000", "its message");
+
+    s = "{\"x\": [[0, 1]], \"kind\": \"p\\u0000\"}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: \\u0000 in a value too");
+
+    s = "{\"x\": [[0, 1]], \"kind\": \"\\\\u0000\"}";
+    ok(dec(s, strlen(s), 1, &b, &err) == 0,
+       "json: an escaped backslash before u0000 is just text");
+
+    s = "{\"x\": [[0, 1]], \"kind\": \"\\u00e9 01 1.\"}";
+    ok(dec(s, strlen(s), 1, &b, &err) == 0,
+       "json: numbers inside strings are not numbers");
+
+    s = "\xef\xbb\xbf{\"x\": [[0, 1]]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: a BOM is refused");
+    like(err.msg, "byte order mark", "its message");
+
+    for (i = 0; i < sizeof(bad_numbers) / sizeof(bad_numbers[0]); i++) {
+        snprintf(body, sizeof(body), "{\"x\": [%s, 1]}", bad_numbers[i]);
+        snprintf(name, sizeof(name), "json: number %s refused",
+                 bad_numbers[i]);
+        ok(dec(body, strlen(body), 1, &b, &err) == -1
+           && strstr(err.msg, "JSON"), name);
+    }
+
+    for (i = 0; i < sizeof(good_numbers) / sizeof(good_numbers[0]); i++) {
+        snprintf(body, sizeof(body), "{\"x\": [%s,1]}", good_numbers[i]);
+        snprintf(name, sizeof(name), "json: number %s accepted",
+                 good_numbers[i]);
+        ok(dec(body, strlen(body), 1, &b, &err) == 0, name);
+    }
+
+    s = "[01]";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: a bare 01 refused");
+    s = "{\"x\": [1], \"y\": [007]}";
+    ok(dec(s, strlen(s), 1, &b, &err) == -1, "json: 007 in y refused");
+}
+
+
+/* ---- the cJSON tree's cap ------------------------------------------------ */
+
+/* "[0,0,...]" of n zeros, or with rows ("[[0],[0],...]") */
+static char *
+zeros_json(size_t n, int rows, const char *prefix, const char *suffix)
+{
+    size_t  i, len, k;
+    char   *s;
+
+    len = strlen(prefix) + strlen(suffix) + 4 * n + 8;
+    s = malloc(len);
+    if (s == NULL) {
+        abort();
+    }
+
+    k = (size_t) snprintf(s, len, "%s[", prefix);
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            s[k++] = ',';
+        }
+        if (rows) {
+            memcpy(s + k, "[0]", 3);
+            k += 3;
+        } else {
+            s[k++] = '0';
+        }
+    }
+    snprintf(s + k, len - k, "]%s", suffix);
+
+    return s;
+}
+
+
+typedef struct {
+    const char  *body;
+    size_t       max_elements;
+    int          want;          /* 0 or -1 */
+    int          wrong;
+} t_thread;
+
+
+static void *
+t_decode_loop(void *arg)
+{
+    t_thread      *t;
+    t_alloc        a;
+    lt_codec_ctx   c;
+    lt_body        b;
+    lt_err         err;
+    int            i, rc;
+
+    t = arg;
+    memset(&a, 0, sizeof(a));
+    a.fail_at = -1;
+    c.alloc = t_alloc_fn;
+    c.ctx = &a;
+    c.max_elements = t->max_elements;
+
+    for (i = 0; i < 12; i++) {
+        rc = lt_codec_decode_json(&c, (const uint8_t *) t->body,
+                                  strlen(t->body), &b, &err);
+        if (rc != t->want
+            || (rc != 0 && strcmp(err.msg, "JSON body too large to parse")))
+        {
+            t->wrong++;
+        }
+
+        while (a.n > 0) {
+            free(a.ptrs[--a.n]);
+        }
+        a.total = 0;
+    }
+
+    free(a.ptrs);
+    return NULL;
+}
+
+
+static void
+test_json_cap(void)
+{
+    lt_codec_ctx  c;
+    pthread_t     th[2];
+    t_thread      tt[2];
+    lt_body       b;
+    lt_err        err;
+    size_t        mib;
+    char         *s, *big;
+
+    mib = (size_t) 1 << 20;
+
+    is_int((long long) lt_codec_json_cap(0, 0), (long long) mib,
+           "cap of an empty body: the slack");
+    is_int((long long) lt_codec_json_cap(1000, 0), 64000 + (long long) mib,
+           "no element limit: 64 bytes per body byte");
+    is_int((long long) lt_codec_json_cap(1000000, 1000),
+           256000 + (long long) mib, "else 256 bytes per element");
+    is_int((long long) lt_codec_json_cap(100, 1000000),
+           6400 + (long long) mib, "whichever is smaller");
+    ok(lt_codec_json_cap(SIZE_MAX, 0) == SIZE_MAX
+       && lt_codec_json_cap(SIZE_MAX / 2, SIZE_MAX / 2) >= SIZE_MAX / 2,
+       "no overflow");
+
+    c = C;
+
+    /* 200000 zeros: a 400 KB body, a 12.8 MB tree; learn_max_elements
+     * 1000 allows a 1.25 MB tree */
+    big = zeros_json(200000, 0, "{\"x\": ", "}");
+    c.max_elements = 1000;
+    t_reset();
+    ok(lt_codec_decode_json(&c, (const uint8_t *) big, strlen(big), &b, &err)
+       == -1, "a tree above the cap fails");
+    is_str(err.msg, "JSON body too large to parse", "with its message");
+
+    c.max_elements = 0;
+    t_reset();
+    ok(lt_codec_decode_json(&c, (const uint8_t *) big, strlen(big), &b, &err)
+       == 0 && b.x.shape[0] == 200000,
+       "the same body without an element limit decodes");
+
+    s = "{\"x\": [[0, 1]]}";
+    c.max_elements = 1000;
+    t_reset();
+    ok(lt_codec_decode_json(&c, (const uint8_t *) s, strlen(s), &b, &err)
+       == 0, "the next decode on the thread starts a fresh count");
+
+    /* the worst legitimate body at the limit: x [N, 1] and y [N, 1] */
+    {
+        char    *x, *body;
+        size_t   n, lx;
+
+        n = 50000;
+        x = zeros_json(n, 1, "", "");
+        lx = strlen(x);
+        body = malloc(2 * lx + 32);
+        if (body == NULL) {
+            abort();
+        }
+        snprintf(body, 2 * lx + 32, "{\"x\": %s, \"y\": %s}", x, x);
+
+        c.max_elements = n;
+        t_reset();
+        ok(lt_codec_decode_json(&c, (const uint8_t *) body, strlen(body),
+                                &b, &err) == 0
+           && b.x.shape[0] == (int64_t) n && b.y.shape[0] == (int64_t) n,
+           "x [N, 1] and y [N, 1] with N = learn_max_elements decode");
+
+        c.max_elements = n / 2;
+        t_reset();
+        ok(lt_codec_decode_json(&c, (const uint8_t *) body, strlen(body),
+                                &b, &err) == -1,
+           "and with half the limit they do not");
+
+        free(body);
+        free(x);
+    }
+
+    /* the budget is per thread: a decode over its cap on one thread and
+     * a big legitimate one on another never disturb each other */
+    tt[0].body = big;
+    tt[0].max_elements = 1000;
+    tt[0].want = -1;
+    tt[0].wrong = 0;
+    tt[1].body = big;
+    tt[1].max_elements = 0;
+    tt[1].want = 0;
+    tt[1].wrong = 0;
+
+    if (pthread_create(&th[0], NULL, t_decode_loop, &tt[0]) == 0) {
+        if (pthread_create(&th[1], NULL, t_decode_loop, &tt[1]) == 0) {
+            pthread_join(th[1], NULL);
+        } else {
+            tt[1].wrong = -1;
+        }
+        pthread_join(th[0], NULL);
+    } else {
+        tt[0].wrong = -1;
+    }
+
+    if (!ok(tt[0].wrong == 0 && tt[1].wrong == 0,
+            "two threads, each decode against its own cap"))
+    {
+        diag("wrong results: %d and %d", tt[0].wrong, tt[1].wrong);
+    }
+
+    free(big);
+    t_reset();
 }
 
 
@@ -1758,6 +2159,9 @@ main(void)
     test_encode_exact();
     test_alloc_failures();
     test_python_reads();
+    test_nonfinite();
+    test_json_strict();
+    test_json_cap();
 
     is_int(bound_violations, 0,
            "every decode allocated at most 8 * len + 4096 bytes");
