@@ -742,6 +742,13 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    /* helpers (cache manager, loader) run no model: no workspace, no GPU */
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
     openblas_set_num_threads(1);
 
     lmp = lmcf->models.elts;
@@ -755,11 +762,7 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
-        /* helpers (cache manager, loader) run no model: no GPU context */
-        if ((ngx_process == NGX_PROCESS_WORKER
-             || ngx_process == NGX_PROCESS_SINGLE)
-            && ngx_http_learn_device_init(cycle, lmcf, lmp[i]) != NGX_OK)
-        {
+        if (ngx_http_learn_device_init(cycle, lmcf, lmp[i]) != NGX_OK) {
             return NGX_ERROR;
         }
 

@@ -46,7 +46,8 @@ CUDA_NVFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -g \
 CUDA_DIR    := $(BUILD)/cuda
 CUDA_SRCS   := $(sort $(wildcard src/core/cuda/*.cu))
 CUDA_OBJS   := $(patsubst src/core/cuda/%.cu,$(CUDA_DIR)/%.o,$(CUDA_SRCS))
-CUDA_HDRS   := $(wildcard src/core/cuda/*.h) $(wildcard src/core/*.h)
+CUDA_HDRS   := $(wildcard src/core/cuda/*.h) src/core/lt_backend.h \
+               src/core/lt_tensor.h
 CUDA_LIB    := $(CUDA_DIR)/liblt_cuda.a
 
 # C programs that call the backend (plain C header, no CUDA include);
