@@ -7,6 +7,7 @@
 # learn_balancer's mean pick time from learn_status.
 #   bench/balancer_bench.sh [SECONDS]   (make bench-balancer)
 #   ROUNDS=N runs the five methods N times, interleaved (default 1)
+#   MODULE=PATH benchmarks another build of the module (an A/B)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ FAST=${FAST:-0.001}
 SLOW=${SLOW:-0.010}
 LEARN_OPTS=${LEARN_OPTS:-}     # e.g. "explore=0.01"
 FRONT_WORKERS=${FRONT_WORKERS:-2}
+MODULE=${MODULE:-$ROOT/build/ngx_http_learn_module.so}
 
 B1=$((PORT + 11)); B2=$((PORT + 12)); B3=$((PORT + 13))
 
@@ -29,7 +31,7 @@ mkdir -p "$PREFIX/back/logs" "$PREFIX/front/logs" "$PREFIX/front/tmp" \
 
 # a private copy: a rebuild that rewrites build/*.so in place must not
 # change the code under a running nginx
-cp "$ROOT/build/ngx_http_learn_module.so" "$PREFIX/learn.so"
+cp "$MODULE" "$PREFIX/learn.so"
 
 # the backends count their requests in their access logs
 cat > "$PREFIX/back/nginx.conf" <<CONF

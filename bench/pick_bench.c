@@ -668,7 +668,8 @@ bench_test(void)
     b->peer[1].fails = 1;
     b->peer[1].checked = ngx_time();
     i = test_pick(b);
-    tap(i != 1 && b->lp.pin == NGX_HTTP_LEARN_PIN_MOVED && sticky_pin_calls == 1,
+    tap(i != 1 && b->lp.pin == NGX_HTTP_LEARN_PIN_MOVED
+        && sticky_pin_calls == 1,
         "a pinned peer out after max_fails: the key moves");
     test_done(b, 0);
 

@@ -1750,7 +1750,7 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
                 p = ngx_cpymem(p, ", \"fail_rate\": ",
                                sizeof(", \"fail_rate\": ") - 1);
                 p = ngx_http_learn_upstream_float(p, ps->fail);
-                p = ngx_sprintf(p, ", \"weight\": %ui}", peer->weight);
+                p = ngx_sprintf(p, ", \"weight\": %i}", peer->weight);
 
                 gi++;
             }
