@@ -86,6 +86,19 @@ my $in = mp_unpack(fixture('xor_weights_np.mp'));
 my @b = unpack('f<', $in->{'2.bias'}{data});
 cmp_ok(abs($out->{'2.bias'}[0] - $b[0]), '<', 1e-7, 'export returns the imported values');
 
+# a NaN in one parameter: refused, and the model keeps its weights
+my $bad = mp_unpack(fixture('xor_weights_np.mp'));
+my @w = unpack('f<*', $bad->{'0.weight'}{data});
+$w[5] = 9**9**9 / 9**9**9;    # NaN
+$bad->{'0.weight'}{data} = pack('f<*', @w);
+$r = put(Data::MessagePack->new->prefer_integer->pack($bad));
+is($r->{status}, 400, 'weights with a NaN are refused');
+like(json_decode($r->{content})->{error},
+     qr/"0\.weight" has a non-finite value \(NaN or Inf\) at element 5/,
+     'naming the parameter and the element');
+my $y2 = predict_json();
+is_deeply($y2, $y, 'the model still predicts with the imported weights');
+
 $r = $http->request('DELETE', $srv->url('/weights'));
 is($r->{status}, 405, 'DELETE is 405');
 

@@ -49,6 +49,9 @@ int lt_tensor_alloc(lt_tensor *t, int ndim, const int64_t *shape, lt_err *err);
 
 void lt_tensor_free(lt_tensor *t);
 
+/* The index of the first NaN or +-Inf element, or -1 when all are finite. */
+int64_t lt_tensor_nonfinite_at(const lt_tensor *t);
+
 /* Writes "[2, 3]" into buf; returns buf. */
 char *lt_shape_str(const lt_tensor *t, char *buf, size_t size);
 

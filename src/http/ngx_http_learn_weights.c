@@ -189,6 +189,7 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
 {
     int                      i, d;
     char                     got[64];
+    int64_t                  at;
     const lt_param_info     *pi;
     ngx_http_learn_model_t  *lm;
 
@@ -217,6 +218,14 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
                     = '\0';
                 return NGX_DECLINED;
             }
+        }
+
+        at = lt_tensor_nonfinite_at(&ctx->tensors[i]);
+
+        if (at >= 0) {
+            *ngx_snprintf(msg, size, "\"%s\" has a non-finite value (NaN "
+                          "or Inf) at element %L", pi->name, at) = '\0';
+            return NGX_DECLINED;
         }
 
         for (d = i + 1; d < ctx->nnamed; d++) {
