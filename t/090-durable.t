@@ -333,13 +333,6 @@ close $busy;
 # writer find its owner gone, unlock it with one alert, and go on.  A
 # 784-1024-1024-10 step on 4096 samples takes some 350 ms here; the kill
 # comes half way through it.
-sub raw_tensor {    # {"shape", "dtype", "data": bin}, as t/100-compute.t
-    my ($shape, $dtype, $data) = @_;
-    return "\x83\xa5shape" . pack('C', 0x90 + @$shape)
-         . join('', map { pack('Cn', 0xcd, $_) } @$shape)
-         . "\xa5dtype" . pack('C', 0xa0 + length $dtype) . $dtype
-         . "\xa4data\xc6" . pack('N', length $data) . $data;
-}
 srand(1);
 my $n = 4096;
 my $big = "\x82\xa1x" . raw_tensor([$n, 784], 'float32',
@@ -361,14 +354,7 @@ my $lsrv = LearnServer->new(
                 location = /status { learn_status; }',
 )->start;
 
-sub big_post {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $lsrv->port)
-        or die $!;
-    print {$s} "POST /train HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-             . "Content-Type: application/msgpack\r\n"
-             . "Content-Length: " . length($big) . "\r\n\r\n" . $big;
-    return $s;
-}
+sub big_post { return LearnClient::raw_post($lsrv, '/train', $big) }
 
 sub small_train {    # HTTP::Tiny: a read timeout (a stuck lock never answers)
     my ($path) = @_;

@@ -9,8 +9,6 @@ use warnings;
 
 use lib 't/lib';
 use Test::More;
-use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time sleep);
 use POSIX ();
 use LearnServer;
@@ -18,15 +16,7 @@ use LearnClient;
 use LearnBody;
 
 # a train body of 512 samples for the 784-1024-1024-10 model (a step of
-# about 100 ms here), in the {"shape", "dtype", "data": bin} form, which
-# Data::MessagePack cannot write (it has no bin type): bytes by hand
-sub raw_tensor {
-    my ($shape, $dtype, $data) = @_;
-    return "\x83\xa5shape" . pack('C', 0x90 + @$shape)
-         . join('', map { pack('Cn', 0xcd, $_) } @$shape)
-         . "\xa5dtype" . pack('C', 0xa0 + length $dtype) . $dtype
-         . "\xa4data\xc6" . pack('N', length $data) . $data;
-}
+# about 100 ms here), in the {"shape", "dtype", "data": bin} form
 srand(1);
 my $n = 512;
 my $big = "\x82\xa1x" . raw_tensor([$n, 784], 'float32',
@@ -34,18 +24,6 @@ my $big = "\x82\xa1x" . raw_tensor([$n, 784], 'float32',
         . "\xa1y" . raw_tensor([$n], 'int32',
                                      pack('l<*', map { int(rand(10)) } 1 .. $n));
 
-sub raw_post {    # send a POST on a fresh connection, do not wait
-    my ($srv, $path, $body) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $srv->port)
-        or die $!;
-    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
-    print {$s} "POST $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-             . "Content-Type: application/msgpack\r\n"
-             . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
-    return $s;
-}
-
-sub read_all { my ($s) = @_; local $/; my $r = <$s>; return $r // '' }
 
 # the latency of GET /ok while a big train step is running
 sub ok_latency_during_step {
@@ -53,12 +31,12 @@ sub ok_latency_during_step {
     my $client = LearnClient->new;
     $client->get($srv->url('/ok'));               # connect, warm up
     my $t0 = time;
-    my $train = raw_post($srv, '/train', $big);
+    my $train = LearnClient::raw_post($srv, '/train', $big);
     sleep 0.03;                                   # the step is under way
     my $t1 = time;
     my $r = $client->get($srv->url('/ok'));
     my $ok_ms = (time - $t1) * 1000;
-    my $reply = read_all($train);
+    my $reply = LearnClient::read_all($train);
     my $step_ms = (time - $t0) * 1000;
     return ($r->{status}, $ok_ms, $reply, $step_ms);
 }
@@ -105,9 +83,10 @@ my @alone = map {
         headers => { 'Content-Type' => 'application/msgpack' },
         content => mp({ x => [$_] }) })->{content})->{y}[0]
 } @xs;
-my @socks = map { raw_post($srv, '/batched', mp({ x => [$_] })) } @xs;
+my @socks = map { LearnClient::raw_post($srv, '/batched', mp({ x => [$_] })) }
+            @xs;
 my @batched = map {
-    my $r = read_all($_);
+    my $r = LearnClient::read_all($_);
     my ($body) = $r =~ /\r\n\r\n(.*)$/s;
     mp_unpack($body)->{y}[0];
 } @socks;

@@ -16,8 +16,6 @@ use warnings;
 
 use lib 't/lib';
 use Test::More;
-use IO::Socket::INET;
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Cwd qw(abs_path);
 use Time::HiRes qw(time sleep);
 use File::Basename qw(dirname);
@@ -212,17 +210,6 @@ $srv->stop;
 
 # -- 2. batching on the device, one worker ------------------------------
 
-sub raw_post {
-    my ($s_, $path, $body) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $s_->port)
-        or die $!;
-    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
-    print {$s} "POST $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-             . "Content-Type: application/json\r\n"
-             . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
-    return $s;
-}
-
 $srv = LearnServer->new(name => 'device-batch', workers => 1,
     http   => "learn_cuda_library $fake;
                learn_model gd models/digits.lua seed=5 device=cuda;
@@ -236,7 +223,9 @@ $c = LearnClient->new;
 my @xs = map { [ (digits_batch())[0][0] ] } 1 .. 12;
 my @alone = map { (post_json_tensor($c, $srv->url('/cd/predict'), { x => $_ }))[1]{y} }
             @xs;
-my @socks = map { raw_post($srv, '/gd/batched', JSON::PP->new->encode({ x => $_ })) }
+my @socks = map { LearnClient::raw_post($srv, '/gd/batched',
+                                   JSON::PP->new->encode({ x => $_ }),
+                                   'application/json') }
             @xs;
 my @batched = map {
     local $/;

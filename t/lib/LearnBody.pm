@@ -12,7 +12,8 @@ use File::Spec;
 use Data::MessagePack;
 use JSON::PP;
 
-our @EXPORT = qw(fixture mp mp_unpack json_decode post_mp post_json);
+our @EXPORT = qw(fixture mp mp_unpack json_decode post_mp post_json
+                 raw_tensor);
 
 my $dir = File::Spec->rel2abs(dirname(__FILE__) . '/../fixtures');
 my $packer = Data::MessagePack->new->canonical;
@@ -39,6 +40,16 @@ sub post_mp { my ($uri, $data) = @_; return "POST $uri\n" . mp($data) }
 sub post_json {
     my ($uri, $data) = @_;
     return "POST $uri\n" . JSON::PP->new->canonical->encode($data);
+}
+
+# a {"shape", "dtype", "data": bin} tensor, which Data::MessagePack cannot
+# write (it has no bin type): bytes by hand
+sub raw_tensor {
+    my ($shape, $dtype, $data) = @_;
+    return "\x83\xa5shape" . pack('C', 0x90 + @$shape)
+         . join('', map { pack('Cn', 0xcd, $_) } @$shape)
+         . "\xa5dtype" . pack('C', 0xa0 + length $dtype) . $dtype
+         . "\xa4data\xc6" . pack('N', length $data) . $data;
 }
 
 1;

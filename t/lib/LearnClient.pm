@@ -75,4 +75,27 @@ sub _exchange {
     return { status => $status, headers => \%headers, content => $rest };
 }
 
+# A POST on a fresh connection (Connection: close), sent at once and not
+# waited for: read the reply later with read_all().  For requests that
+# must be in flight together.
+sub raw_post {
+    my ($srv, $path, $body, $type) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $srv->port)
+        or die "connect: $!";
+    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
+    binmode $s;
+    print {$s} "POST $path HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+             . "Content-Type: " . ($type || 'application/msgpack') . "\r\n"
+             . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
+    return $s;
+}
+
+# the whole reply of a raw_post(), status line and headers included
+sub read_all {
+    my ($s) = @_;
+    local $/;
+    my $r = <$s>;
+    return $r // '';
+}
+
 1;
