@@ -239,6 +239,8 @@ extern ngx_module_t  ngx_http_learn_module;
 ngx_int_t ngx_http_learn_lua_load_model(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, lt_model_spec *spec);
 ngx_int_t ngx_http_learn_lua_find_dir(ngx_conf_t *cf, ngx_str_t *dir);
+ngx_int_t ngx_http_learn_module_dir(ngx_conf_t *cf, ngx_str_t *dir,
+    size_t reserve);
 
 /* ngx_http_learn_zone.c */
 ngx_int_t ngx_http_learn_zone_add(ngx_conf_t *cf,

@@ -19,10 +19,6 @@
  */
 
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE             /* dladdr() */
-#endif
-
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -192,34 +188,30 @@ ngx_int_t
 ngx_http_learn_device_check(ngx_conf_t *cf, ngx_http_learn_main_conf_t *lmcf,
     ngx_http_learn_model_t *lm)
 {
-    u_char   *p, *slash;
-    size_t    len;
-    lt_err    err;
-    Dl_info   info;
+    u_char     *last;
+    lt_err      err;
+    ngx_int_t   rc;
+    ngx_str_t   dir;
 
     if (lm->device < 0) {
         return NGX_OK;
     }
 
-    if (lmcf->cuda_library.len == 0
-        && dladdr((void *) &ngx_http_learn_module, &info) != 0
-        && info.dli_fname != NULL && info.dli_fname[0] == '/')
-    {
-        len = ngx_strlen(info.dli_fname);
-
-        p = ngx_pnalloc(cf->pool, len + sizeof("ngx_http_learn_cuda.so"));
-        if (p == NULL) {
+    if (lmcf->cuda_library.len == 0) {
+        rc = ngx_http_learn_module_dir(cf, &dir,
+                                       sizeof("/ngx_http_learn_cuda.so"));
+        if (rc == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        ngx_memcpy(p, info.dli_fname, len + 1);
-        slash = (u_char *) strrchr((char *) p, '/');
-        slash = ngx_cpymem(slash + 1, "ngx_http_learn_cuda.so",
-                           sizeof("ngx_http_learn_cuda.so") - 1);
-        *slash = '\0';
+        if (rc == NGX_OK) {
+            last = ngx_cpymem(dir.data + dir.len, "/ngx_http_learn_cuda.so",
+                              sizeof("/ngx_http_learn_cuda.so") - 1);
+            *last = '\0';
 
-        lmcf->cuda_library.data = p;
-        lmcf->cuda_library.len = slash - p;
+            lmcf->cuda_library.data = dir.data;
+            lmcf->cuda_library.len = last - dir.data;
+        }
     }
 
     if (!lm->strict) {

@@ -319,45 +319,72 @@ ngx_http_learn_lua_resolve(ngx_conf_t *cf, ngx_http_learn_main_conf_t *lmcf,
 ngx_int_t
 ngx_http_learn_lua_find_dir(ngx_conf_t *cf, ngx_str_t *dir)
 {
-    u_char           *p, *last;
-    size_t            len;
-    Dl_info           info;
+    u_char           *last;
+    ngx_int_t         rc;
+    ngx_str_t         so;
     ngx_file_info_t   fi;
 
     if (dir->len) {
         return NGX_OK;
     }
 
-    if (dladdr((void *) &ngx_http_learn_module, &info) != 0
-        && info.dli_fname != NULL && info.dli_fname[0] == '/')
-    {
-        len = ngx_strlen(info.dli_fname);
+    rc = ngx_http_learn_module_dir(cf, &so, sizeof("/lua"));
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
 
-        p = ngx_pnalloc(cf->pool, len + sizeof("/../lua"));
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
+    /* the .so is in build/: lua/ is next to that */
+    last = (rc == NGX_OK) ? (u_char *) strrchr((char *) so.data, '/') : NULL;
 
-        ngx_memcpy(p, info.dli_fname, len + 1);
-
-        /* strip the file name and its directory */
-        last = (u_char *) strrchr((char *) p, '/');
+    if (last != NULL) {
+        last = ngx_cpymem(last, "/lua", sizeof("/lua") - 1);
         *last = '\0';
-        last = (u_char *) strrchr((char *) p, '/');
 
-        if (last != NULL) {
-            last = ngx_cpymem(last, "/lua", sizeof("/lua") - 1);
-            *last = '\0';
-
-            if (ngx_file_info(p, &fi) != NGX_FILE_ERROR && ngx_is_dir(&fi)) {
-                dir->data = p;
-                dir->len = last - p;
-                return NGX_OK;
-            }
+        if (ngx_file_info(so.data, &fi) != NGX_FILE_ERROR && ngx_is_dir(&fi)) {
+            dir->data = so.data;
+            dir->len = last - so.data;
+            return NGX_OK;
         }
     }
 
     /* installed elsewhere: learn_lua_path must name the lua/ directory */
+    return NGX_OK;
+}
+
+
+/*
+ * The directory of the loaded module file (dladdr), NUL-terminated, with
+ * room for reserve more bytes; NGX_DECLINED when it is not known.
+ */
+
+ngx_int_t
+ngx_http_learn_module_dir(ngx_conf_t *cf, ngx_str_t *dir, size_t reserve)
+{
+    u_char   *p, *slash;
+    size_t    len;
+    Dl_info   info;
+
+    if (dladdr((void *) &ngx_http_learn_module, &info) == 0
+        || info.dli_fname == NULL || info.dli_fname[0] != '/')
+    {
+        return NGX_DECLINED;
+    }
+
+    len = ngx_strlen(info.dli_fname);
+
+    p = ngx_pnalloc(cf->pool, len + 1 + reserve);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, info.dli_fname, len + 1);
+
+    slash = (u_char *) strrchr((char *) p, '/');
+    *slash = '\0';
+
+    dir->data = p;
+    dir->len = slash - p;
+
     return NGX_OK;
 }
 
