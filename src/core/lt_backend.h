@@ -71,14 +71,18 @@ struct lt_backend_s {
                        const int32_t *target_index, const float *target,
                        float *grad, int rows, int cols);
 
-    /* optimizers over n floats; in == out is allowed (in place) */
+    /* optimizers over n floats, reading parameters and state from *_in
+     * and writing them to *_out: in == out is allowed (in place), and
+     * out of place a rejected step leaves the inputs as they were */
     void    (*sgd)(const lt_backend *be, const float *in, float *out,
-                   const float *grad, float *velocity, size_t n, float lr,
-                   float momentum, float weight_decay, int first_step);
+                   const float *grad, const float *velocity_in,
+                   float *velocity_out, size_t n, float lr, float momentum,
+                   float weight_decay, int first_step);
     void    (*adam)(const lt_backend *be, const float *in, float *out,
-                    const float *grad, float *m, float *v, size_t n,
-                    float lr, float beta1, float beta2, float eps,
-                    float weight_decay, int64_t step);
+                    const float *grad, const float *m_in, const float *v_in,
+                    float *m_out, float *v_out, size_t n, float lr,
+                    float beta1, float beta2, float eps, float weight_decay,
+                    int64_t step);
 
     void    *ctx;               /* backend private (cuBLAS handle, stream) */
 };

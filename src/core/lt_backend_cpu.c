@@ -627,10 +627,10 @@ lt_cpu_loss_ce(const lt_backend *be, const float *logits,
  */
 static void
 lt_cpu_sgd(const lt_backend *be, const float *in, float *out,
-    const float *grad, float *velocity, size_t n, float lr, float momentum,
-    float weight_decay, int first_step)
+    const float *grad, const float *velocity_in, float *velocity_out,
+    size_t n, float lr, float momentum, float weight_decay, int first_step)
 {
-    float   g;
+    float   g, b;
     size_t  i;
 
     if (momentum == 0.0f) {
@@ -643,8 +643,9 @@ lt_cpu_sgd(const lt_backend *be, const float *in, float *out,
 
     for (i = 0; i < n; i++) {
         g = grad[i] + weight_decay * in[i];
-        velocity[i] = first_step ? g : momentum * velocity[i] + g;
-        out[i] = in[i] - lr * velocity[i];
+        b = first_step ? g : momentum * velocity_in[i] + g;
+        velocity_out[i] = b;
+        out[i] = in[i] - lr * b;
     }
 }
 
@@ -655,10 +656,11 @@ lt_cpu_sgd(const lt_backend *be, const float *in, float *out,
  */
 static void
 lt_cpu_adam(const lt_backend *be, const float *in, float *out,
-    const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-    float beta2, float eps, float weight_decay, int64_t step)
+    const float *grad, const float *m_in, const float *v_in, float *m_out,
+    float *v_out, size_t n, float lr, float beta1, float beta2, float eps,
+    float weight_decay, int64_t step)
 {
-    float   g, step_size, inv_bc2_sqrt;
+    float   g, mi, vi, step_size, inv_bc2_sqrt;
     size_t  i;
 
     step_size = (float) (lr / (1.0 - pow(beta1, (double) step)));
@@ -666,9 +668,11 @@ lt_cpu_adam(const lt_backend *be, const float *in, float *out,
 
     for (i = 0; i < n; i++) {
         g = grad[i] + weight_decay * in[i];
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-        out[i] = in[i] - step_size * m[i] / (sqrtf(v[i]) * inv_bc2_sqrt + eps);
+        mi = beta1 * m_in[i] + (1.0f - beta1) * g;
+        vi = beta2 * v_in[i] + (1.0f - beta2) * g * g;
+        m_out[i] = mi;
+        v_out[i] = vi;
+        out[i] = in[i] - step_size * mi / (sqrtf(vi) * inv_bc2_sqrt + eps);
     }
 }
 

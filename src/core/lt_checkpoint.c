@@ -52,6 +52,67 @@ lt_crc32(const uint8_t *p, size_t len)
     return (uint32_t) crc;
 }
 
+/*
+ * root[key]: a whole number in [0, LT_CHECKPOINT_MAX_STEP]; a missing key
+ * is def, or an error when def is -1.
+ */
+static int
+lt_checkpoint_step(const cJSON *root, const char *key, int64_t def,
+    int64_t *step, lt_err *err)
+{
+    const cJSON  *v;
+
+    v = cJSON_GetObjectItemCaseSensitive(root, key);
+
+    if (v == NULL && def >= 0) {
+        *step = def;
+        return 0;
+    }
+
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0)
+        || v->valuedouble > (double) LT_CHECKPOINT_MAX_STEP
+        || v->valuedouble != floor(v->valuedouble))
+    {
+        return lt_error(err, "checkpoint header: %s must be a whole number "
+                        "in [0, 2^53]", key);
+    }
+
+    *step = (int64_t) v->valuedouble;
+
+    return 0;
+}
+
+
+/* The P + S floats after the header, unaligned: every one finite. */
+static int
+lt_checkpoint_finite(const lt_model *m, const uint8_t *data, lt_err *err)
+{
+    float   chunk[1024];
+    size_t  n, i, k;
+    int64_t at;
+
+    n = m->param_count + m->state_count;
+
+    for (i = 0; i < n; i += k) {
+        k = n - i < 1024 ? n - i : 1024;
+        memcpy(chunk, data + i * sizeof(float), k * sizeof(float));
+
+        at = lt_floats_nonfinite_at(chunk, k);
+        if (at >= 0) {
+            return lt_error(err, "checkpoint holds a non-finite value (NaN "
+                            "or Inf) in the %s at float %zu",
+                            i + (size_t) at < m->param_count
+                            ? "parameters" : "optimizer state",
+                            i + (size_t) at < m->param_count
+                            ? i + (size_t) at
+                            : i + (size_t) at - m->param_count);
+        }
+    }
+
+    return 0;
+}
+
+
 /* The JSON header, or NULL; its text is cJSON-allocated. */
 static char *
 lt_checkpoint_header(const lt_model *m, const char *name,
@@ -72,6 +133,7 @@ lt_checkpoint_header(const lt_model *m, const char *name,
     cJSON_AddNumberToObject(root, "format", LT_CHECKPOINT_FORMAT);
     cJSON_AddStringToObject(root, "model", name);
     cJSON_AddNumberToObject(root, "step", (double) meta->step);
+    cJSON_AddNumberToObject(root, "optim_step", (double) meta->optim_step);
     if (isfinite(meta->loss)) {
         cJSON_AddNumberToObject(root, "loss", meta->loss);
     } else {
@@ -338,13 +400,28 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
     }
 
     if (rc == 0) {
-        v = cJSON_GetObjectItemCaseSensitive(root, "step");
-        meta->step = cJSON_IsNumber(v) ? (int64_t) v->valuedouble : 0;
+        rc = lt_checkpoint_step(root, "step", -1, &meta->step, err);
+    }
+
+    if (rc == 0) {
+        rc = lt_checkpoint_step(root, "optim_step", meta->step,
+                                &meta->optim_step, err);
+
+        if (rc == 0 && meta->optim_step > meta->step) {
+            rc = lt_error(err, "checkpoint header: optim_step %lld is "
+                          "above step %lld", (long long) meta->optim_step,
+                          (long long) meta->step);
+        }
+    }
+
+    if (rc == 0) {
         v = cJSON_GetObjectItemCaseSensitive(root, "loss");
         meta->loss = cJSON_IsNumber(v) ? v->valuedouble : NAN;
 
         *params = buf + LT_CKPT_PREFIX + hlen;
         *state = *params + m->param_count * sizeof(float);
+
+        rc = lt_checkpoint_finite(m, *params, err);
     }
 
     cJSON_Delete(root);

@@ -11,6 +11,9 @@
  *       16+H   parameters (P float32 LE), then optimizer state (S)
  *    end - 4   u32 LE CRC-32 (zlib) of every byte before it
  *
+ * A step that is not a whole number in range, and parameters or state
+ * that are not finite (NaN, Inf), are refused as corrupt.
+ *
  * A torn, truncated or foreign file fails the checksum or the layout
  * comparison with a message that names what differs: the first parameter
  * whose name or shape differs (even when the size differs too), then the
@@ -24,8 +27,14 @@
 
 #define LT_CHECKPOINT_FORMAT  1
 
+/* steps are whole numbers in [0, 2^53]: exact in the JSON header */
+#define LT_CHECKPOINT_MAX_STEP  9007199254740992LL
+
 typedef struct {
     int64_t   step;
+    int64_t   optim_step;   /* steps the optimizer state has seen since it
+                               was last reset (a weights import); absent
+                               in older files: step */
     double    loss;
 } lt_checkpoint_meta;
 

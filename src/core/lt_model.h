@@ -142,6 +142,22 @@ int lt_model_train_step(const lt_model *m, lt_workspace *ws,
     int64_t step, const lt_tensor *x, const lt_tensor *y, float *loss,
     lt_err *err);
 
+/* The same with the optimizer state read from state_in and written to
+ * state_out (may be equal): out of place, a step that fails
+ * lt_model_step_check() leaves params_in and state_in as they were.
+ * A non-finite loss fails with err->code LT_ENONFINITE before any
+ * update is written. */
+int lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
+    const float *params_in, float *params_out, const float *state_in,
+    float *state_out, int64_t step, const lt_tensor *x, const lt_tensor *y,
+    float *loss, lt_err *err);
+
+/* 0 when loss, the P parameters and the S optimizer floats (host memory;
+ * state may be NULL) are all finite; else -1 with err->code LT_ENONFINITE
+ * and a message naming the parameter. */
+int lt_model_step_check(const lt_model *m, float loss, const float *params,
+    const float *state, lt_err *err);
+
 /* Forward, loss and backward only: gradients into grad (P floats, in the
  * backend's memory). */
 int lt_model_gradients(const lt_model *m, lt_workspace *ws,

@@ -16,6 +16,23 @@ lt_error(lt_err *err, const char *fmt, ...)
     va_list  ap;
 
     if (err != NULL) {
+        err->code = LT_EINVAL;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+        va_end(ap);
+    }
+
+    return -1;
+}
+
+
+int
+lt_error_code(lt_err *err, int code, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (err != NULL) {
+        err->code = code;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
         va_end(ap);
@@ -145,12 +162,16 @@ lt_shape_str(const lt_tensor *t, char *buf, size_t size)
 int64_t
 lt_tensor_nonfinite_at(const lt_tensor *t)
 {
-    const float  *p;
-    uint32_t      u, bad;
-    size_t        n, i, k;
+    return lt_floats_nonfinite_at(t->data, (size_t) lt_tensor_numel(t));
+}
 
-    p = t->data;
-    n = (size_t) lt_tensor_numel(t);
+
+/* 256 at a time with a branch-free test the compiler vectorizes */
+int64_t
+lt_floats_nonfinite_at(const float *p, size_t n)
+{
+    uint32_t  u, bad;
+    size_t    i, k;
 
     for (i = 0; i + 256 <= n; i += 256) {
         bad = 0;

@@ -18,7 +18,12 @@
 #define LT_MAX_DIMS   4
 #define LT_ERR_LEN    256
 
+/* what went wrong, where a caller answers differently */
+#define LT_EINVAL       0       /* bad input, or anything else */
+#define LT_ENONFINITE   1       /* a step would publish NaN or Inf */
+
 typedef struct {
+    int   code;
     char  msg[LT_ERR_LEN];
 } lt_err;
 
@@ -39,6 +44,13 @@ int lt_error(lt_err *err, const char *fmt, ...)
 #endif
     ;
 
+/* The same with err->code set to code. */
+int lt_error_code(lt_err *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 int64_t lt_tensor_numel(const lt_tensor *t);
 
 /* Borrow data with the given shape; never allocates. */
@@ -51,6 +63,7 @@ void lt_tensor_free(lt_tensor *t);
 
 /* The index of the first NaN or +-Inf element, or -1 when all are finite. */
 int64_t lt_tensor_nonfinite_at(const lt_tensor *t);
+int64_t lt_floats_nonfinite_at(const float *p, size_t n);
 
 /* Writes "[2, 3]" into buf; returns buf. */
 char *lt_shape_str(const lt_tensor *t, char *buf, size_t size);

@@ -3,6 +3,8 @@
  * Sequential model, expressed only in backend operations so the same code
  * drives the CPU and a device backend.
  */
+#include <math.h>
+
 #include "lt_workspace.h"
 
 /* One checked batch, every pointer in the backend's memory. */
@@ -226,7 +228,7 @@ lt_linear_grad(lt_workspace *ws, const lt_layer_spec *l,
     be->gemm(be, 1, 0, l->out, l->in, n, -sgd->lr, d, l->out, x, l->in,
              1.0f - sgd->lr * sgd->weight_decay, w_out, l->in);
     be->sgd(be, params + p[1].offset, sgd->params_out + p[1].offset,
-            grad + p[1].offset, NULL, p[1].numel, sgd->lr, 0.0f,
+            grad + p[1].offset, NULL, NULL, p[1].numel, sgd->lr, 0.0f,
             sgd->weight_decay, 1);
 }
 
@@ -283,7 +285,8 @@ lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
 
 static void
 lt_update(const lt_model *m, lt_workspace *ws, const float *params_in,
-    float *params_out, float *opt_state, int64_t step)
+    float *params_out, const float *state_in, float *state_out,
+    int64_t step)
 {
     const lt_backend     *be;
     const lt_optim_spec  *o;
@@ -294,14 +297,15 @@ lt_update(const lt_model *m, lt_workspace *ws, const float *params_in,
     n = m->param_count;
 
     if (o->kind == LT_OPTIM_ADAM) {
-        be->adam(be, params_in, params_out, ws->grad, opt_state,
-                 opt_state + n, n, o->lr, o->beta1, o->beta2, o->eps,
-                 o->weight_decay, step);
+        be->adam(be, params_in, params_out, ws->grad, state_in,
+                 state_in + n, state_out, state_out + n, n, o->lr, o->beta1,
+                 o->beta2, o->eps, o->weight_decay, step);
         return;
     }
 
     be->sgd(be, params_in, params_out, ws->grad,
-            m->state_count ? opt_state : NULL, n, o->lr, o->momentum,
+            m->state_count ? state_in : NULL,
+            m->state_count ? state_out : NULL, n, o->lr, o->momentum,
             o->weight_decay, step == 1);
 }
 
@@ -363,6 +367,17 @@ lt_model_train_step(const lt_model *m, lt_workspace *ws,
     int64_t step, const lt_tensor *x, const lt_tensor *y, float *loss,
     lt_err *err)
 {
+    return lt_model_train_step_to(m, ws, params_in, params_out, opt_state,
+                                  opt_state, step, x, y, loss, err);
+}
+
+
+int
+lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
+    const float *params_in, float *params_out, const float *state_in,
+    float *state_out, int64_t step, const lt_tensor *x, const lt_tensor *y,
+    float *loss, lt_err *err)
+{
     const lt_optim_spec  *o;
     const float          *out;
     lt_fused_sgd          sgd;
@@ -375,7 +390,7 @@ lt_model_train_step(const lt_model *m, lt_workspace *ws,
                         (long long) step);
     }
 
-    if (m->state_count > 0 && opt_state == NULL) {
+    if (m->state_count > 0 && (state_in == NULL || state_out == NULL)) {
         return lt_error(err, "the optimizer needs its state");
     }
 
@@ -386,6 +401,13 @@ lt_model_train_step(const lt_model *m, lt_workspace *ws,
     out = lt_forward(m, ws, params_in, &b);
     *loss = lt_loss(m, ws, out, &b);
 
+    if (!isfinite(*loss)) {
+        /* no update: its result could only be non-finite too */
+        return lt_error_code(err, LT_ENONFINITE,
+                             "the loss of this batch is %s",
+                             isnan(*loss) ? "NaN" : "infinite");
+    }
+
     if (o->kind == LT_OPTIM_SGD && o->momentum == 0.0f) {
         sgd.params_out = params_out;
         sgd.lr = o->lr;
@@ -395,7 +417,59 @@ lt_model_train_step(const lt_model *m, lt_workspace *ws,
     }
 
     lt_backward(m, ws, params_in, &b, ws->grad, NULL);
-    lt_update(m, ws, params_in, params_out, opt_state, step);
+    lt_update(m, ws, params_in, params_out, state_in, state_out, step);
+
+    return 0;
+}
+
+
+/*
+ * A step's results, in host memory, before they are published: a loss,
+ * parameters or optimizer state that is not finite would poison every
+ * later step and predict (Adam's second moment never recovers), so the
+ * caller keeps the old buffers instead.
+ */
+int
+lt_model_step_check(const lt_model *m, float loss, const float *params,
+    const float *state, lt_err *err)
+{
+    const lt_param_info  *p;
+    int64_t               at;
+    size_t                off;
+    int                   i;
+
+    if (!isfinite(loss)) {
+        return lt_error_code(err, LT_ENONFINITE, "the loss of this batch is "
+                             "%s", isnan(loss) ? "NaN" : "infinite");
+    }
+
+    for (i = 0; i < 2; i++) {
+        const float  *block = i ? state : params;
+        size_t        n = i ? m->state_count : m->param_count;
+
+        if (block == NULL || n == 0) {
+            continue;
+        }
+
+        at = lt_floats_nonfinite_at(block, n);
+        if (at < 0) {
+            continue;
+        }
+
+        /* name the parameter: state is laid out per P as parameters are */
+        off = (size_t) at % m->param_count;
+
+        for (p = m->params; p + 1 < m->params + m->nparams
+                            && off >= p[1].offset; p++)
+        {
+            /* void */
+        }
+
+        return lt_error_code(err, LT_ENONFINITE, "the step would make %s "
+                             "\"%s\" non-finite (element %zu)",
+                             i ? "the optimizer state of" : "parameter",
+                             p->name, off - p->offset);
+    }
 
     return 0;
 }

@@ -22,6 +22,9 @@
 #define NGX_HTTP_LEARN_MAX_VERSIONS          16
 #define NGX_HTTP_LEARN_VERSION_CACHE         4
 
+/* nginx 1.22 has no name for it (nor a reason phrase: see _send()) */
+#define NGX_HTTP_LEARN_UNPROCESSABLE         422
+
 
 /* a kept checkpoint (PATH.vSTEP) and the predicts it answered */
 typedef struct {
@@ -35,8 +38,8 @@ typedef struct {
 
 /*
  * What lives in a model's shared memory zone, in one slab allocation:
- * this header, then two parameter buffers (the one that predicts read
- * is buf[version & 1]), then the optimizer state.
+ * this header, then two buffers of parameters and optimizer state (the
+ * one that predicts and the next step read is buf[version & 1]).
  *
  * A train step, holding the mutex, announces itself in "writing",
  * writes the other buffer and publishes it by bumping "version".  A
@@ -55,12 +58,16 @@ typedef struct {
     ngx_atomic_t                   version;   /* published buffers */
     ngx_atomic_t                   writing;   /* version being written */
     ngx_atomic_t                   step;      /* applied train steps */
+    ngx_atomic_t                   optim_step; /* steps the optimizer
+                                                  state saw since its last
+                                                  reset (weights import) */
     ngx_atomic_t                   retired;   /* a reload replaced it */
 
     float                          loss;      /* of the last step */
     float                          loss_avg;  /* exponential average */
 
     ngx_atomic_t                   trains;    /* answered train requests */
+    ngx_atomic_t                   rejected_steps; /* not finite: refused */
     ngx_atomic_t                   predicts;  /* answered predicts */
     ngx_atomic_t                   rejects;   /* 4xx answers */
     ngx_atomic_t                   retries;   /* predicts that re-read */
@@ -282,7 +289,8 @@ void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
 float *ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm,
     ngx_uint_t which);
-float *ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm);
+float *ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm,
+    ngx_uint_t which);
 
 /* ngx_http_learn_handler.c */
 extern ngx_str_t  ngx_http_learn_type_msgpack;
@@ -296,6 +304,8 @@ ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data,
 ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
+ngx_int_t ngx_http_learn_reject_step(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 ngx_int_t ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx,
     lt_workspace *ws, ngx_uint_t wait, lt_err *err);
@@ -360,8 +370,9 @@ ngx_int_t ngx_http_learn_device_init(ngx_cycle_t *cycle,
 void ngx_http_learn_device_exit(ngx_http_learn_model_t *lm);
 void ngx_http_learn_device_exit_process(void);
 ngx_int_t ngx_http_learn_device_step(ngx_http_learn_model_t *lm,
-    const lt_tensor *x, const lt_tensor *y, float *params_out, int64_t step,
-    float *loss, ngx_uint_t wait);
+    const lt_tensor *x, const lt_tensor *y, float *params_out,
+    float *state_out, int64_t step, float *loss, ngx_uint_t wait,
+    lt_err *err);
 ngx_int_t ngx_http_learn_device_forward(ngx_http_learn_model_t *lm,
     const lt_tensor *x, float *y_buf, lt_tensor *y, ngx_uint_t wait);
 u_char *ngx_http_learn_device_name(u_char *p, ngx_http_learn_model_t *lm);

@@ -140,18 +140,23 @@ ngx_http_learn_checkpoint_load(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
 void
 ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm, ngx_log_t *log)
 {
-    size_t                 pbytes;
+    size_t                 pbytes, sbytes;
+    ngx_uint_t             i;
     ngx_http_learn_shm_t  *shm;
 
     shm = lm->shm;
     pbytes = shm->param_count * sizeof(float);
+    sbytes = shm->state_count * sizeof(float);
 
-    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 0), lm->ckpt_params, pbytes);
-    ngx_memcpy(ngx_http_learn_zone_buffer(shm, 1), lm->ckpt_params, pbytes);
-    ngx_memcpy(ngx_http_learn_zone_state(shm), lm->ckpt_state,
-               shm->state_count * sizeof(float));
+    for (i = 0; i < 2; i++) {
+        ngx_memcpy(ngx_http_learn_zone_buffer(shm, i), lm->ckpt_params,
+                   pbytes);
+        ngx_memcpy(ngx_http_learn_zone_state(shm, i), lm->ckpt_state,
+                   sbytes);
+    }
 
     shm->step = (ngx_atomic_uint_t) lm->ckpt_meta.step;
+    shm->optim_step = (ngx_atomic_uint_t) lm->ckpt_meta.optim_step;
     shm->ckpt_version = shm->version;
     shm->loss = (float) lm->ckpt_meta.loss;
     shm->loss_avg = shm->loss;
@@ -336,9 +341,10 @@ ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job)
 
     ngx_memcpy(job->snapshot, ngx_http_learn_zone_buffer(shm, shm->version & 1),
                p * sizeof(float));
-    ngx_memcpy(job->snapshot + p, ngx_http_learn_zone_state(shm),
+    ngx_memcpy(job->snapshot + p, ngx_http_learn_zone_state(shm, shm->version),
                s * sizeof(float));
     job->meta.step = (int64_t) shm->step;
+    job->meta.optim_step = (int64_t) shm->optim_step;
     job->meta.loss = shm->loss;
     job->version = shm->version;
 

@@ -600,8 +600,8 @@ ngx_http_learn_gpu_lock(ngx_http_learn_gpu_t *gpu, ngx_uint_t wait)
 
 ngx_int_t
 ngx_http_learn_device_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
-    const lt_tensor *y, float *params_out, int64_t step, float *loss,
-    ngx_uint_t wait)
+    const lt_tensor *y, float *params_out, float *state_out, int64_t step,
+    float *loss, ngx_uint_t wait, lt_err *step_err)
 {
     float                 *swap;
     lt_err                 err;
@@ -628,7 +628,7 @@ ngx_http_learn_device_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
     }
 
     if (dev->state_version != v) {
-        be->to_device(be, dev->state, ngx_http_learn_zone_state(shm),
+        be->to_device(be, dev->state, ngx_http_learn_zone_state(shm, v),
                       shm->state_count * sizeof(float));
     }
 
@@ -640,6 +640,14 @@ ngx_http_learn_device_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
                             dev->state, step, x, y, loss, &err)
         != 0)
     {
+        if (err.code == LT_ENONFINITE) {
+            /* the parameters were not written; the state is in place */
+            dev->params_version = v;
+            *step_err = err;
+            pthread_mutex_unlock(&dev->gpu->lock);
+            return NGX_ERROR;
+        }
+
         if (ngx_http_learn_cuda.status(be, &err) != 0) {
             ngx_http_learn_device_failed(lm, "a step", err.msg);
 
@@ -660,14 +668,22 @@ ngx_http_learn_device_step(ngx_http_learn_model_t *lm, const lt_tensor *x,
     }
 
     be->to_host(be, params_out, dev->next, shm->param_count * sizeof(float));
-    be->to_host(be, ngx_http_learn_zone_state(shm), dev->state,
-                shm->state_count * sizeof(float));
+    be->to_host(be, state_out, dev->state, shm->state_count * sizeof(float));
 
     if (ngx_http_learn_cuda.status(be, &err) != 0) {
-        /* the zone's optimizer state may be torn: nothing to fall back on */
+        /* only the zone's unpublished buffers were written */
         ngx_http_learn_device_failed(lm, "copying a step back", err.msg);
         pthread_mutex_unlock(&dev->gpu->lock);
         return NGX_DECLINED;
+    }
+
+    if (lt_model_step_check(&lm->model, *loss, params_out, state_out,
+                            step_err)
+        != 0)
+    {
+        dev->params_version = v;
+        pthread_mutex_unlock(&dev->gpu->lock);
+        return NGX_ERROR;
     }
 
     swap = dev->params;

@@ -612,24 +612,36 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 }
 
 
+/* NGX_DECLINED: the step was refused (not finite), ctx->task_err says why */
+
 static ngx_int_t
 ngx_http_learn_train_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    lt_err                   err;
+    ngx_int_t                rc;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
 
-    if (ngx_http_learn_zone_step(lm, lm->ws, &ctx->body.x, &ctx->body.y,
-                                 &ctx->loss, &ctx->step, 0, &err)
-        != NGX_OK)
-    {
+    rc = ngx_http_learn_zone_step(lm, lm->ws, &ctx->body.x, &ctx->body.y,
+                                  &ctx->loss, &ctx->step, 0, &ctx->task_err);
+
+    if (rc == NGX_ERROR) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "learn_train \"%V\": %s", &lm->name, err.msg);
-        return NGX_ERROR;
+                      "learn_train \"%V\": %s", &lm->name, ctx->task_err.msg);
     }
 
-    return NGX_OK;
+    return rc;
+}
+
+
+/* 422: a valid batch whose step would make the model NaN or Inf */
+
+ngx_int_t
+ngx_http_learn_reject_step(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    return ngx_http_learn_reject(r, NGX_HTTP_LEARN_UNPROCESSABLE,
+                                 "%s: the step was not applied, the model "
+                                 "is unchanged", ctx->task_err.msg);
 }
 
 
@@ -688,6 +700,10 @@ ngx_http_learn_run_locked(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         if (ngx_shmtx_trylock(&shm->mutex)) {
             rc = ctx->locked(r, ctx);
             ngx_shmtx_unlock(&shm->mutex);
+
+            if (rc == NGX_DECLINED) {
+                return ngx_http_learn_reject_step(r, ctx);
+            }
 
             if (rc != NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -847,6 +863,11 @@ ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t   out;
 
     r->headers_out.status = status;
+
+    if (status == NGX_HTTP_LEARN_UNPROCESSABLE) {
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Entity");
+    }
+
     r->headers_out.content_type = *type;
     r->headers_out.content_type_len = type->len;
     r->headers_out.content_length_n = len;

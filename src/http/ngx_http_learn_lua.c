@@ -11,70 +11,30 @@
 #endif
 
 #include <dlfcn.h>
-#include <float.h>
-#include <limits.h>
 
-#include <lua.h>
-#include <lualib.h>
-#include <lauxlib.h>
-
-#include "ngx_http_learn.h"
+#include "ngx_http_learn_lua.h"
 
 
 /*
  * Everything that touches the Lua state runs inside one lua_cpcall():
  * LuaJIT panics (and exits the nginx master, taking a running server down
  * on reload) on any error raised outside protected mode, and reading the
- * table a model file returns can raise: a field may be of any type, or a
- * metatable's __index may call error().
+ * table a model file returns can raise.
  */
 typedef struct {
     ngx_http_learn_main_conf_t  *lmcf;
-    u_char                      *path;      /* NUL-terminated */
+    ngx_http_learn_sandbox_t    *sb;
     lt_model_spec               *spec;
     ngx_uint_t                   named;     /* the error names the file */
-    ngx_uint_t                   running;   /* the file's chunk is running */
-    ngx_int_t                    line;      /* last line run in the file */
     char                         src[LUA_IDSIZE]; /* Lua's name for it */
 } ngx_http_learn_lua_load_t;
-
-
-#define NGX_HTTP_LEARN_LUA_LOAD  "ngx_http_learn_lua_load"
 
 
 static ngx_int_t ngx_http_learn_lua_resolve(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, ngx_str_t *path);
 static int ngx_http_learn_lua_run(lua_State *L);
-static void ngx_http_learn_lua_hook(lua_State *L, lua_Debug *ar);
-static void ngx_http_learn_lua_set_path(lua_State *L,
-    ngx_http_learn_main_conf_t *lmcf);
-static void ngx_http_learn_lua_spec(lua_State *L, int model,
-    lt_model_spec *spec);
-static void ngx_http_learn_lua_layers(lua_State *L, int net,
-    lt_model_spec *spec);
-static int ngx_http_learn_lua_width(lua_State *L, int layer, int i,
-    const char *key);
-static void ngx_http_learn_lua_optim(lua_State *L, int optim,
-    lt_optim_spec *spec);
-static float ngx_http_learn_lua_number(lua_State *L, int t, const char *key,
-    float def);
-
-
-typedef struct {
-    const char     *name;
-    lt_layer_kind   kind;
-} ngx_http_learn_layer_name_t;
-
-
-static ngx_http_learn_layer_name_t  ngx_http_learn_layer_names[] = {
-    { "Linear", LT_LAYER_LINEAR },
-    { "ReLU", LT_LAYER_RELU },
-    { "Tanh", LT_LAYER_TANH },
-    { "Sigmoid", LT_LAYER_SIGMOID },
-    { "Softmax", LT_LAYER_SOFTMAX },
-    { "LogSoftmax", LT_LAYER_LOGSOFTMAX },
-    { NULL, 0 }
-};
+static ngx_int_t ngx_http_learn_lua_paths(ngx_conf_t *cf,
+    ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_sandbox_t *sb);
 
 
 ngx_int_t
@@ -88,25 +48,51 @@ ngx_http_learn_lua_load_model(ngx_conf_t *cf,
     ngx_str_t                   path;
     lua_State                  *L;
     const char                 *msg;
+    ngx_http_learn_sandbox_t    sb;
     ngx_http_learn_lua_load_t   ld;
 
     if (ngx_http_learn_lua_resolve(cf, lmcf, file, &path) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    L = luaL_newstate();
+    ngx_memzero(&sb, sizeof(ngx_http_learn_sandbox_t));
+    sb.path = path.data;
+
+    if (ngx_http_learn_lua_paths(cf, lmcf, &sb) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    L = ngx_http_learn_sandbox_new(&sb);
     if (L == NULL) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "luaL_newstate() failed");
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "lua_newstate() failed");
         return NGX_ERROR;
     }
 
     ngx_memzero(&ld, sizeof(ngx_http_learn_lua_load_t));
     ld.lmcf = lmcf;
-    ld.path = path.data;
+    ld.sb = &sb;
     ld.spec = spec;
 
     if (lua_cpcall(L, ngx_http_learn_lua_run, &ld) != 0) {
+        if (sb.exhausted) {
+            /* the error raised may be any file's: the limit is the news */
+            if (sb.line > 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_model: %s:%i: the model file %s",
+                                   path.data, sb.line, sb.limit);
+
+            } else {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_model: %s: the model file %s",
+                                   path.data, sb.limit);
+            }
+
+            lua_close(L);
+            return NGX_ERROR;
+        }
+
         msg = lua_tostring(L, -1);
+
         if (msg == NULL) {
             ngx_snprintf(buf, sizeof(buf), "(error object is a %s value)%Z",
                          luaL_typename(L, -1));
@@ -128,9 +114,9 @@ ngx_http_learn_lua_load_model(ngx_conf_t *cf,
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s", msg);
 
-        } else if (ld.running && ld.line > 0) {
+        } else if (sb.running && sb.line > 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s:%i: %s",
-                               path.data, ld.line, msg);
+                               path.data, sb.line, msg);
 
         } else {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "learn_model: %s: %s",
@@ -176,20 +162,10 @@ ngx_http_learn_lua_run(lua_State *L)
     ld = lua_touserdata(L, 1);
     lua_settop(L, 0);
 
-    lua_pushlightuserdata(L, ld);
-    lua_setfield(L, LUA_REGISTRYINDEX, NGX_HTTP_LEARN_LUA_LOAD);
+    ngx_http_learn_sandbox_open(L);
+    ngx_http_learn_sandbox_limits(L, 1);
 
-    luaL_openlibs(L);
-    ngx_http_learn_lua_set_path(L, ld->lmcf);
-
-    /* the model file's environment: learn.sandbox returns its factory */
-
-    lua_getglobal(L, "require");
-    lua_pushliteral(L, "learn.sandbox");
-    lua_call(L, 1, 1);
-    lua_call(L, 0, 1);
-
-    if (luaL_loadfile(L, (char *) ld->path) != 0) {
+    if (ngx_http_learn_sandbox_load(L, ld->sb->path) != 0) {
         /* "FILE:LINE: syntax error" or "cannot open FILE" */
         ld->named = 1;
         return lua_error(L);
@@ -201,43 +177,18 @@ ngx_http_learn_lua_run(lua_State *L)
                     sizeof(ld->src));
     }
 
-    lua_pushvalue(L, -2);
+    ngx_http_learn_sandbox_env(L);
     lua_setfenv(L, -2);
 
-    ld->running = 1;
-    lua_sethook(L, ngx_http_learn_lua_hook, LUA_MASKLINE, 0);
-
+    ld->sb->running = 1;
     lua_call(L, 0, 1);
-
-    lua_sethook(L, NULL, 0, 0);
-    ld->running = 0;
+    ld->sb->running = 0;
 
     ngx_http_learn_lua_spec(L, lua_gettop(L), ld->spec);
 
+    ngx_http_learn_sandbox_limits(L, 0);
+
     return 0;
-}
-
-
-/* Remembers the last line of the model file that ran. */
-
-static void
-ngx_http_learn_lua_hook(lua_State *L, lua_Debug *ar)
-{
-    ngx_http_learn_lua_load_t  *ld;
-
-    lua_getfield(L, LUA_REGISTRYINDEX, NGX_HTTP_LEARN_LUA_LOAD);
-    ld = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-
-    if (ld == NULL || lua_getinfo(L, "Sl", ar) == 0) {
-        return;
-    }
-
-    if (ar->source[0] == '@' && ar->currentline > 0
-        && ngx_strcmp(ar->source + 1, ld->path) == 0)
-    {
-        ld->line = ar->currentline;
-    }
 }
 
 
@@ -389,280 +340,90 @@ ngx_http_learn_module_dir(ngx_conf_t *cf, ngx_str_t *dir, size_t reserve)
 }
 
 
-static void
-ngx_http_learn_lua_set_path(lua_State *L, ngx_http_learn_main_conf_t *lmcf)
+/*
+ * require() templates: the module's lua/ directory, then each
+ * learn_lua_path entry (";"-separated "DIR/?.lua" templates, as in
+ * package.path).
+ */
+
+static ngx_int_t
+ngx_http_learn_lua_paths(ngx_conf_t *cf, ngx_http_learn_main_conf_t *lmcf,
+    ngx_http_learn_sandbox_t *sb)
 {
-    ngx_uint_t   i;
+    u_char      *p, *start, *end, **t;
     ngx_str_t   *extra;
+    ngx_uint_t   i, n;
 
-    /* package.path = "<lua_dir>/?.lua;<lua_dir>/?/init.lua" .. extras */
-
-    lua_getglobal(L, "package");
-
-    if (lmcf->lua_dir.len) {
-        lua_pushlstring(L, (char *) lmcf->lua_dir.data, lmcf->lua_dir.len);
-        lua_pushliteral(L, "/?.lua;");
-        lua_pushlstring(L, (char *) lmcf->lua_dir.data, lmcf->lua_dir.len);
-        lua_pushliteral(L, "/?/init.lua");
-        lua_concat(L, 4);
-
-    } else {
-        lua_pushliteral(L, "");
-    }
+    n = 2;
 
     if (lmcf->lua_paths != NGX_CONF_UNSET_PTR && lmcf->lua_paths != NULL) {
         extra = lmcf->lua_paths->elts;
 
         for (i = 0; i < lmcf->lua_paths->nelts; i++) {
-            lua_pushliteral(L, ";");
-            lua_pushlstring(L, (char *) extra[i].data, extra[i].len);
-            lua_concat(L, 3);
-        }
-    }
+            n++;
 
-    lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
-}
-
-
-/*
- * The description returned by nn.model{...} -> spec.  The table may have
- * been changed after nn.model{} checked it, or made by hand: every field
- * is type-checked before it is used, and any error is raised (under the
- * lua_cpcall() of ngx_http_learn_lua_run()).
- */
-
-static void
-ngx_http_learn_lua_spec(lua_State *L, int model, lt_model_spec *spec)
-{
-    int          i;
-    const char  *name;
-
-    static const struct {
-        const char    *name;
-        lt_loss_kind   kind;
-    } losses[] = {
-        { "MSELoss", LT_LOSS_MSE },
-        { "BCELoss", LT_LOSS_BCE },
-        { "CrossEntropyLoss", LT_LOSS_CE }
-    };
-
-    if (!lua_istable(L, model)) {
-        luaL_error(L, "the file must return nn.model{...}");
-        return;
-    }
-
-    lua_getfield(L, model, "learn_model");
-    if (!lua_toboolean(L, -1)) {
-        luaL_error(L, "the file must return nn.model{...}");
-        return;
-    }
-    lua_pop(L, 1);
-
-    ngx_memzero(spec, sizeof(lt_model_spec));
-
-    lua_getfield(L, model, "net");
-    ngx_http_learn_lua_layers(L, lua_gettop(L), spec);
-    lua_pop(L, 1);
-
-    lua_getfield(L, model, "loss");
-    name = NULL;
-
-    if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "loss");
-        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
-    }
-
-    if (name == NULL) {
-        luaL_error(L, "loss must be an nn loss such as nn.MSELoss()");
-        return;
-    }
-
-    for (i = 0; i < (int) (sizeof(losses) / sizeof(losses[0])); i++) {
-        if (ngx_strcmp(name, losses[i].name) == 0) {
-            break;
-        }
-    }
-
-    if (i == (int) (sizeof(losses) / sizeof(losses[0]))) {
-        luaL_error(L, "unknown loss \"%s\"", name);
-        return;
-    }
-
-    spec->loss = losses[i].kind;
-    lua_pop(L, 2);
-
-    lua_getfield(L, model, "optim");
-    ngx_http_learn_lua_optim(L, lua_gettop(L), &spec->optim);
-    lua_pop(L, 1);
-}
-
-
-static void
-ngx_http_learn_lua_layers(lua_State *L, int net, lt_model_spec *spec)
-{
-    int                           i, n, layers, layer;
-    const char                   *name;
-    lt_layer_spec                *ls;
-    ngx_http_learn_layer_name_t  *ln;
-
-    if (!lua_istable(L, net)) {
-        luaL_error(L, "net must be an nn.Sequential");
-        return;
-    }
-
-    lua_getfield(L, net, "layers");
-    if (!lua_istable(L, -1)) {
-        luaL_error(L, "net must be an nn.Sequential");
-        return;
-    }
-
-    layers = lua_gettop(L);
-
-    n = (int) lua_objlen(L, layers);
-    if (n > LT_MAX_LAYERS) {
-        luaL_error(L, "too many layers (at most %d)", LT_MAX_LAYERS);
-        return;
-    }
-
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, layers, i + 1);
-        layer = lua_gettop(L);
-
-        if (!lua_istable(L, layer)) {
-            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
-            return;
-        }
-
-        lua_getfield(L, layer, "layer");
-        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
-
-        for (ln = ngx_http_learn_layer_names; ln->name; ln++) {
-            if (name && ngx_strcmp(name, ln->name) == 0) {
-                break;
+            for (p = extra[i].data; p < extra[i].data + extra[i].len; p++) {
+                n += (*p == ';');
             }
         }
 
-        if (ln->name == NULL) {
-            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
-            return;
-        }
-
-        lua_pop(L, 1);
-
-        ls = &spec->layers[i];
-        ls->kind = ln->kind;
-
-        if (ls->kind == LT_LAYER_LINEAR) {
-            ls->in = ngx_http_learn_lua_width(L, layer, i, "inputs");
-            ls->out = ngx_http_learn_lua_width(L, layer, i, "outputs");
-        }
-
-        lua_pop(L, 1);
-    }
-
-    spec->nlayers = n;
-
-    lua_pop(L, 1);
-}
-
-
-/* A Linear's inputs or outputs: an integer that fits an int (the C side
- * checks the real limits; a float outside int would be undefined). */
-
-static int
-ngx_http_learn_lua_width(lua_State *L, int layer, int i, const char *key)
-{
-    lua_Number  v;
-
-    lua_getfield(L, layer, key);
-
-    if (lua_type(L, -1) != LUA_TNUMBER) {
-        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
-                          "[1, %d], not a %s", i, key, INT_MAX,
-                          luaL_typename(L, -1));
-    }
-
-    v = lua_tonumber(L, -1);
-
-    if (!(v >= 1 && v <= INT_MAX) || v != (lua_Number) (int) v) {
-        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
-                          "[1, %d], got %f", i, key, INT_MAX, v);
-    }
-
-    lua_pop(L, 1);
-
-    return (int) v;
-}
-
-
-static void
-ngx_http_learn_lua_optim(lua_State *L, int optim, lt_optim_spec *spec)
-{
-    const char  *name;
-
-    name = NULL;
-
-    if (lua_istable(L, optim)) {
-        lua_getfield(L, optim, "optim");
-        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
-    }
-
-    if (name != NULL && ngx_strcmp(name, "SGD") == 0) {
-        spec->kind = LT_OPTIM_SGD;
-
-    } else if (name != NULL && ngx_strcmp(name, "Adam") == 0) {
-        spec->kind = LT_OPTIM_ADAM;
-
     } else {
-        luaL_error(L, "optim must be nn.SGD{...} or nn.Adam{...}");
-        return;
+        extra = NULL;
     }
 
-    lua_pop(L, 1);
-
-    spec->lr = ngx_http_learn_lua_number(L, optim, "lr", 0.001f);
-    spec->momentum = ngx_http_learn_lua_number(L, optim, "momentum", 0);
-    spec->weight_decay = ngx_http_learn_lua_number(L, optim, "weight_decay",
-                                                   0);
-    spec->beta1 = ngx_http_learn_lua_number(L, optim, "beta1", 0.9f);
-    spec->beta2 = ngx_http_learn_lua_number(L, optim, "beta2", 0.999f);
-    spec->eps = ngx_http_learn_lua_number(L, optim, "eps", 1e-8f);
-}
-
-
-/* t[key], or def when it is nil; lt_model_build() checks the range. */
-
-static float
-ngx_http_learn_lua_number(lua_State *L, int t, const char *key, float def)
-{
-    lua_Number  v;
-
-    lua_getfield(L, t, key);
-
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return def;
+    t = ngx_pcalloc(cf->temp_pool, n * sizeof(u_char *));
+    if (t == NULL) {
+        return NGX_ERROR;
     }
 
-    if (lua_type(L, -1) != LUA_TNUMBER) {
-        luaL_error(L, "optim %s must be a number, not a %s", key,
-                   luaL_typename(L, -1));
-        return def;
+    sb->paths = t;
+    sb->npaths = 0;
+
+    if (lmcf->lua_dir.len) {
+        t[sb->npaths] = ngx_pnalloc(cf->temp_pool,
+                                    lmcf->lua_dir.len + sizeof("/?.lua"));
+        if (t[sb->npaths] == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(t[sb->npaths++], "%V/?.lua%Z", &lmcf->lua_dir);
+
+        t[sb->npaths] = ngx_pnalloc(cf->temp_pool,
+                                    lmcf->lua_dir.len + sizeof("/?/init.lua"));
+        if (t[sb->npaths] == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_sprintf(t[sb->npaths++], "%V/?/init.lua%Z", &lmcf->lua_dir);
     }
 
-    v = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-
-    /* a double outside float's range has no float value (undefined) */
-    if (v != v) {
-        return (float) v;
+    if (extra == NULL) {
+        return NGX_OK;
     }
 
-    if (v > FLT_MAX || v < -FLT_MAX) {
-        luaL_error(L, "optim %s is out of range", key);
-        return def;
+    for (i = 0; i < lmcf->lua_paths->nelts; i++) {
+        start = extra[i].data;
+        end = extra[i].data + extra[i].len;
+
+        while (start < end) {
+            p = ngx_strlchr(start, end, ';');
+            if (p == NULL) {
+                p = end;
+            }
+
+            if (p > start) {
+                t[sb->npaths] = ngx_pnalloc(cf->temp_pool, p - start + 1);
+                if (t[sb->npaths] == NULL) {
+                    return NGX_ERROR;
+                }
+
+                *ngx_cpymem(t[sb->npaths], start, p - start) = '\0';
+                sb->npaths++;
+            }
+
+            start = p + 1;
+        }
     }
 
-    return (float) v;
+    return NGX_OK;
 }

@@ -107,13 +107,14 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
 
     p = ngx_sprintf(p, "\", \"params\": %uz, \"inputs\": %d, \"outputs\": %d, "
                     "\"trains\": %uA, \"predicts\": %uA, "
-                    "\"rejected\": %uA, \"predict_rereads\": %uA, "
+                    "\"rejected\": %uA, \"rejected_steps\": %uA, "
+                    "\"predict_rereads\": %uA, "
                     "\"predict_latency_us\": %uA, \"batches\": %uA, "
                     "\"batched_predicts\": %uA, \"device_steps\": %uA, "
                     "\"device_predicts\": %uA",
                     lm->model.param_count, lm->model.in_dim,
                     lm->model.out_dim, shm->trains, shm->predicts,
-                    shm->rejects, shm->retries, shm->live_latency_us,
+                    shm->rejects, shm->rejected_steps, shm->retries, shm->live_latency_us,
                     shm->batches, shm->batched, shm->device_steps,
                     shm->device_predicts);
 

@@ -150,7 +150,10 @@ ngx_http_learn_thread_done(ngx_event_t *ev)
         ctx->task_unlocked = 0;
     }
 
-    if (ctx->task_rc != NGX_OK) {
+    if (ctx->task_rc == NGX_DECLINED && ctx->task_train) {
+        rc = ngx_http_learn_reject_step(r, ctx);
+
+    } else if (ctx->task_rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0, "learn \"%V\": %s", &lm->name,
                       ctx->task_err.msg);
         rc = NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -261,7 +261,12 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
 }
 
 
-/* the new parameters go to the unpublished buffer, then one publish */
+/*
+ * The new parameters go to the unpublished buffer, then one publish.
+ * The optimizer state starts over with them (momentum, Adam's moments
+ * and bias correction): state earned by other weights would push the
+ * new ones, and a non-finite moment would never wear off.
+ */
 
 static ngx_int_t
 ngx_http_learn_weights_locked(ngx_http_request_t *r,
@@ -270,11 +275,13 @@ ngx_http_learn_weights_locked(ngx_http_request_t *r,
     int                      i;
     float                   *back;
     const lt_param_info     *pi;
+    ngx_http_learn_shm_t    *shm;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
+    shm = lm->shm;
 
-    back = ngx_http_learn_zone_begin_write(lm->shm);
+    back = ngx_http_learn_zone_begin_write(shm);
 
     for (i = 0; i < ctx->nnamed; i++) {
         pi = lt_model_find_param(&lm->model, ctx->names[i]);
@@ -282,7 +289,11 @@ ngx_http_learn_weights_locked(ngx_http_request_t *r,
                    pi->numel * sizeof(float));
     }
 
-    ngx_http_learn_zone_publish(lm->shm);
+    ngx_memzero(ngx_http_learn_zone_state(shm, shm->version + 1),
+                shm->state_count * sizeof(float));
+    shm->optim_step = 0;
+
+    ngx_http_learn_zone_publish(shm);
 
     return NGX_OK;
 }

@@ -27,10 +27,12 @@ static void ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
 
 
 /*
- * Layout after the header: [params A | optimizer state | params B].
- * Buffer "which" is A for 0 and B for 1.
+ * Layout after the header: [params A | state A | params B | state B].
+ * Buffer "which" is A for 0 and B for 1: a step reads one pair and
+ * writes the other, so a step that is not published (its results were
+ * not finite) leaves both parameters and optimizer state as they were.
  * lt_model_init_params() fills P floats and zeroes the S after them, so
- * A and the state are initialised in one call.
+ * params A and state A are initialised in one call.
  */
 
 float *
@@ -40,14 +42,14 @@ ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm, ngx_uint_t which)
 
     base = (float *) ((u_char *) shm + shm->data_off);
 
-    return which ? base + shm->param_count + shm->state_count : base;
+    return base + (which & 1) * (shm->param_count + shm->state_count);
 }
 
 
 float *
-ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm)
+ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm, ngx_uint_t which)
 {
-    return (float *) ((u_char *) shm + shm->data_off) + shm->param_count;
+    return ngx_http_learn_zone_buffer(shm, which) + shm->param_count;
 }
 
 
@@ -55,7 +57,7 @@ static size_t
 ngx_http_learn_zone_bytes(const lt_model *model)
 {
     return ngx_http_learn_zone_header_size
-           + (2 * model->param_count + model->state_count) * sizeof(float);
+           + 2 * (model->param_count + model->state_count) * sizeof(float);
 }
 
 
@@ -166,7 +168,7 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     a = ngx_http_learn_zone_buffer(shm, 0);
     lt_model_init_params(&lm->model, a, lm->seed);
     ngx_memcpy(ngx_http_learn_zone_buffer(shm, 1), a,
-               shm->param_count * sizeof(float));
+               (shm->param_count + shm->state_count) * sizeof(float));
 
     shm->loss = NAN;
     shm->loss_avg = NAN;
@@ -212,29 +214,29 @@ static void
 ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
     ngx_http_learn_shm_t *old, ngx_log_t *log)
 {
-    size_t                 pbytes;
+    size_t                 bytes;
     ngx_pid_t              pid;
     ngx_http_learn_shm_t  *shm;
 
     shm = lm->shm;
-    pbytes = shm->param_count * sizeof(float);
+    bytes = (shm->param_count + shm->state_count) * sizeof(float);
 
     pid = ngx_http_learn_zone_lock_wait(old);
 
     ngx_memcpy(ngx_http_learn_zone_buffer(shm, 0),
-               ngx_http_learn_zone_buffer(old, old->version & 1), pbytes);
+               ngx_http_learn_zone_buffer(old, old->version), bytes);
     ngx_memcpy(ngx_http_learn_zone_buffer(shm, 1),
-               ngx_http_learn_zone_buffer(shm, 0), pbytes);
-    ngx_memcpy(ngx_http_learn_zone_state(shm), ngx_http_learn_zone_state(old),
-               shm->state_count * sizeof(float));
+               ngx_http_learn_zone_buffer(shm, 0), bytes);
 
     shm->version = old->version;
     shm->writing = old->version;
     shm->step = old->step;
+    shm->optim_step = old->optim_step;
     shm->loss = old->loss;
     shm->loss_avg = old->loss_avg;
 
     shm->trains = old->trains;
+    shm->rejected_steps = old->rejected_steps;
     shm->predicts = old->predicts;
     shm->rejects = old->rejects;
     shm->retries = old->retries;
@@ -432,9 +434,11 @@ ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm)
 
 
 /*
- * One optimizer step from the published buffer into the next one, on the
- * model's GPU when it has one here and it is free (wait: a pool thread,
- * which may wait for it), else on the CPU with ws.
+ * One optimizer step from the published buffers into the next ones, on
+ * the model's GPU when it has one here and it is free (wait: a pool
+ * thread, which may wait for it), else on the CPU with ws.  A step whose
+ * loss, parameters or optimizer state are not finite is not published:
+ * NGX_DECLINED, err says why, and the model is as it was.
  */
 
 ngx_int_t
@@ -442,23 +446,44 @@ ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
     const lt_tensor *x, const lt_tensor *y, float *loss, int64_t *step,
     ngx_uint_t wait, lt_err *err)
 {
-    float                 *next;
+    float                 *next, *state;
+    ngx_int_t              rc;
     ngx_http_learn_shm_t  *shm;
 
     shm = lm->shm;
 
     next = ngx_http_learn_zone_begin_write(shm);
+    state = ngx_http_learn_zone_state(shm, shm->version + 1);
 
-    if (ngx_http_learn_device_step(lm, x, y, next, (int64_t) shm->step + 1,
-                                   loss, wait)
-        == NGX_DECLINED
-        && lt_model_train_step(&lm->model, ws,
-                               ngx_http_learn_zone_buffer(shm,
-                                                          shm->version & 1),
-                               next, ngx_http_learn_zone_state(shm),
-                               (int64_t) shm->step + 1, x, y, loss, err)
-           != 0)
-    {
+    rc = ngx_http_learn_device_step(lm, x, y, next, state,
+                                    (int64_t) shm->optim_step + 1, loss,
+                                    wait, err);
+
+    if (rc == NGX_DECLINED) {
+        if (lt_model_train_step_to(&lm->model, ws,
+                                   ngx_http_learn_zone_buffer(shm,
+                                                              shm->version),
+                                   next,
+                                   ngx_http_learn_zone_state(shm,
+                                                             shm->version),
+                                   state, (int64_t) shm->optim_step + 1,
+                                   x, y, loss, err)
+            != 0
+            || lt_model_step_check(&lm->model, *loss, next, state, err) != 0)
+        {
+            rc = NGX_ERROR;
+
+        } else {
+            rc = NGX_OK;
+        }
+    }
+
+    if (rc != NGX_OK) {
+        if (err->code == LT_ENONFINITE) {
+            (void) ngx_atomic_fetch_add(&shm->rejected_steps, 1);
+            return NGX_DECLINED;
+        }
+
         return NGX_ERROR;
     }
 
@@ -466,6 +491,7 @@ ngx_http_learn_zone_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
     shm->loss_avg = (shm->loss_avg != shm->loss_avg)
                     ? *loss : 0.99f * shm->loss_avg + 0.01f * *loss;
     shm->step++;
+    shm->optim_step++;
 
     ngx_http_learn_zone_publish(shm);
 

@@ -87,22 +87,23 @@ fake_updated(const lt_backend *be)
 
 static void
 fake_sgd(const lt_backend *be, const float *in, float *out, const float *grad,
-    float *velocity, size_t n, float lr, float momentum, float weight_decay,
-    int first_step)
+    const float *velocity_in, float *velocity_out, size_t n, float lr,
+    float momentum, float weight_decay, int first_step)
 {
-    lt_backend_cpu()->sgd(be, in, out, grad, velocity, n, lr, momentum,
-                          weight_decay, first_step);
+    lt_backend_cpu()->sgd(be, in, out, grad, velocity_in, velocity_out, n,
+                          lr, momentum, weight_decay, first_step);
     fake_updated(be);
 }
 
 
 static void
 fake_adam(const lt_backend *be, const float *in, float *out,
-    const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-    float beta2, float eps, float weight_decay, int64_t step)
+    const float *grad, const float *m_in, const float *v_in, float *m_out,
+    float *v_out, size_t n, float lr, float beta1, float beta2, float eps,
+    float weight_decay, int64_t step)
 {
-    lt_backend_cpu()->adam(be, in, out, grad, m, v, n, lr, beta1, beta2, eps,
-                           weight_decay, step);
+    lt_backend_cpu()->adam(be, in, out, grad, m_in, v_in, m_out, v_out, n,
+                           lr, beta1, beta2, eps, weight_decay, step);
     fake_updated(be);
 }
 

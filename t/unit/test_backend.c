@@ -398,27 +398,33 @@ dev_loss_ce(const lt_backend *be, const float *z, const int32_t *idx,
 
 static void
 dev_sgd(const lt_backend *be, const float *in, float *out, const float *g,
-    float *vel, size_t n, float lr, float mom, float wd, int first)
+    const float *vel_in, float *vel_out, size_t n, float lr, float mom,
+    float wd, int first)
 {
     dev_check(in);
     dev_check(out);
     dev_check(g);
-    dev_check(vel);
-    CPU->sgd(CPU, in, out, g, vel, n, lr, mom, wd, first);
+    dev_check(vel_in);
+    dev_check(vel_out);
+    CPU->sgd(CPU, in, out, g, vel_in, vel_out, n, lr, mom, wd, first);
 }
 
 
 static void
 dev_adam(const lt_backend *be, const float *in, float *out, const float *g,
-    float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
-    float wd, int64_t step)
+    const float *m_in, const float *v_in, float *m_out, float *v_out,
+    size_t n, float lr, float b1, float b2, float eps, float wd,
+    int64_t step)
 {
     dev_check(in);
     dev_check(out);
     dev_check(g);
-    dev_check(m);
-    dev_check(v);
-    CPU->adam(CPU, in, out, g, m, v, n, lr, b1, b2, eps, wd, step);
+    dev_check(m_in);
+    dev_check(v_in);
+    dev_check(m_out);
+    dev_check(v_out);
+    CPU->adam(CPU, in, out, g, m_in, v_in, m_out, v_out, n, lr, b1, b2, eps,
+              wd, step);
 }
 
 

@@ -84,12 +84,13 @@ run_optim_case(const lt_backend *be, const optim_case *c)
     for (t = 0; t < OPTIM_STEPS; t++) {
         if (o->kind == LT_OPTIM_SGD) {
             be->sgd(be, src, out, c->grads + t * OPTIM_N,
-                    c->state_n ? state : NULL, OPTIM_N, o->lr, o->momentum,
-                    o->weight_decay, t == 0);
+                    c->state_n ? state : NULL, c->state_n ? state : NULL,
+                    OPTIM_N, o->lr, o->momentum, o->weight_decay, t == 0);
         } else {
             be->adam(be, src, out, c->grads + t * OPTIM_N, state,
-                     state + OPTIM_N, OPTIM_N, o->lr, o->beta1, o->beta2,
-                     o->eps, o->weight_decay, t + 1);
+                     state + OPTIM_N, state, state + OPTIM_N, OPTIM_N,
+                     o->lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                     t + 1);
         }
         src = out;
     }

@@ -175,10 +175,11 @@ float lt_cuda_loss_ce(const lt_backend *be, const float *logits,
     const int32_t *target_index, const float *target, float *grad, int rows,
     int cols);
 void lt_cuda_sgd(const lt_backend *be, const float *in, float *out,
-    const float *grad, float *velocity, size_t n, float lr, float momentum,
-    float weight_decay, int first_step);
+    const float *grad, const float *velocity_in, float *velocity_out,
+    size_t n, float lr, float momentum, float weight_decay, int first_step);
 void lt_cuda_adam(const lt_backend *be, const float *in, float *out,
-    const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-    float beta2, float eps, float weight_decay, int64_t step);
+    const float *grad, const float *m_in, const float *v_in, float *m_out,
+    float *v_out, size_t n, float lr, float beta1, float beta2, float eps,
+    float weight_decay, int64_t step);
 
 #endif /* LT_CUDA_H */

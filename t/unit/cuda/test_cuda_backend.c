@@ -812,8 +812,8 @@ test_optim(void)
     d_out = dev_floats(NULL, n);
 
     /* plain SGD: no velocity at all (the fused path's bias update) */
-    CPU->sgd(CPU, p, out, g, NULL, n, 0.1f, 0.0f, 0.01f, 1);
-    GPU->sgd(GPU, d_p, d_out, d_g, NULL, n, 0.1f, 0.0f, 0.01f, 1);
+    CPU->sgd(CPU, p, out, g, NULL, NULL, n, 0.1f, 0.0f, 0.01f, 1);
+    GPU->sgd(GPU, d_p, d_out, d_g, NULL, NULL, n, 0.1f, 0.0f, 0.01f, 1);
     got = fetch(d_out, n);
     agree("SGD, weight decay", got, out, n, TOL, 1.0);
     free(got);
@@ -821,8 +821,8 @@ test_optim(void)
     /* momentum: the first step sets the velocity, later ones update it;
      * in place */
     for (step = 1; step <= 3; step++) {
-        CPU->sgd(CPU, p, p, g, vel, n, 0.05f, 0.9f, 0.001f, step == 1);
-        GPU->sgd(GPU, d_p, d_p, d_g, d_vel, n, 0.05f, 0.9f, 0.001f,
+        CPU->sgd(CPU, p, p, g, vel, vel, n, 0.05f, 0.9f, 0.001f, step == 1);
+        GPU->sgd(GPU, d_p, d_p, d_g, d_vel, d_vel, n, 0.05f, 0.9f, 0.001f,
                  step == 1);
     }
     got = fetch(d_p, n);
@@ -834,9 +834,10 @@ test_optim(void)
 
     /* Adam, steps 1..7, into out then back in place */
     for (step = 1; step <= 7; step++) {
-        CPU->adam(CPU, p, step == 1 ? out : p, g, m, v, n, 0.001f, 0.9f,
+        CPU->adam(CPU, p, step == 1 ? out : p, g, m, v, m, v, n, 0.001f, 0.9f,
                   0.999f, 1e-8f, step == 1 ? 0.0f : 0.01f, step);
-        GPU->adam(GPU, d_p, step == 1 ? d_out : d_p, d_g, d_m, d_v, n,
+        GPU->adam(GPU, d_p, step == 1 ? d_out : d_p, d_g, d_m, d_v, d_m, d_v,
+                  n,
                   0.001f, 0.9f, 0.999f, 1e-8f, step == 1 ? 0.0f : 0.01f,
                   step);
     }
@@ -1177,7 +1178,7 @@ test_failures(int count)
 
     /* an op that cannot run is recorded, reported once, then forgotten */
     d = dev_floats(NULL, 16);
-    GPU->sgd(GPU, d, d, d, NULL, 16, 0.1f, 0.9f, 0.0f, 1);
+    GPU->sgd(GPU, d, d, d, NULL, NULL, 16, 0.1f, 0.9f, 0.0f, 1);
     err.msg[0] = '\0';
     ok(lt_backend_cuda_status(GPU, &err) == -1, "a failed op is reported");
     like(err.msg, "velocity", "... with what failed");
