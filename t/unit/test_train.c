@@ -810,6 +810,163 @@ test_step_errors(void)
 }
 
 
+/*
+ * A valid batch that drives the model to Inf: refused with LT_ENONFINITE,
+ * and out of place nothing of the inputs changes.
+ */
+static void
+test_nonfinite_steps(void)
+{
+    static float   xs[2], ys[1];
+    int64_t        shape[] = { 1, 2 };
+    lt_model_spec  s;
+    lt_tensor      x, y;
+    lt_err         err;
+    float          loss, *in, *out, *before;
+    size_t         bytes;
+    net            n;
+    int            rc;
+
+    /* MSE against 3e38: the loss overflows, no update is written */
+    mlp_spec(&s, 2, 4, 1, LT_LAYER_TANH, -1, LT_LOSS_MSE, LT_OPTIM_SGD,
+             0.1f);
+    s.optim.momentum = 0.9f;
+    if (net_new(&n, &s, 3) != 0) {
+        fail("net builds");
+        return;
+    }
+
+    bytes = (n.m.param_count + n.m.state_count) * sizeof(float);
+    in = n.block;
+    out = malloc(bytes);
+    before = malloc(bytes);
+    memcpy(before, in, bytes);
+    memset(out, 0x7f, bytes);
+
+    xs[0] = 0.0f;
+    xs[1] = 1.0f;
+    ys[0] = 3e38f;
+    lt_tensor_view(&x, xs, 2, shape);
+    shape[1] = 1;
+    lt_tensor_view(&y, ys, 2, shape);
+
+    err.code = LT_EINVAL;
+    rc = lt_model_train_step_to(&n.m, n.ws, in, out, in + n.m.param_count,
+                                out + n.m.param_count, 1, &x, &y, &loss,
+                                &err);
+    is_int(rc, -1, "a target of 3e38: the step fails");
+    is_int(err.code, LT_ENONFINITE, "as not finite");
+    ok(strstr(err.msg, "loss of this batch is infinite") != NULL,
+       "the message says the loss is infinite");
+    ok(memcmp(in, before, bytes) == 0,
+       "parameters and momentum in are untouched");
+    net_free(&n);
+
+    /* Adam: a finite loss whose gradient squares to Inf */
+    mlp_spec(&s, 2, 1, 1, LT_LAYER_RELU, -1, LT_LOSS_MSE, LT_OPTIM_ADAM,
+             0.01f);
+    s.nlayers = 1;              /* Linear(2, 1) alone */
+    s.layers[0].out = 1;
+    if (net_new(&n, &s, 4) != 0) {
+        fail("net builds");
+        return;
+    }
+
+    free(out);
+    free(before);
+    bytes = (n.m.param_count + n.m.state_count) * sizeof(float);
+    in = n.block;
+    out = malloc(bytes);
+    before = malloc(bytes);
+    memcpy(before, in, bytes);
+
+    xs[0] = 1e19f;
+    xs[1] = 0.0f;
+    ys[0] = 0.0f;
+
+    rc = lt_model_train_step_to(&n.m, n.ws, in, out, in + n.m.param_count,
+                                out + n.m.param_count, 1, &x, &y, &loss,
+                                &err);
+    ok(rc == 0 && isfinite(loss), "x of 1e19: the step itself runs, with a "
+       "finite loss");
+    ok(!has_nan(out, n.m.param_count), "and finite new parameters");
+    rc = lt_model_step_check(&n.m, loss, out, out + n.m.param_count, &err);
+    is_int(rc, -1, "but the check refuses it");
+    is_int(err.code, LT_ENONFINITE, "as not finite");
+    ok(strstr(err.msg, "optimizer state of \"0.weight\"") != NULL,
+       "naming the optimizer state of 0.weight");
+    ok(memcmp(in, before, bytes) == 0, "and the inputs are untouched");
+    is_int(lt_model_step_check(&n.m, loss, in, in + n.m.param_count, &err),
+           0, "the old buffers pass the check");
+    is_int(lt_model_step_check(&n.m, NAN, in, in + n.m.param_count, &err),
+           -1, "a NaN loss does not");
+
+    free(out);
+    free(before);
+    net_free(&n);
+}
+
+
+/* Out of place gives the same numbers as in place. */
+static void
+test_out_of_place(void)
+{
+    static float   xs[4 * 2], ys[4];
+    int64_t        shape[] = { 4, 2 };
+    lt_model_spec  s;
+    lt_tensor      x, y;
+    lt_err         err;
+    float          loss_a, loss_b, *a, *b, *c;
+    size_t         bytes, total;
+    net            n;
+    int            i, step, rc;
+
+    mlp_spec(&s, 2, 8, 1, LT_LAYER_TANH, -1, LT_LOSS_MSE, LT_OPTIM_ADAM,
+             0.01f);
+    if (net_new(&n, &s, 9) != 0) {
+        fail("net builds");
+        return;
+    }
+
+    for (i = 0; i < 8; i++) {
+        xs[i] = urand();
+    }
+    for (i = 0; i < 4; i++) {
+        ys[i] = urand();
+    }
+    lt_tensor_view(&x, xs, 2, shape);
+    shape[1] = 1;
+    lt_tensor_view(&y, ys, 2, shape);
+
+    total = n.m.param_count + n.m.state_count;
+    bytes = total * sizeof(float);
+    a = malloc(bytes);
+    b = malloc(bytes);
+    memcpy(a, n.block, bytes);
+    memcpy(b, n.block, bytes);
+
+    rc = 0;
+    for (step = 1; step <= 5; step++) {
+        rc |= lt_model_train_step(&n.m, n.ws, a, a, a + n.m.param_count,
+                                  step, &x, &y, &loss_a, &err);
+        c = n.block;            /* b -> block, then swap, like the zone */
+        rc |= lt_model_train_step_to(&n.m, n.ws, b, c, b + n.m.param_count,
+                                     c + n.m.param_count, step, &x, &y,
+                                     &loss_b, &err);
+        n.block = b;
+        b = c;
+    }
+
+    ok(rc == 0 && memcmp(a, b, bytes) == 0,
+       "5 Adam steps out of place equal 5 in place, bit for bit");
+
+    free(a);
+    free(n.block);
+    n.block = b;
+    net_free(&n);
+}
+
+
 int
 main(void)
 {
@@ -822,6 +979,8 @@ main(void)
     test_workspace();
     test_extremes();
     test_step_errors();
+    test_nonfinite_steps();
+    test_out_of_place();
     test_xor();
     test_overfit_batch();
 
