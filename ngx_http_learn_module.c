@@ -275,6 +275,7 @@ ngx_http_learn_create_loc_conf(ngx_conf_t *cf)
     lcf->thread_pool = NGX_CONF_UNSET_PTR;
     lcf->thread_threshold = -1;
     lcf->batch_max = NGX_CONF_UNSET_UINT;
+    ngx_queue_init(&lcf->batch_queue);
 
     return lcf;
 }
@@ -296,6 +297,23 @@ ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->thread_pool = (prev->thread_pool == NGX_CONF_UNSET_PTR)
                             ? NULL : prev->thread_pool;
         conf->thread_threshold = prev->thread_threshold;
+    }
+
+    /* bodies spooled to disk and kept versions are read on a pool */
+    if (conf->role == NGX_HTTP_LEARN_TRAIN
+        || conf->role == NGX_HTTP_LEARN_PREDICT
+        || conf->role == NGX_HTTP_LEARN_WEIGHTS)
+    {
+        conf->io_pool = conf->thread_pool;
+
+#if (NGX_THREADS)
+        if (conf->io_pool == NULL) {
+            conf->io_pool = ngx_thread_pool_add(cf, NULL);
+            if (conf->io_pool == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+#endif
     }
 
     if (conf->batch_max == NGX_CONF_UNSET_UINT) {
@@ -352,7 +370,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     size_t                   size, min;
     ngx_str_t               *value, s;
     ngx_int_t                n, rc;
-    ngx_uint_t               i;
+    ngx_uint_t               i, ckpt_opts;
     lt_err                   err;
     lt_model_spec            spec;
     ngx_http_learn_model_t  *lm, **lmp;
@@ -389,6 +407,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lm->device = -1;
     lm->ckpt_interval = 60000;
     size = 0;
+    ckpt_opts = 0;
 
     for (i = 3; i < cf->args->nelts; i++) {
 
@@ -440,6 +459,7 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
+            ckpt_opts = i;
             continue;
         }
 
@@ -458,11 +478,13 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         if (ngx_strcmp(value[i].data, "checkpoint_bad=fresh") == 0) {
             lm->ckpt_fresh = 1;
+            ckpt_opts = i;
             continue;
         }
 
         if (ngx_strcmp(value[i].data, "checkpoint_bad=refuse") == 0) {
             lm->ckpt_fresh = 0;
+            ckpt_opts = i;
             continue;
         }
 
@@ -478,6 +500,23 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
         goto invalid;
     }
+
+    if (ckpt_opts && lm->ckpt_path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": \"%V\" needs "
+                           "checkpoint=PATH", &lm->name, &value[ckpt_opts]);
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_THREADS)
+    if (lm->ckpt_path.len) {
+        /* the writer's task goes to nginx's "default" pool */
+        lm->ckpt_pool = ngx_thread_pool_add(cf, NULL);
+        if (lm->ckpt_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+#endif
 
     if (ngx_http_learn_lua_load_model(cf, lmcf, &value[2], &spec)
         != NGX_OK)
@@ -802,6 +841,8 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
         while (lmp[i]->nws_free) {
             lt_workspace_free(lmp[i]->ws_free[--lmp[i]->nws_free]);
         }
+
+        ngx_http_learn_versions_exit(lmp[i]);
 
         ngx_http_learn_device_exit(lmp[i]);
     }

@@ -268,6 +268,7 @@ fz_round_trip(const lt_tensor *t)
     for (e = LT_ENC_NUMPY; e <= LT_ENC_JSON; e++) {
         fz_init(&ea, "encode", (size_t) bound);
         c.alloc = fz_alloc_fn;
+        c.max_named = 0;
         c.ctx = &ea;
         c.max_elements = 0;
 
@@ -344,6 +345,7 @@ fz_named_round_trip(int n, char **names, const lt_tensor *ts)
     for (e = LT_ENC_NUMPY; e <= LT_ENC_JSON; e++) {
         fz_init(&ea, "encode named", (size_t) bound);
         c.alloc = fz_alloc_fn;
+        c.max_named = 0;
         c.ctx = &ea;
         c.max_elements = 0;
 
@@ -455,6 +457,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (k = 0; k < 2; k++) {
             fz_init(&a, json ? "decode json" : "decode msgpack", bound);
             c.alloc = fz_alloc_fn;
+            c.max_named = 0;
             c.ctx = &a;
             c.max_elements = limits[k];
 
@@ -492,6 +495,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_init(&a, "decode named",
                 bound + 72 * fz_named_entries(copy, size, json));
         c.alloc = fz_alloc_fn;
+        c.max_named = 0;
         c.ctx = &a;
         c.max_elements = 0;
 

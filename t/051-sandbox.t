@@ -241,7 +241,7 @@ local nn = require "learn.nn"
 while true do end
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*bad\.lua:2: the model file ran more than 100 million Lua instructions \(an endless loop\?\)/
+qr/\[emerg\] .*bad\.lua:2: the model file ran (more than 100 million Lua instructions|for more than 2 seconds) \(an endless loop\?\)/
 
 
 
@@ -257,7 +257,7 @@ while true do
 end
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*bad\.lua:\d+: the model file ran more than 100 million Lua instructions/
+qr/\[emerg\] .*bad\.lua:\d+: the model file ran (more than 100 million Lua instructions|for more than 2 seconds)/
 
 
 
@@ -274,7 +274,7 @@ while true do
 end
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*bad\.lua:\d+: the model file ran more than 100 million Lua instructions/
+qr/\[emerg\] .*bad\.lua:\d+: the model file ran (more than 100 million Lua instructions|for more than 2 seconds)/
 
 
 
@@ -292,7 +292,7 @@ while true do n = n + 1 end
 return require "learn.spin"
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*bad\.lua:1: the model file ran more than 100 million Lua instructions/
+qr/\[emerg\] .*bad\.lua:1: the model file ran (more than 100 million Lua instructions|for more than 2 seconds)/
 
 
 

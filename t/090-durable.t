@@ -347,7 +347,7 @@ my $lsrv = LearnServer->new(
     main    => 'thread_pool learn threads=2;',
     http    => 'learn_model big models/mlp_big.lua seed=1 '
              . 'checkpoint=state/big.ckpt checkpoint_interval=1h; '
-             . 'client_max_body_size 16m; learn_max_elements 4000000;',
+             . 'client_max_body_size 16m; learn_max_elements 4194304;',
     server  => 'location = /train { learn_train big; }
                 location = /train_pool { learn_thread_pool learn threshold=0;
                                          learn_train big; }

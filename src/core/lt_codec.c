@@ -1896,6 +1896,12 @@ lt_named_arrays(const lt_codec_ctx *c, uint64_t n, char ***names,
         return 0;
     }
 
+    if (c->max_named != 0 && n > c->max_named) {
+        return lt_error(err, "the body names %llu tensors, the model has "
+                        "%zu parameters", (unsigned long long) n,
+                        c->max_named);
+    }
+
     *names = c->alloc(c->ctx, (size_t) n * sizeof(char *));
     *tensors = c->alloc(c->ctx, (size_t) n * sizeof(lt_tensor));
     if (*names == NULL || *tensors == NULL) {

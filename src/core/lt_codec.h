@@ -36,6 +36,8 @@ typedef struct {
     lt_alloc_fn  alloc;         /* all memory, never freed individually */
     void        *ctx;
     size_t       max_elements;  /* largest tensor accepted, 0: no limit */
+    size_t       max_named;     /* most entries in a named map (weights),
+                                   0: no limit; checked before allocating */
 } lt_codec_ctx;
 
 /* Decode a MessagePack body: a map with "x" (and "y"), or a bare tensor

@@ -113,6 +113,13 @@ lt_workspace *lt_workspace_new(const lt_model *m, const lt_backend *be,
  * than the capacity costs one allocation and later ones none. */
 int lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err);
 int lt_workspace_capacity(const lt_workspace *ws);
+/* Back down to batch rows when it holds more (an oversized request is
+ * not paid for by every later one); on failure the old buffers stay. */
+int lt_workspace_shrink(lt_workspace *ws, int batch, lt_err *err);
+/* The bytes it holds now, and the most rows whose buffers fit in bytes
+ * (at least 1). */
+size_t lt_workspace_bytes(const lt_workspace *ws);
+int lt_workspace_rows_within(const lt_workspace *ws, size_t bytes);
 void lt_workspace_free(lt_workspace *ws);
 
 /* Check x (and y) against the model: x is [N, in_dim] (or [in_dim] for one

@@ -130,23 +130,12 @@ lt_ws_release(lt_workspace *ws)
  * Sizes, allocates and carves into a copy of the workspace, so that on
  * failure the old buffers are still in place and still valid.
  */
-int
-lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err)
+static int
+lt_ws_resize(lt_workspace *ws, int cap, int batch, lt_err *err)
 {
     lt_workspace  next;
     lt_carver     c;
     size_t        dev_bytes, host_bytes;
-    int           cap;
-
-    if (batch <= ws->capacity) {
-        return 0;
-    }
-
-    /* at least double, so a slowly rising batch size reallocates rarely */
-    cap = ws->capacity > INT_MAX / 2 ? INT_MAX : ws->capacity * 2;
-    if (cap < batch) {
-        cap = batch;
-    }
 
     next = *ws;
     dev_bytes = lt_ws_bytes(&next, (size_t) cap, 0);
@@ -180,6 +169,68 @@ lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err)
     *ws = next;
 
     return 0;
+}
+
+
+int
+lt_workspace_reserve(lt_workspace *ws, int batch, lt_err *err)
+{
+    int  cap;
+
+    if (batch <= ws->capacity) {
+        return 0;
+    }
+
+    /* at least double, so a slowly rising batch size reallocates rarely */
+    cap = ws->capacity > INT_MAX / 2 ? INT_MAX : ws->capacity * 2;
+    if (cap < batch) {
+        cap = batch;
+    }
+
+    return lt_ws_resize(ws, cap, batch, err);
+}
+
+
+int
+lt_workspace_shrink(lt_workspace *ws, int batch, lt_err *err)
+{
+    if (batch < 1 || batch >= ws->capacity) {
+        return 0;
+    }
+
+    return lt_ws_resize(ws, batch, batch, err);
+}
+
+
+size_t
+lt_workspace_bytes(const lt_workspace *ws)
+{
+    lt_workspace  copy;
+
+    copy = *ws;
+
+    return lt_ws_bytes(&copy, (size_t) ws->capacity, 0)
+           + lt_ws_bytes(&copy, (size_t) ws->capacity, 1);
+}
+
+
+int
+lt_workspace_rows_within(const lt_workspace *ws, size_t bytes)
+{
+    lt_workspace  copy;
+    size_t        one, two, row;
+
+    copy = *ws;
+    one = lt_ws_bytes(&copy, 1, 0) + lt_ws_bytes(&copy, 1, 1);
+    two = lt_ws_bytes(&copy, 2, 0) + lt_ws_bytes(&copy, 2, 1);
+    row = two > one ? two - one : 1;
+
+    if (bytes <= one) {
+        return 1;
+    }
+
+    return (bytes - one) / row + 1 > (size_t) INT_MAX
+           ? INT_MAX : (int) ((bytes - one) / row + 1);
 }
 
 

@@ -20,7 +20,6 @@
 
 #define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)
 #define NGX_HTTP_LEARN_MAX_VERSIONS          16
-#define NGX_HTTP_LEARN_VERSION_CACHE         4
 
 /* nginx 1.22 has no name for it (nor a reason phrase: see _send()) */
 #define NGX_HTTP_LEARN_UNPROCESSABLE         422
@@ -93,6 +92,7 @@ typedef struct {
 
 typedef struct ngx_http_learn_ckpt_job_s  ngx_http_learn_ckpt_job_t;
 typedef struct ngx_http_learn_dev_s       ngx_http_learn_dev_t;
+typedef struct ngx_http_learn_vcache_s    ngx_http_learn_vcache_t;
 
 
 typedef struct {
@@ -135,15 +135,12 @@ typedef struct {
     lt_workspace                  *ws;
     lt_workspace                  *ws_free[8]; /* for pool threads */
     ngx_uint_t                     nws_free;
+    int                            ws_keep;   /* rows kept between requests */
     ngx_http_learn_dev_t          *dev;       /* NULL: on the CPU */
     ngx_event_t                    ckpt_timer;
+    void                          *ckpt_pool; /* ngx_thread_pool_t */
     ngx_http_learn_ckpt_job_t     *ckpt_job;
-    struct {
-        int64_t                    step;
-        ngx_uint_t                 used;      /* LRU clock */
-        float                     *params;
-    }                              vcache[NGX_HTTP_LEARN_VERSION_CACHE];
-    ngx_uint_t                     vclock;
+    ngx_http_learn_vcache_t       *vcache;    /* kept versions read */
 } ngx_http_learn_model_t;
 
 
@@ -181,11 +178,14 @@ typedef struct {
     void                          *thread_pool; /* ngx_thread_pool_t */
     double                         thread_threshold;
 
+    /* file reads (bodies on disk, kept versions): thread_pool, else
+     * nginx's "default" pool */
+    void                          *io_pool;
+
     /* learn_batch max=N timeout=TIME, and this worker's queue */
     ngx_uint_t                     batch_max;
     ngx_msec_t                     batch_timeout;
-    ngx_http_learn_ctx_t          *batch_head;
-    ngx_http_learn_ctx_t         **batch_tail;
+    ngx_queue_t                    batch_queue;
     ngx_uint_t                     batch_rows;
     ngx_event_t                    batch_timer;
     float                         *batch_buf;  /* batch_max rows of x */
@@ -199,25 +199,63 @@ typedef enum {
     NGX_HTTP_LEARN_FMT_UNKNOWN
 } ngx_http_learn_fmt_e;
 
-typedef ngx_int_t (*ngx_http_learn_op_pt)(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
+
+/* where a request waits, if anywhere: its cleanup unlinks it */
+typedef enum {
+    NGX_HTTP_LEARN_PARK_NONE = 0,
+    NGX_HTTP_LEARN_PARK_BATCH,     /* in lcf->batch_queue */
+    NGX_HTTP_LEARN_PARK_QUEUE,     /* in another queue: waiting for a
+                                      version to load, or a batch being
+                                      answered */
+    NGX_HTTP_LEARN_PARK_LOCK       /* ctx->retry armed: the mutex was busy */
+} ngx_http_learn_park_e;
+
+
+/* the request's body has arrived (data, len): go on */
+typedef void (*ngx_http_learn_body_pt)(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, u_char *data, size_t len);
+
+/* an operation under the model's mutex (event loop or a pool thread) */
+typedef ngx_int_t (*ngx_http_learn_op_pt)(ngx_http_learn_ctx_t *ctx,
+    lt_workspace *ws, ngx_uint_t wait);
+
+/*
+ * The answer to an operation's result: NGX_OK, NGX_DECLINED (refused,
+ * ctx->err says why) or NGX_ERROR; returns what the request is
+ * finalized with.
+ */
+typedef ngx_int_t (*ngx_http_learn_reply_pt)(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 
 
 /* per request */
 struct ngx_http_learn_ctx_s {
+    ngx_http_request_t            *request;
     ngx_http_learn_loc_conf_t     *lcf;
     lt_body                        body;
     unsigned                       json_out:1;
+    unsigned                       task:1;    /* a pool task reads it */
+    ngx_http_learn_park_e          parked;
+    ngx_queue_t                    queue;     /* batch or version waiters */
 
-    /* an operation under the model's mutex, and its reply */
-    ngx_http_learn_op_pt           locked;
-    ngx_http_learn_op_pt           reply;
+    /* set by the request's cleanup: a task must not apply its step */
+    volatile ngx_atomic_t          cancelled;
+
+    ngx_http_learn_body_pt         body_done;
+
+    /* the operation (run under the mutex for train and import, or on a
+     * pool thread), and its reply */
+    ngx_http_learn_op_pt           run;
+    ngx_http_learn_reply_pt        reply;
+    ngx_uint_t                     locked;    /* run needs the mutex */
     ngx_event_t                    retry;     /* the mutex was busy */
+    lt_err                         err;
 
     float                          loss;      /* train results */
     int64_t                        step;
 
     int64_t                        vstep;     /* predict: version, 0 live */
+    const float                   *vparams;   /* its parameters, loaded */
     uint64_t                       start_us;
     lt_tensor                      y;         /* predict: the output */
     float                         *y_buf;     /* where a GPU forward
@@ -227,11 +265,6 @@ struct ngx_http_learn_ctx_s {
     lt_workspace                  *task_ws;
     ngx_int_t                      task_rc;
     ngx_pid_t                      task_unlocked; /* a dead owner's pid */
-    lt_err                         task_err;
-    unsigned                       task_train:1;
-
-    ngx_http_request_t            *request;    /* learn_batch queue */
-    ngx_http_learn_ctx_t          *batch_next;
 
     int                            nnamed;    /* weights import */
     char                         **names;
@@ -253,15 +286,16 @@ ngx_int_t ngx_http_learn_module_dir(ngx_conf_t *cf, ngx_str_t *dir,
 ngx_int_t ngx_http_learn_zone_add(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm, size_t size);
 size_t ngx_http_learn_zone_size(const lt_model *model);
+float *ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm,
+    ngx_uint_t which);
+float *ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm,
+    ngx_uint_t which);
 const float *ngx_http_learn_zone_params(ngx_http_learn_shm_t *shm,
     ngx_atomic_uint_t *version);
 ngx_int_t ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
     ngx_atomic_uint_t version);
 float *ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
-ngx_int_t ngx_http_learn_zone_step(ngx_http_learn_model_t *lm,
-    lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
-    int64_t *step, ngx_uint_t wait, lt_err *err);
 ngx_pid_t ngx_http_learn_zone_lock_recover(ngx_http_learn_shm_t *shm);
 ngx_pid_t ngx_http_learn_zone_lock_wait(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm,
@@ -287,56 +321,71 @@ void ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
 void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
-float *ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm,
-    ngx_uint_t which);
-float *ngx_http_learn_zone_state(ngx_http_learn_shm_t *shm,
-    ngx_uint_t which);
 
-/* ngx_http_learn_handler.c */
+/* ngx_http_learn_handler.c: learn_train, learn_predict */
+ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);
+ngx_http_learn_ctx_t *ngx_http_learn_ctx_create(ngx_http_request_t *r);
+void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
+uint64_t ngx_http_learn_now_us(void);
+
+/* ngx_http_learn_body.c */
+ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
+ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
+ngx_int_t ngx_http_learn_body_read(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_http_learn_body_pt done);
+
+/* ngx_http_learn_reply.c */
 extern ngx_str_t  ngx_http_learn_type_msgpack;
 extern ngx_str_t  ngx_http_learn_type_json;
 
-ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_learn_run_locked(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
-ngx_int_t ngx_http_learn_body_bytes(ngx_http_request_t *r, u_char **data,
-    size_t *len);
+ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, u_char *data, size_t len);
 ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
-ngx_int_t ngx_http_learn_reject_step(ngx_http_request_t *r,
+void ngx_http_learn_finalize(ngx_http_request_t *r, ngx_int_t rc);
+
+/* ngx_http_learn_predict.c */
+ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
-void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
-ngx_int_t ngx_http_learn_predict_compute(ngx_http_learn_ctx_t *ctx,
-    lt_workspace *ws, ngx_uint_t wait, lt_err *err);
-ngx_int_t ngx_http_learn_predict_reply(ngx_http_request_t *r,
+void ngx_http_learn_predict_resume(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
+
+/* ngx_http_learn_train.c */
+ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
-ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
+ngx_int_t ngx_http_learn_train_step(ngx_http_learn_model_t *lm,
+    lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
+    int64_t *step, ngx_uint_t wait, lt_err *err);
+ngx_int_t ngx_http_learn_run_locked(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
-uint64_t ngx_http_learn_now_us(void);
+void ngx_http_learn_lock_cancel(ngx_http_learn_ctx_t *ctx);
 
 /* ngx_http_learn_thread.c */
-ngx_int_t ngx_http_learn_thread_post(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx, ngx_uint_t train);
+ngx_int_t ngx_http_learn_thread_offload(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, double cost);
+ngx_int_t ngx_http_learn_task_post(ngx_http_request_t *r, void *pool,
+    ngx_thread_task_t *task);
+void ngx_http_learn_task_done(ngx_http_request_t *r);
+void ngx_http_learn_tasks_add(ngx_int_t n);
 char *ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 lt_workspace *ngx_http_learn_ws_get(ngx_http_learn_model_t *lm,
     lt_err *err);
 void ngx_http_learn_ws_put(ngx_http_learn_model_t *lm, lt_workspace *ws);
+void ngx_http_learn_ws_fit(ngx_http_learn_model_t *lm, lt_workspace *ws);
 
 /* ngx_http_learn_batch.c */
 ngx_int_t ngx_http_learn_batch_add(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
+void ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx);
 char *ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
-ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
 
 /* ngx_http_learn_versions.c */
 ngx_int_t ngx_http_learn_versions_scan(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm);
-ngx_int_t ngx_http_learn_versions_read(ngx_log_t *log,
-    ngx_http_learn_model_t *lm, int64_t step, float *params,
-    lt_checkpoint_meta *meta);
+ngx_int_t ngx_http_learn_versions_read(ngx_http_learn_model_t *lm,
+    int64_t step, float *params, lt_checkpoint_meta *meta, lt_err *err);
 void ngx_http_learn_versions_added(ngx_http_learn_model_t *lm, int64_t step,
     float loss);
 ngx_int_t ngx_http_learn_versions_init_module(ngx_cycle_t *cycle,
@@ -344,8 +393,9 @@ ngx_int_t ngx_http_learn_versions_init_module(ngx_cycle_t *cycle,
 ngx_uint_t ngx_http_learn_versions_keep(ngx_http_learn_model_t *lm);
 ngx_uint_t ngx_http_learn_versions_protected(int64_t *protect, ngx_uint_t n,
     int64_t step);
-const float *ngx_http_learn_versions_params(ngx_http_learn_model_t *lm,
-    int64_t step, ngx_log_t *log);
+ngx_int_t ngx_http_learn_versions_get(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
+void ngx_http_learn_versions_exit(ngx_http_learn_model_t *lm);
 ngx_http_learn_version_t *ngx_http_learn_versions_find(
     ngx_http_learn_shm_t *shm, int64_t step);
 int ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,
@@ -355,8 +405,6 @@ char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* ngx_http_learn_weights.c */
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
-    ngx_str_t *type, u_char *data, size_t len);
 
 /* ngx_http_learn_device.c */
 ngx_int_t ngx_http_learn_device_parse(ngx_conf_t *cf,

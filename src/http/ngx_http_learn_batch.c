@@ -16,7 +16,11 @@
 static void ngx_http_learn_batch_timer(ngx_event_t *ev);
 static void ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf);
 static ngx_int_t ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
-    ngx_http_learn_ctx_t *head, lt_tensor *x);
+    ngx_queue_t *q, lt_tensor *x);
+
+
+#define ngx_http_learn_batch_rows(ctx)                                        \
+    ((ctx)->body.x.ndim == 1 ? 1 : (ngx_uint_t) (ctx)->body.x.shape[0])
 
 
 /* NGX_AGAIN: queued (the flush answers it); NGX_DECLINED: run it alone */
@@ -33,23 +37,20 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
-    rows = (ctx->body.x.ndim == 1) ? 1 : (ngx_uint_t) ctx->body.x.shape[0];
+    rows = ngx_http_learn_batch_rows(ctx);
 
     if (rows >= lcf->batch_max) {
         return NGX_DECLINED;
     }
 
     if (lcf->batch_rows + rows > lcf->batch_max) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "learn: batch of %ui rows cut before %ui more",
+                       lcf->batch_rows, rows);
         ngx_http_learn_batch_flush(lcf);
     }
 
-    ctx->request = r;
-    ctx->batch_next = NULL;
-
-    if (lcf->batch_head == NULL) {
-        lcf->batch_head = ctx;
-        lcf->batch_tail = &lcf->batch_head;
-
+    if (ngx_queue_empty(&lcf->batch_queue)) {
         lcf->batch_timer.handler = ngx_http_learn_batch_timer;
         lcf->batch_timer.data = lcf;
         lcf->batch_timer.log = ngx_cycle->log;
@@ -61,12 +62,10 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
             /* after the events at hand: whatever arrived with this one */
             ngx_post_event(&lcf->batch_timer, &ngx_posted_events);
         }
-
-    } else {
-        *lcf->batch_tail = ctx;
     }
 
-    lcf->batch_tail = &ctx->batch_next;
+    ngx_queue_insert_tail(&lcf->batch_queue, &ctx->queue);
+    ctx->parked = NGX_HTTP_LEARN_PARK_BATCH;
     lcf->batch_rows += rows;
 
     if (lcf->batch_rows == lcf->batch_max) {
@@ -74,6 +73,32 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     }
 
     return NGX_AGAIN;
+}
+
+
+/* the request's cleanup: it leaves the queue, and its rows with it */
+
+void
+ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx)
+{
+    ngx_http_learn_loc_conf_t  *lcf;
+
+    lcf = ctx->lcf;
+
+    ngx_queue_remove(&ctx->queue);
+    lcf->batch_rows -= ngx_http_learn_batch_rows(ctx);
+
+    if (!ngx_queue_empty(&lcf->batch_queue)) {
+        return;
+    }
+
+    if (lcf->batch_timer.timer_set) {
+        ngx_del_timer(&lcf->batch_timer);
+    }
+
+    if (lcf->batch_timer.posted) {
+        ngx_delete_posted_event(&lcf->batch_timer);
+    }
 }
 
 
@@ -86,18 +111,19 @@ ngx_http_learn_batch_timer(ngx_event_t *ev)
 
 /*
  * One forward pass over every queued request's rows, then each request
- * answered with its own rows, as if it had run alone.
+ * answered with its own rows, as if it had run alone.  The queue is
+ * taken whole first: answering a request may queue new ones.
  */
 
 static void
 ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
 {
-    lt_err                 err;
-    int64_t                off;
-    ngx_int_t              rc;
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_learn_ctx_t   batch, *head, *ctx, *next;
+    int64_t                  off;
+    ngx_int_t                rc;
+    ngx_queue_t              batch, *q;
+    ngx_http_request_t      *r;
+    ngx_http_learn_ctx_t     all, *ctx;
+    ngx_http_learn_model_t  *lm;
 
     if (lcf->batch_timer.timer_set) {
         ngx_del_timer(&lcf->batch_timer);
@@ -107,93 +133,108 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
         ngx_delete_posted_event(&lcf->batch_timer);
     }
 
-    head = lcf->batch_head;
+    if (ngx_queue_empty(&lcf->batch_queue)) {
+        return;
+    }
 
-    lcf->batch_head = NULL;
+    lm = lcf->model;
+
+    ngx_queue_init(&batch);
+    ngx_queue_add(&batch, &lcf->batch_queue);
+    ngx_queue_init(&lcf->batch_queue);
     lcf->batch_rows = 0;
 
-    if (head == NULL) {
-        return;
+    for (q = ngx_queue_head(&batch);
+         q != ngx_queue_sentinel(&batch);
+         q = ngx_queue_next(q))
+    {
+        /* answering one may end another (an HTTP/2 connection closing) */
+        ctx = ngx_queue_data(q, ngx_http_learn_ctx_t, queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_QUEUE;
     }
 
-    if (head->batch_next == NULL) {
+    ctx = ngx_queue_data(ngx_queue_head(&batch), ngx_http_learn_ctx_t,
+                         queue);
+
+    if (ngx_queue_next(&ctx->queue) == ngx_queue_sentinel(&batch)) {
         /* alone after all: no copy */
-        r = head->request;
-        c = r->connection;
+        ngx_queue_init(&ctx->queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_NONE;
+        r = ctx->request;
 
-        rc = ngx_http_learn_predict_compute(head, lcf->model->ws, 0, &err);
-        rc = (rc == NGX_OK) ? ngx_http_learn_predict_reply(r, head)
-                            : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        rc = ctx->run(ctx, lm->ws, 0);
+        rc = ctx->reply(r, ctx, rc);
+        ngx_http_learn_ws_fit(lm, lm->ws);
 
-        ngx_http_finalize_request(r, rc);
-        ngx_http_run_posted_requests(c);
+        ngx_http_learn_finalize(r, rc);
         return;
     }
 
-    ngx_memzero(&batch, sizeof(ngx_http_learn_ctx_t));
-    batch.lcf = lcf;
+    ngx_memzero(&all, sizeof(ngx_http_learn_ctx_t));
+    all.lcf = lcf;
 
-    rc = ngx_http_learn_batch_stack(lcf, head, &batch.body.x);
+    rc = ngx_http_learn_batch_stack(lcf, &batch, &all.body.x);
 
     if (rc == NGX_OK) {
-        batch.y_buf = lcf->batch_ybuf;
+        all.y_buf = lcf->batch_ybuf;
+        rc = ctx->run(&all, lm->ws, 0);
 
-        rc = ngx_http_learn_predict_compute(&batch, lcf->model->ws, 0,
-                                            &err);
-
-        (void) ngx_atomic_fetch_add(&lcf->model->shm->batches, 1);
-
-        if (rc != NGX_OK) {
-            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "learn_predict \"%V\": %s", &lcf->model->name,
-                          err.msg);
-        }
+        (void) ngx_atomic_fetch_add(&lm->shm->batches, 1);
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "learn \"%V\": batch of %L rows", &lm->name,
+                   all.body.x.shape[0]);
 
     off = 0;
 
-    for (ctx = head; ctx; ctx = next) {
-        next = ctx->batch_next;
+    while (!ngx_queue_empty(&batch)) {
+        q = ngx_queue_head(&batch);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        ctx = ngx_queue_data(q, ngx_http_learn_ctx_t, queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_NONE;
         r = ctx->request;
-        c = r->connection;
 
-        if (rc != NGX_OK) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            ngx_http_run_posted_requests(c);
-            continue;
-        }
+        if (rc == NGX_OK) {
+            /* this request's rows of the output, in the shape alone gives */
+            ctx->y = all.y;
+            ctx->y.data = all.y.data + off * all.y.shape[1];
 
-        /* this request's rows of the output, in the shape alone gives */
-        ctx->y = batch.y;
-        ctx->y.data = batch.y.data + off * batch.y.shape[1];
+            if (ctx->body.x.ndim == 1) {
+                ctx->y.ndim = 1;
+                ctx->y.shape[0] = all.y.shape[1];
+                off += 1;
 
-        if (ctx->body.x.ndim == 1) {
-            ctx->y.ndim = 1;
-            ctx->y.shape[0] = batch.y.shape[1];
-            off += 1;
+            } else {
+                ctx->y.shape[0] = ctx->body.x.shape[0];
+                off += ctx->body.x.shape[0];
+            }
+
+            (void) ngx_atomic_fetch_add(&lm->shm->batched, 1);
 
         } else {
-            ctx->y.shape[0] = ctx->body.x.shape[0];
-            off += ctx->body.x.shape[0];
+            ctx->err = all.err;
         }
 
-        (void) ngx_atomic_fetch_add(&lcf->model->shm->batched, 1);
-
-        ngx_http_finalize_request(r, ngx_http_learn_predict_reply(r, ctx));
-        ngx_http_run_posted_requests(c);
+        ngx_http_learn_finalize(r, ctx->reply(r, ctx, rc));
     }
+
+    ngx_http_learn_ws_fit(lm, lm->ws);
 }
 
 
 /* the queued x rows, one after another, in this worker's batch buffer */
 
 static ngx_int_t
-ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
-    ngx_http_learn_ctx_t *head, lt_tensor *x)
+ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf, ngx_queue_t *batch,
+    lt_tensor *x)
 {
     float                 *p;
     size_t                 n;
     int64_t                shape[2];
+    ngx_queue_t           *q;
     ngx_http_learn_ctx_t  *ctx;
 
     shape[0] = 0;
@@ -218,7 +259,11 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
 
     p = lcf->batch_buf;
 
-    for (ctx = head; ctx; ctx = ctx->batch_next) {
+    for (q = ngx_queue_head(batch);
+         q != ngx_queue_sentinel(batch);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_http_learn_ctx_t, queue);
         n = (size_t) lt_tensor_numel(&ctx->body.x);
         ngx_memcpy(p, ctx->body.x.data, n * sizeof(float));
         p += n;

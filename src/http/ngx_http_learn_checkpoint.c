@@ -7,11 +7,13 @@
  * restores it into a fresh zone (a zone kept across reload is newer).
  *
  * One worker (worker 0) writes: every interval, if the parameters
- * changed since the last write (a train step or an import), a thread of
- * its own copies the published parameters and the optimizer state under
- * the train mutex, encodes them and writes them (temporary file, fsync,
- * rename, fsync of the directory), so the event loop neither copies nor
- * waits for the disk.  Graceful shutdown writes a last checkpoint.
+ * changed since the last write (a train step or an import), a task on
+ * nginx's thread pool ("default", unless the model names one) copies
+ * the published parameters and the optimizer state under the train
+ * mutex, encodes them and writes them (temporary file, fsync, rename,
+ * fsync of the directory), so the event loop neither copies nor waits
+ * for the disk; the task's completion event logs the outcome and arms
+ * the next interval.  Graceful shutdown writes a last checkpoint.
  *
  * With checkpoint_keep the write also leaves PATH.vSTEP (never for step
  * 0, never over an existing one) and removes the oldest beyond N, except
@@ -20,12 +22,8 @@
 
 
 #include <dirent.h>
-#include <pthread.h>
 
 #include "ngx_http_learn.h"
-
-
-#define NGX_HTTP_LEARN_CKPT_POLL   50      /* ms between job polls */
 
 
 struct ngx_http_learn_ckpt_job_s {
@@ -40,7 +38,11 @@ struct ngx_http_learn_ckpt_job_s {
     int64_t                        protect[NGX_HTTP_LEARN_MAX_VERSIONS];
     ngx_uint_t                     nprotect;  /* learn_candidate steps */
     ngx_pid_t                      unlocked;  /* a dead lock owner */
-    ngx_atomic_t                   done;
+    ngx_http_learn_model_t        *lm;
+#if (NGX_THREADS)
+    ngx_thread_task_t              task;
+#endif
+    volatile ngx_atomic_t          done;
     int                            failed;
     int                            linked;    /* PATH.vSTEP is new */
     char                           msg[LT_ERR_LEN];
@@ -53,7 +55,10 @@ static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_job(
 static void ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job);
 static void ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm,
     ngx_log_t *log);
-static void *ngx_http_learn_checkpoint_thread(void *data);
+static void ngx_http_learn_checkpoint_thread(void *data, ngx_log_t *log);
+#if (NGX_THREADS)
+static void ngx_http_learn_checkpoint_done(ngx_event_t *ev);
+#endif
 static void ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job);
 static int ngx_http_learn_checkpoint_write_file(
     ngx_http_learn_ckpt_job_t *job, const uint8_t *buf, size_t len);
@@ -234,26 +239,19 @@ ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
 static void
 ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
 {
-    pthread_t                   tid;
-    pthread_attr_t              attr;
     ngx_http_learn_model_t     *lm;
     ngx_http_learn_ckpt_job_t  *job;
 
     lm = ev->data;
 
-    if (lm->ckpt_job) {
-        if (!lm->ckpt_job->done) {
-            ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
-            return;
+    if (lm->ckpt_job
+        || lm->shm->version == lm->shm->ckpt_version || lm->shm->retired)
+    {
+        /* a write in flight re-arms the timer when it completes */
+        if (lm->ckpt_job == NULL) {
+            ngx_add_timer(ev, lm->ckpt_interval);
         }
 
-        ngx_http_learn_checkpoint_finish(lm, ev->log);
-        ngx_add_timer(ev, lm->ckpt_interval);
-        return;
-    }
-
-    if (lm->shm->version == lm->shm->ckpt_version || lm->shm->retired) {
-        ngx_add_timer(ev, lm->ckpt_interval);
         return;
     }
 
@@ -263,22 +261,54 @@ ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
         return;
     }
 
-    if (pthread_attr_init(&attr) != 0
-        || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0
-        || pthread_create(&tid, &attr, ngx_http_learn_checkpoint_thread, job)
-           != 0)
-    {
-        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
-                      "learn_model \"%V\": cannot start the checkpoint "
-                      "thread, writing inline", &lm->name);
-        ngx_http_learn_checkpoint_thread(job);
-    }
-
-    pthread_attr_destroy(&attr);
-
     lm->ckpt_job = job;
-    ngx_add_timer(ev, NGX_HTTP_LEARN_CKPT_POLL);
+
+#if (NGX_THREADS)
+    if (lm->ckpt_pool) {
+        job->task.ctx = job;
+        job->task.handler = ngx_http_learn_checkpoint_thread;
+        job->task.event.handler = ngx_http_learn_checkpoint_done;
+        job->task.event.data = job;
+        job->task.event.log = ev->log;
+
+        if (ngx_thread_task_post(lm->ckpt_pool, &job->task) == NGX_OK) {
+            ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                           "learn_model \"%V\": checkpoint task posted",
+                           &lm->name);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
+                      "learn_model \"%V\": the thread pool refused the "
+                      "checkpoint task, writing inline", &lm->name);
+    }
+#endif
+
+    ngx_http_learn_checkpoint_thread(job, ev->log);
+    ngx_http_learn_checkpoint_finish(lm, ev->log);
+    ngx_add_timer(ev, lm->ckpt_interval);
 }
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_learn_checkpoint_done(ngx_event_t *ev)
+{
+    ngx_http_learn_ckpt_job_t  *job = ev->data;
+
+    ngx_http_learn_model_t  *lm;
+
+    lm = job->lm;
+
+    ngx_http_learn_checkpoint_finish(lm, ev->log);
+
+    if (!ngx_exiting && !ngx_terminate) {
+        ngx_add_timer(&lm->ckpt_timer, lm->ckpt_interval);
+    }
+}
+
+#endif
 
 
 /* a job and its snapshot buffer, allocated on the event loop */
@@ -295,6 +325,7 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 
     job->model = &lm->model;
     job->shm = lm->shm;
+    job->lm = lm;
 
     if (lm->ckpt_keep) {
         job->keep = ngx_http_learn_versions_keep(lm);
@@ -390,20 +421,18 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
 }
 
 
-/* graceful exit: wait for a write in flight, then write the last state */
+/*
+ * Graceful exit, after nginx's thread pools have stopped (their module
+ * exits before this one, and waits for the tasks in flight): a write in
+ * flight is done; then the last state is written here.
+ */
 
 void
 ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm)
 {
-    ngx_uint_t  i;
-
     if (lm->ckpt_timer.timer_set) {
         ngx_del_timer(&lm->ckpt_timer);
-    }
-
-    for (i = 0; lm->ckpt_job && !lm->ckpt_job->done && i < 30000; i++) {
-        ngx_msleep(1);
     }
 
     if (lm->ckpt_job) {
@@ -424,18 +453,16 @@ ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
         return;
     }
 
-    ngx_http_learn_checkpoint_thread(lm->ckpt_job);
+    ngx_http_learn_checkpoint_thread(lm->ckpt_job, cycle->log);
     ngx_http_learn_checkpoint_finish(lm, cycle->log);
 }
 
 
-static void *
-ngx_http_learn_checkpoint_thread(void *data)
+static void
+ngx_http_learn_checkpoint_thread(void *data, ngx_log_t *log)
 {
     ngx_http_learn_checkpoint_copy(data);
     ngx_http_learn_checkpoint_write(data);
-
-    return NULL;
 }
 
 

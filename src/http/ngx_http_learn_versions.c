@@ -6,6 +6,12 @@
  * share of a location's predicts to one (A/B); learn_status counts the
  * predicts and their latency per version.
  *
+ * A worker reads a version's file once, on a thread pool (never on the
+ * event loop), and keeps its parameters while the model keeps the
+ * version; predicts that ask for it meanwhile wait for that one read.  A
+ * file that cannot be read is remembered for a minute: one warning, not
+ * one per request.
+ *
  * A version that a learn_candidate of the running configuration names is
  * protected: never removed, and not counted in N.  The table has
  * NGX_HTTP_LEARN_MAX_VERSIONS slots, so N shrinks when N plus the
@@ -18,6 +24,50 @@
 #include "ngx_http_learn.h"
 
 
+#define NGX_HTTP_LEARN_VERSION_RETRY  60     /* s before a bad file again */
+
+
+typedef enum {
+    NGX_HTTP_LEARN_VSLOT_EMPTY = 0,
+    NGX_HTTP_LEARN_VSLOT_LOADING,
+    NGX_HTTP_LEARN_VSLOT_READY,
+    NGX_HTTP_LEARN_VSLOT_BAD
+} ngx_http_learn_vslot_state_e;
+
+
+typedef struct {
+    int64_t                        step;
+    ngx_http_learn_vslot_state_e   state;
+    float                         *params;    /* READY: P floats */
+    time_t                         failed;    /* BAD: since when */
+    ngx_queue_t                    waiters;   /* LOADING: their ctx->queue */
+} ngx_http_learn_vslot_t;
+
+
+struct ngx_http_learn_vcache_s {
+    ngx_http_learn_vslot_t         slots[NGX_HTTP_LEARN_MAX_VERSIONS];
+};
+
+
+/* a read on a pool thread */
+typedef struct {
+    ngx_http_learn_model_t        *model;
+    ngx_http_learn_vslot_t        *slot;
+    int64_t                        step;
+    float                         *params;
+    ngx_int_t                      rc;
+    lt_err                         err;
+} ngx_http_learn_vread_t;
+
+
+static ngx_http_learn_vslot_t *ngx_http_learn_versions_slot(
+    ngx_http_learn_model_t *lm, int64_t step);
+static ngx_int_t ngx_http_learn_versions_load(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_http_learn_vslot_t *slot);
+static void ngx_http_learn_versions_read_task(void *data, ngx_log_t *log);
+static void ngx_http_learn_versions_loaded(ngx_event_t *ev);
+static void ngx_http_learn_versions_wake(ngx_http_learn_model_t *lm,
+    ngx_http_learn_vslot_t *slot, ngx_http_learn_vread_t *vr);
 static void ngx_http_learn_versions_insert(ngx_http_learn_version_t *table,
     ngx_uint_t keep, int64_t *protect, ngx_uint_t nprotect, int64_t step,
     float loss, time_t time);
@@ -50,6 +100,7 @@ ngx_http_learn_versions_scan(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
     int64_t              step;
     ngx_dir_t            dir;
     ngx_str_t            dpath, base;
+    lt_err               err;
     ngx_uint_t           i;
     lt_checkpoint_meta   meta;
 
@@ -113,14 +164,14 @@ ngx_http_learn_versions_scan(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
             continue;
         }
 
-        if (ngx_http_learn_versions_read(cf->log, lm, lm->kept[i].step,
-                                         NULL, &meta)
+        if (ngx_http_learn_versions_read(lm, lm->kept[i].step, NULL, &meta,
+                                         &err)
             != NGX_OK)
         {
             ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                                "learn_model \"%V\": version %L is not "
-                               "usable, not listed", &lm->name,
-                               lm->kept[i].step);
+                               "usable, not listed: %s", &lm->name,
+                               lm->kept[i].step, err.msg);
             lm->kept[i].step = 0;
             continue;
         }
@@ -134,20 +185,20 @@ ngx_http_learn_versions_scan(ngx_conf_t *cf, ngx_http_learn_model_t *lm)
 
 /*
  * Read and validate PATH.vSTEP; params (P floats, may be NULL) gets its
- * parameters.  Blocks on the disk: used at configuration time and on a
- * worker's first predict of that version.
+ * parameters.  Blocks on the disk: runs at configuration time and on a
+ * pool thread, so it neither logs nor touches a pool: err says why it
+ * failed.  NGX_DECLINED: there is no such file.
  */
 
 ngx_int_t
-ngx_http_learn_versions_read(ngx_log_t *log, ngx_http_learn_model_t *lm,
-    int64_t step, float *params, lt_checkpoint_meta *meta)
+ngx_http_learn_versions_read(ngx_http_learn_model_t *lm, int64_t step,
+    float *params, lt_checkpoint_meta *meta, lt_err *err)
 {
     u_char           *buf;
     char              path[NGX_MAX_PATH];
-    lt_err            err;
+    size_t            size, done;
     ssize_t           n;
     ngx_fd_t          fd;
-    ngx_file_t        file;
     ngx_int_t         rc;
     const uint8_t    *p, *state;
     ngx_file_info_t   fi;
@@ -156,52 +207,63 @@ ngx_http_learn_versions_read(ngx_log_t *log, ngx_http_learn_model_t *lm,
                                               &lm->ckpt_path, step)
         >= sizeof(path))
     {
+        lt_error(err, "path too long");
         return NGX_ERROR;
     }
 
     fd = ngx_open_file(path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
+        lt_error(err, "\"%s\": %s", path, strerror(ngx_errno));
         return NGX_DECLINED;
     }
 
     if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        lt_error(err, "\"%s\": fstat(): %s", path, strerror(ngx_errno));
         ngx_close_file(fd);
         return NGX_ERROR;
     }
 
-    buf = ngx_alloc((size_t) ngx_file_size(&fi) + 1, log);
+    size = (size_t) ngx_file_size(&fi);
+
+    buf = malloc(size + 1);
     if (buf == NULL) {
+        lt_error(err, "\"%s\": no memory for %zu bytes", path, size);
         ngx_close_file(fd);
         return NGX_ERROR;
     }
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.log = log;
-    file.name.data = (u_char *) path;
-    file.name.len = ngx_strlen(path);
+    for (done = 0; done < size; done += (size_t) n) {
+        n = pread(fd, buf + done, size - done, (off_t) done);
 
-    n = ngx_read_file(&file, buf, (size_t) ngx_file_size(&fi), 0);
+        if (n == -1 && ngx_errno == NGX_EINTR) {
+            n = 0;
+            continue;
+        }
+
+        if (n <= 0) {
+            break;
+        }
+    }
+
     ngx_close_file(fd);
 
     rc = NGX_ERROR;
 
-    if (n == (ssize_t) ngx_file_size(&fi)
-        && lt_checkpoint_decode(&lm->model, buf, (size_t) n, meta, &p,
-                                &state, &err) == 0)
+    if (done != size) {
+        lt_error(err, "\"%s\": short read", path);
+
+    } else if (lt_checkpoint_decode(&lm->model, buf, size, meta, &p, &state,
+                                    err)
+               == 0)
     {
         if (params) {
             ngx_memcpy(params, p, lm->model.param_count * sizeof(float));
         }
 
         rc = NGX_OK;
-
-    } else if (n == (ssize_t) ngx_file_size(&fi)) {
-        ngx_log_error(NGX_LOG_WARN, log, 0, "learn_model \"%V\": \"%s\": %s",
-                      &lm->name, path, err.msg);
     }
 
-    ngx_free(buf);
+    free(buf);
 
     return rc;
 }
@@ -416,60 +478,337 @@ ngx_http_learn_versions_find(ngx_http_learn_shm_t *shm, int64_t step)
 
 
 /*
- * The parameters of a kept version, from this worker's cache or read
- * once from disk; NULL if the model keeps no such version.
+ * The parameters of kept version ctx->vstep for a predict: NGX_OK with
+ * ctx->vparams set; NGX_AGAIN: being read, the request waits and
+ * ngx_http_learn_predict_resume() goes on; NGX_DECLINED: the model keeps
+ * no such version; NGX_ERROR: its file cannot be read (ctx->err).
  */
 
-const float *
-ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
-    ngx_log_t *log)
+ngx_int_t
+ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    float               *params;
-    ngx_uint_t           i, lru;
-    lt_checkpoint_meta   meta;
+    ngx_http_learn_vslot_t  *slot;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
 
     if (lm->ckpt_keep == 0
-        || ngx_http_learn_versions_find(lm->shm, step) == NULL)
+        || ngx_http_learn_versions_find(lm->shm, ctx->vstep) == NULL)
     {
-        return NULL;
+        return NGX_DECLINED;
     }
 
-    lru = 0;
-
-    for (i = 0; i < NGX_HTTP_LEARN_VERSION_CACHE; i++) {
-        if (lm->vcache[i].params && lm->vcache[i].step == step) {
-            lm->vcache[i].used = ++lm->vclock;
-            return lm->vcache[i].params;
-        }
-
-        if (lm->vcache[i].used < lm->vcache[lru].used) {
-            lru = i;
-        }
+    slot = ngx_http_learn_versions_slot(lm, ctx->vstep);
+    if (slot == NULL) {
+        lt_error(&ctx->err, "no memory for the version cache");
+        return NGX_ERROR;
     }
 
-    params = lm->vcache[lru].params;
+    switch (slot->state) {
 
-    if (params == NULL) {
-        params = ngx_alloc(lm->model.param_count * sizeof(float), log);
-        if (params == NULL) {
+    case NGX_HTTP_LEARN_VSLOT_READY:
+        ctx->vparams = slot->params;
+        return NGX_OK;
+
+    case NGX_HTTP_LEARN_VSLOT_LOADING:
+        ngx_queue_insert_tail(&slot->waiters, &ctx->queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_QUEUE;
+        return NGX_AGAIN;
+
+    case NGX_HTTP_LEARN_VSLOT_BAD:
+        if (ngx_time() - slot->failed < NGX_HTTP_LEARN_VERSION_RETRY) {
+            lt_error(&ctx->err, "version %lld of the model cannot be read "
+                     "(see the warning in error.log)",
+                     (long long) ctx->vstep);
+            return NGX_ERROR;
+        }
+
+        /* a minute later: try the file again */
+        return ngx_http_learn_versions_load(r, ctx, slot);
+
+    default:
+        return ngx_http_learn_versions_load(r, ctx, slot);
+    }
+}
+
+
+/*
+ * This worker's slot for step: its own, else a free one.  Slots of
+ * versions the model no longer keeps are freed on the way, so the cache
+ * holds at most what the model keeps.
+ */
+
+static ngx_http_learn_vslot_t *
+ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step)
+{
+    ngx_uint_t               i;
+    ngx_http_learn_vslot_t  *s, *found, *empty;
+
+    if (lm->vcache == NULL) {
+        lm->vcache = ngx_calloc(sizeof(ngx_http_learn_vcache_t),
+                                ngx_cycle->log);
+        if (lm->vcache == NULL) {
             return NULL;
         }
 
-        lm->vcache[lru].params = params;
+        for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+            ngx_queue_init(&lm->vcache->slots[i].waiters);
+        }
     }
 
-    lm->vcache[lru].step = 0;
+    found = NULL;
+    empty = NULL;
 
-    if (ngx_http_learn_versions_read(log, lm, step, params, &meta)
-        != NGX_OK)
-    {
-        return NULL;
+    for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+        s = &lm->vcache->slots[i];
+
+        if (s->state != NGX_HTTP_LEARN_VSLOT_EMPTY
+            && s->state != NGX_HTTP_LEARN_VSLOT_LOADING
+            && ngx_http_learn_versions_find(lm->shm, s->step) == NULL)
+        {
+            ngx_free(s->params);
+            s->params = NULL;
+            s->state = NGX_HTTP_LEARN_VSLOT_EMPTY;
+        }
+
+        if (s->state != NGX_HTTP_LEARN_VSLOT_EMPTY && s->step == step) {
+            found = s;
+
+        } else if (s->state == NGX_HTTP_LEARN_VSLOT_EMPTY && empty == NULL) {
+            empty = s;
+        }
     }
 
-    lm->vcache[lru].step = step;
-    lm->vcache[lru].used = ++lm->vclock;
+    if (found) {
+        return found;
+    }
 
-    return params;
+    if (empty == NULL) {
+        /* every slot is a kept version or being read: reuse a ready one */
+        for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+            s = &lm->vcache->slots[i];
+
+            if (s->state == NGX_HTTP_LEARN_VSLOT_READY
+                || s->state == NGX_HTTP_LEARN_VSLOT_BAD)
+            {
+                ngx_free(s->params);
+                s->params = NULL;
+                s->state = NGX_HTTP_LEARN_VSLOT_EMPTY;
+                empty = s;
+                break;
+            }
+        }
+
+        if (empty == NULL) {
+            return NULL;
+        }
+    }
+
+    empty->step = step;
+
+    return empty;
+}
+
+
+/* one read of the file for every predict that waits for it */
+
+static ngx_int_t
+ngx_http_learn_versions_load(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
+    ngx_http_learn_vslot_t *slot)
+{
+    ngx_http_learn_model_t  *lm;
+    ngx_http_learn_vread_t  *vr, one;
+#if (NGX_THREADS)
+    ngx_thread_task_t       *task;
+#endif
+
+    lm = ctx->lcf->model;
+
+    vr = &one;
+
+#if (NGX_THREADS)
+    task = NULL;
+
+    if (ctx->lcf->io_pool) {
+        /* not from the request's pool: the read may outlive the request */
+        task = ngx_calloc(sizeof(ngx_thread_task_t)
+                          + sizeof(ngx_http_learn_vread_t), r->connection->log);
+        if (task == NULL) {
+            lt_error(&ctx->err, "no memory to read a version");
+            return NGX_ERROR;
+        }
+
+        task->ctx = task + 1;
+        vr = task->ctx;
+    }
+#endif
+
+    ngx_memzero(vr, sizeof(ngx_http_learn_vread_t));
+    vr->model = lm;
+    vr->slot = slot;
+    vr->step = ctx->vstep;
+    vr->params = ngx_alloc(lm->model.param_count * sizeof(float),
+                           r->connection->log);
+
+    if (vr->params == NULL) {
+#if (NGX_THREADS)
+        ngx_free(task);
+#endif
+        lt_error(&ctx->err, "no memory to read a version");
+        return NGX_ERROR;
+    }
+
+    slot->state = NGX_HTTP_LEARN_VSLOT_LOADING;
+    ngx_queue_insert_tail(&slot->waiters, &ctx->queue);
+    ctx->parked = NGX_HTTP_LEARN_PARK_QUEUE;
+
+#if (NGX_THREADS)
+    if (task) {
+        task->handler = ngx_http_learn_versions_read_task;
+        task->event.handler = ngx_http_learn_versions_loaded;
+        task->event.data = task;
+        task->event.log = ngx_cycle->log;
+
+        if (ngx_thread_task_post(ctx->lcf->io_pool, task) == NGX_OK) {
+            ngx_http_learn_tasks_add(1);
+
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "learn \"%V\": reading version %L on a thread",
+                           &lm->name, vr->step);
+            return NGX_AGAIN;
+        }
+
+        ngx_queue_remove(&ctx->queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_NONE;
+        slot->state = NGX_HTTP_LEARN_VSLOT_EMPTY;
+        ngx_free(vr->params);
+        ngx_free(task);
+        lt_error(&ctx->err, "the thread pool refused the read of a version");
+        return NGX_ERROR;
+    }
+#endif
+
+    /* built without threads: no way around a blocking read */
+    ngx_http_learn_versions_read_task(vr, r->connection->log);
+
+    ngx_queue_remove(&ctx->queue);
+    ctx->parked = NGX_HTTP_LEARN_PARK_NONE;
+
+    ngx_http_learn_versions_wake(lm, slot, vr);
+
+    if (slot->state != NGX_HTTP_LEARN_VSLOT_READY) {
+        ctx->err = vr->err;
+        return NGX_ERROR;
+    }
+
+    ctx->vparams = slot->params;
+
+    return NGX_OK;
+}
+
+
+/* on a pool thread */
+
+static void
+ngx_http_learn_versions_read_task(void *data, ngx_log_t *log)
+{
+    ngx_http_learn_vread_t  *vr = data;
+
+    lt_checkpoint_meta  meta;
+
+    vr->rc = ngx_http_learn_versions_read(vr->model, vr->step, vr->params,
+                                          &meta, &vr->err);
+}
+
+
+static void
+ngx_http_learn_versions_loaded(ngx_event_t *ev)
+{
+    ngx_thread_task_t       *task = ev->data;
+
+    ngx_http_learn_vread_t  *vr;
+
+    vr = task->ctx;
+
+    ngx_http_learn_tasks_add(-1);
+
+    ngx_http_learn_versions_wake(vr->model, vr->slot, vr);
+
+    ngx_free(task);
+}
+
+
+/* the read is over: the slot says how, and every waiter goes on */
+
+static void
+ngx_http_learn_versions_wake(ngx_http_learn_model_t *lm,
+    ngx_http_learn_vslot_t *slot, ngx_http_learn_vread_t *vr)
+{
+    ngx_int_t              rc;
+    ngx_queue_t           *q;
+    ngx_http_learn_ctx_t  *ctx;
+
+    if (vr->rc == NGX_OK) {
+        slot->params = vr->params;
+        slot->state = NGX_HTTP_LEARN_VSLOT_READY;
+        rc = NGX_OK;
+
+    } else {
+        ngx_free(vr->params);
+        slot->params = NULL;
+        slot->state = NGX_HTTP_LEARN_VSLOT_BAD;
+        slot->failed = ngx_time();
+        rc = NGX_ERROR;
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "learn_model \"%V\": version %L cannot be read, its "
+                      "predicts get 500 for %d s: %s", &lm->name, vr->step,
+                      NGX_HTTP_LEARN_VERSION_RETRY, vr->err.msg);
+    }
+
+    vr->params = NULL;
+
+    while (!ngx_queue_empty(&slot->waiters)) {
+        q = ngx_queue_head(&slot->waiters);
+        ngx_queue_remove(q);
+        ngx_queue_init(q);
+
+        ctx = ngx_queue_data(q, ngx_http_learn_ctx_t, queue);
+        ctx->parked = NGX_HTTP_LEARN_PARK_NONE;
+
+        if (rc == NGX_OK) {
+            ctx->vparams = slot->params;
+
+        } else {
+            lt_error(&ctx->err, "version %lld of the model cannot be read "
+                     "(see the warning in error.log)",
+                     (long long) vr->step);
+        }
+
+        ngx_http_learn_predict_resume(ctx->request, ctx, rc);
+    }
+}
+
+
+/* worker exit: the thread pools are stopped by now */
+
+void
+ngx_http_learn_versions_exit(ngx_http_learn_model_t *lm)
+{
+    ngx_uint_t  i;
+
+    if (lm->vcache == NULL) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_LEARN_MAX_VERSIONS; i++) {
+        if (lm->vcache->slots[i].state != NGX_HTTP_LEARN_VSLOT_LOADING) {
+            ngx_free(lm->vcache->slots[i].params);
+        }
+    }
+
+    ngx_free(lm->vcache);
+    lm->vcache = NULL;
 }
 
 
@@ -480,9 +819,8 @@ ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_learn_loc_conf_t *lcf = conf;
 
-    double                       share;
     ngx_str_t                   *value;
-    ngx_int_t                    step;
+    ngx_int_t                    step, share;
     ngx_http_learn_loc_conf_t  **lcfp;
     ngx_http_learn_main_conf_t  *lmcf;
 
@@ -504,13 +842,14 @@ ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         goto invalid;
     }
 
-    share = strtod((char *) value[2].data, NULL);
-    if (!(share > 0 && share <= 100)) {
+    /* "12.5%": hundredths of a percent, i.e. of 10000 */
+    share = ngx_atofp(value[2].data, value[2].len - 1, 2);
+    if (share <= 0 || share > 10000) {
         goto invalid;
     }
 
     lcf->candidate = step;
-    lcf->candidate_share = (ngx_uint_t) (share * 100 + 0.5);
+    lcf->candidate_share = (ngx_uint_t) share;
 
     /* init_module protects the version from pruning */
 
@@ -537,6 +876,8 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "learn_candidate: share \"%V\" must be a percentage "
-                       "such as \"10%%\"", &value[2]);
+                       "above 0 and at most 100, with at most two "
+                       "decimals, such as \"10%%\" or \"2.5%%\"",
+                       &value[2]);
     return NGX_CONF_ERROR;
 }

@@ -12,13 +12,14 @@
 
 static ngx_int_t ngx_http_learn_weights_export(ngx_http_request_t *r,
     ngx_http_learn_loc_conf_t *lcf);
-static void ngx_http_learn_weights_body(ngx_http_request_t *r);
+static void ngx_http_learn_weights_body(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, u_char *data, size_t len);
 static ngx_int_t ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx,
     u_char *msg, size_t size);
-static ngx_int_t ngx_http_learn_weights_locked(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
+static ngx_int_t ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx,
+    lt_workspace *ws, ngx_uint_t wait);
 static ngx_int_t ngx_http_learn_weights_reply(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 
 
 ngx_int_t
@@ -43,21 +44,36 @@ ngx_http_learn_weights_handler(ngx_http_request_t *r)
         return ngx_http_learn_reject_method(r, "GET, PUT");
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_learn_ctx_t));
+    if (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_UNKNOWN) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "content type \"%V\" is not supported, "
+                                     "use application/msgpack or "
+                                     "application/json",
+                                     &r->headers_in.content_type->value);
+    }
+
+    if (lcf->model->shm == NULL) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        return ngx_http_learn_reject(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "model \"%V\" is not ready",
+                                     &lcf->model->name);
+    }
+
+    ctx = ngx_http_learn_ctx_create(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->lcf = lcf;
-    ngx_http_set_ctx(r, ctx, ngx_http_learn_module);
-
-    rc = ngx_http_read_client_request_body(r, ngx_http_learn_weights_body);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return ngx_http_learn_body_read(r, ctx, ngx_http_learn_weights_body);
 }
 
 
@@ -107,6 +123,7 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
     codec.max_elements = 0;
+    codec.max_named = 0;
 
     if (lt_codec_encode_named(&codec, lm->model.nparams, names, tensors,
                               ngx_http_learn_wants_json(r) ? LT_ENC_JSON
@@ -128,27 +145,18 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
 
 
 static void
-ngx_http_learn_weights_body(ngx_http_request_t *r)
+ngx_http_learn_weights_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
+    u_char *data, size_t len)
 {
-    size_t                 len;
-    u_char                *data;
     lt_err                 err;
     ngx_int_t              rc;
     lt_codec_ctx           codec;
-    ngx_http_learn_ctx_t  *ctx;
     u_char                 msg[NGX_MAX_ERROR_STR];
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_learn_module);
-
-    rc = ngx_http_learn_body_bytes(r, &data, &len);
-    if (rc != NGX_OK) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
     codec.max_elements = ctx->lcf->model->model.param_count;
+    codec.max_named = (size_t) ctx->lcf->model->model.nparams;
 
     ctx->json_out = (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_JSON);
 
@@ -167,8 +175,9 @@ ngx_http_learn_weights_body(ngx_http_request_t *r)
         return;
     }
 
-    ctx->locked = ngx_http_learn_weights_locked;
+    ctx->run = ngx_http_learn_weights_locked;
     ctx->reply = ngx_http_learn_weights_reply;
+    ctx->locked = 1;
 
     rc = ngx_http_learn_run_locked(r, ctx);
 
@@ -188,8 +197,9 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
     size_t size)
 {
     int                      i, d;
-    char                     got[64];
+    char                     got[64], want[64];
     int64_t                  at;
+    lt_tensor                shape;
     const lt_param_info     *pi;
     ngx_http_learn_model_t  *lm;
 
@@ -209,12 +219,13 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
             if (ctx->tensors[i].ndim != pi->ndim
                 || ctx->tensors[i].shape[d] != pi->shape[d])
             {
+                lt_tensor_view(&shape, NULL, pi->ndim, pi->shape);
+
                 *ngx_snprintf(msg, size,
-                              "\"%s\" has shape %s, the model's is [%L%s%L]",
+                              "\"%s\" has shape %s, the model's is %s",
                               pi->name,
                               lt_shape_str(&ctx->tensors[i], got, sizeof(got)),
-                              pi->shape[0], pi->ndim == 2 ? ", " : "",
-                              pi->ndim == 2 ? pi->shape[1] : (int64_t) 0)
+                              lt_shape_str(&shape, want, sizeof(want)))
                     = '\0';
                 return NGX_DECLINED;
             }
@@ -269,8 +280,8 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
  */
 
 static ngx_int_t
-ngx_http_learn_weights_locked(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx)
+ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
+    ngx_uint_t wait)
 {
     int                      i;
     float                   *back;
@@ -301,12 +312,16 @@ ngx_http_learn_weights_locked(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_learn_weights_reply(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx)
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc)
 {
     u_char                  *out, *p;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     ngx_log_error(NGX_LOG_NOTICE, r->connection->log, 0,
                   "learn_weights \"%V\": imported %d parameters",

@@ -539,6 +539,7 @@ t_decode_loop(void *arg)
     memset(&a, 0, sizeof(a));
     a.fail_at = -1;
     c.alloc = t_alloc_fn;
+    c.max_named = 0;
     c.ctx = &a;
     c.max_elements = t->max_elements;
 
