@@ -476,6 +476,7 @@ ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     us = ngx_http_learn_now_us() - ctx->start_us;
 
     (void) ngx_atomic_fetch_add(&shm->predicts, 1);
+    ngx_http_learn_hist_observe(&shm->predict_hist, us);
 
     if (ctx->vstep) {
         kept = ngx_http_learn_versions_find(shm, ctx->vstep);
@@ -603,6 +604,9 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ctx->locked = ngx_http_learn_train_locked;
     ctx->reply = ngx_http_learn_train_reply;
 
+    /* the wait for the model's mutex counts: a user waits as well */
+    ctx->start_us = ngx_http_learn_now_us();
+
     rc = ngx_http_learn_thread_post(r, ctx, 1);
     if (rc != NGX_DECLINED) {
         return rc;
@@ -645,6 +649,8 @@ ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     lm = ctx->lcf->model;
 
     (void) ngx_atomic_fetch_add(&lm->shm->trains, 1);
+    ngx_http_learn_hist_observe(&lm->shm->train_hist,
+                                ngx_http_learn_now_us() - ctx->start_us);
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
