@@ -273,6 +273,25 @@ ngx_http_learn_sticky_status(ngx_http_learn_sticky_conf_t *scf, u_char *p)
     BENCH_UNREACHED;
 }
 
+u_char *
+ngx_http_learn_prom_head(u_char *p, ngx_str_t *name, ngx_str_t *type,
+    ngx_str_t *help)
+{
+    BENCH_UNREACHED;
+}
+
+u_char *
+ngx_http_learn_prom_label(u_char *p, ngx_str_t *value)
+{
+    BENCH_UNREACHED;
+}
+
+u_char *
+ngx_http_learn_prom_float(u_char *p, double v)
+{
+    BENCH_UNREACHED;
+}
+
 
 /* one upstream and one request, as nginx would have them */
 

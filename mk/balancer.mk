@@ -27,7 +27,8 @@ PICK_INCS   := $(addprefix -I $(NGX_TREE)/src/,core event event/modules \
                -I src/http -I src/core
 
 $(BUILD)/bench/pick_bench: bench/pick_bench.c src/http/ngx_http_learn_upstream.c \
-                           src/http/ngx_http_learn_upstream.h $(NGX_OBJS)/Makefile
+                           src/http/ngx_http_learn_upstream.h \
+                           src/http/ngx_http_learn_metrics.h $(NGX_OBJS)/Makefile
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -W -Wall -Wpointer-arith -Wno-unused-parameter -Werror \
 	    $(PICK_INCS) $< -o $@ -lm

@@ -432,7 +432,7 @@ main::codes(12)
 
 
 
-=== TEST 15: learn_status?format=prometheus has the upstream series
+=== TEST 15: learn_status?format=prometheus has the upstream series, each family with HELP and TYPE
 --- main_config
     load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 --- http_config
@@ -454,33 +454,47 @@ main::codes(12)
 [ 200, 200, 200, 200 ]
 --- response_body_like eval
 [ qr/^a$/, qr/^a$/, qr/^a$/,
-  qr/^# TYPE learn_upstream_picks_total counter
+  qr/^# HELP learn_upstream_picks_total [^\n]+
+# TYPE learn_upstream_picks_total counter
 learn_upstream_picks_total\{upstream="back",peer="127\.0\.0\.1:1985"\} 3
 learn_upstream_picks_total\{upstream="back",peer="127\.0\.0\.1:1986"\} 0
+# HELP learn_upstream_explored_total [^\n]+
 # TYPE learn_upstream_explored_total counter
-.*# TYPE learn_upstream_in_flight gauge
+.*# HELP learn_upstream_in_flight [^\n]+
+# TYPE learn_upstream_in_flight gauge
 learn_upstream_in_flight\{upstream="back",peer="127\.0\.0\.1:1985"\} 0
-.*# TYPE learn_upstream_failures_total counter
+.*# HELP learn_upstream_failures_total [^\n]+
+# TYPE learn_upstream_failures_total counter
 learn_upstream_failures_total\{upstream="back",peer="127\.0\.0\.1:1985"\} 0
-.*# TYPE learn_upstream_pins gauge
+.*# HELP learn_upstream_pins [^\n]+
+# TYPE learn_upstream_pins gauge
 learn_upstream_pins\{upstream="back",peer="127\.0\.0\.1:1985"\} 2
 learn_upstream_pins\{upstream="back",peer="127\.0\.0\.1:1986"\} 0
+# HELP learn_upstream_predicted_ms [^\n]+
 # TYPE learn_upstream_predicted_ms gauge
 learn_upstream_predicted_ms\{upstream="back",peer="127\.0\.0\.1:1985"\} [\d.]+(e[-+]\d+)?
-.*# TYPE learn_upstream_observed_ms gauge
+.*# HELP learn_upstream_observed_ms [^\n]+
+# TYPE learn_upstream_observed_ms gauge
 learn_upstream_observed_ms\{upstream="back",peer="127\.0\.0\.1:1985"\} [2-9]\.\d+
-.*# TYPE learn_upstream_pick_ns gauge
+.*# HELP learn_upstream_pick_ns [^\n]+
+# TYPE learn_upstream_pick_ns gauge
 learn_upstream_pick_ns\{upstream="back"\} \d+
+# HELP learn_upstream_updates_total [^\n]+
 # TYPE learn_upstream_updates_total counter
 learn_upstream_updates_total\{upstream="back"\} 3
+# HELP learn_upstream_moves_total [^\n]+
 # TYPE learn_upstream_moves_total counter
 learn_upstream_moves_total\{upstream="back"\} 0
+# HELP learn_upstream_error_ms [^\n]+
 # TYPE learn_upstream_error_ms gauge
 learn_upstream_error_ms\{upstream="back"\} [\d.e+-]+
+# HELP learn_sticky_keys [^\n]+
 # TYPE learn_sticky_keys gauge
 learn_sticky_keys\{upstream="back"\} 2
+# HELP learn_sticky_hits_total [^\n]+
 # TYPE learn_sticky_hits_total counter
 learn_sticky_hits_total\{upstream="back"\} 1
+# HELP learn_sticky_evicted_total [^\n]+
 # TYPE learn_sticky_evicted_total counter
 learn_sticky_evicted_total\{upstream="back"\} 0
 $/s ]

@@ -312,10 +312,16 @@ my $rsrv = LearnServer->new(
     $rsrv->start(keep => 1);
     train() for 1 .. 15;
     my $before = predict();
-    is(status()->{step}, 25, 'step 25, the file holds step 10');
+    my $old = status();
+    is($old->{step}, 25, 'step 25, the file holds step 10');
     $from = $rsrv->log_size;
     $rsrv->reload(http => $slow =~ s/;$/ zone=4m;/r);
-    is(status()->{step}, 25, 'a reload with another zone=SIZE keeps step 25');
+    my $new = status();
+    is($new->{step}, 25, 'a reload with another zone=SIZE keeps step 25');
+    is($old->{train_latency}{count}, 15, '15 trains in the latency histogram');
+    is_deeply([ @$new{qw(trains predicts predict_latency train_latency)} ],
+              [ @$old{qw(trains predicts predict_latency train_latency)} ],
+              'and the counters and latency histograms');
     is_deeply(predict(), $before, 'and the parameters');
     ok($rsrv->wait_log(qr/learn_model "xor": the zone size changed, the state moved to the new zone at step 25/,
                        from => $from, timeout => 2),

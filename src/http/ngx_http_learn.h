@@ -17,6 +17,8 @@
 #include "lt_codec.h"
 #include "lt_checkpoint.h"
 
+#include "ngx_http_learn_metrics.h"
+
 
 #define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)
 #define NGX_HTTP_LEARN_MAX_VERSIONS          16
@@ -85,6 +87,10 @@ typedef struct {
     /* predicts by the live parameters, and by kept versions */
     ngx_atomic_t                   live_latency_us;
     ngx_http_learn_version_t       versions[NGX_HTTP_LEARN_MAX_VERSIONS];
+
+    /* time to answer, of every answered predict (any version) and train */
+    ngx_http_learn_hist_t          predict_hist;
+    ngx_http_learn_hist_t          train_hist;
 
     size_t                         data_off;  /* bytes from this header */
 } ngx_http_learn_shm_t;

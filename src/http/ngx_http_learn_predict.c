@@ -242,6 +242,7 @@ ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     us = ngx_http_learn_now_us() - ctx->start_us;
 
     (void) ngx_atomic_fetch_add(&shm->predicts, 1);
+    ngx_http_learn_hist_observe(&shm->predict_hist, us);
 
     if (ctx->vstep) {
         kept = ngx_http_learn_versions_find(shm, ctx->vstep);

@@ -10,12 +10,91 @@
 
 
 #define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
-    (1024 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256)
+    (1024 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
+     + 2 * NGX_HTTP_LEARN_HIST_JSON_LEN)
+
+/* one model's Prometheus series (model names are at most 64 bytes) */
+#define NGX_HTTP_LEARN_STATUS_PROM_LEN                                        \
+    (NGX_HTTP_LEARN_STATUS_NFAMILIES * 256                                    \
+     + 2 * NGX_HTTP_LEARN_HIST_PROM_LEN(64))
+
+
+typedef struct {
+    ngx_str_t                      name;
+    ngx_str_t                      type;
+    ngx_str_t                      help;
+    ngx_uint_t                     checkpoint; /* checkpointed models only */
+} ngx_http_learn_status_family_t;
+
+
+/*
+ * ?format=prometheus lists family by family, each model's sample in it;
+ * status_sample() switches on the position in this table
+ */
+
+static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
+    { ngx_string("learn_model_step"), ngx_string("gauge"),
+      ngx_string("Train steps applied to the model."), 0 },
+    { ngx_string("learn_model_loss"), ngx_string("gauge"),
+      ngx_string("Loss of the last train step."), 0 },
+    { ngx_string("learn_model_loss_avg"), ngx_string("gauge"),
+      ngx_string("Exponential moving average of the train loss."), 0 },
+    { ngx_string("learn_model_params"), ngx_string("gauge"),
+      ngx_string("Parameters of the model."), 0 },
+    { ngx_string("learn_model_train_requests_total"), ngx_string("counter"),
+      ngx_string("Answered train requests."), 0 },
+    { ngx_string("learn_model_predict_requests_total"), ngx_string("counter"),
+      ngx_string("Answered predict requests."), 0 },
+    { ngx_string("learn_model_rejected_requests_total"),
+      ngx_string("counter"),
+      ngx_string("Train and predict requests answered with a 4xx error."),
+      0 },
+    { ngx_string("learn_model_predict_rereads_total"), ngx_string("counter"),
+      ngx_string("Predicts run again because two train steps landed "
+                 "during them."), 0 },
+    { ngx_string("learn_model_batches_total"), ngx_string("counter"),
+      ngx_string("Forward passes of learn_batch."), 0 },
+    { ngx_string("learn_model_batched_predicts_total"),
+      ngx_string("counter"),
+      ngx_string("Predicts answered by forward passes of learn_batch."), 0 },
+    { ngx_string("learn_model_device_steps_total"), ngx_string("counter"),
+      ngx_string("Train steps run on a GPU."), 0 },
+    { ngx_string("learn_model_device_predicts_total"), ngx_string("counter"),
+      ngx_string("Predicts run on a GPU."), 0 },
+    { ngx_string("learn_model_checkpoint_step"), ngx_string("gauge"),
+      ngx_string("Train step of the last checkpoint written."), 1 },
+    { ngx_string("learn_model_checkpoint_writes_total"),
+      ngx_string("counter"), ngx_string("Checkpoints written."), 1 },
+    { ngx_string("learn_model_checkpoint_failures_total"),
+      ngx_string("counter"), ngx_string("Checkpoint writes that failed."),
+      1 },
+    { ngx_string("learn_model_predict_duration_seconds"),
+      ngx_string("histogram"),
+      ngx_string("Time from a predict's checked body to its encoded "
+                 "answer."), 0 },
+    { ngx_string("learn_model_train_duration_seconds"),
+      ngx_string("histogram"),
+      ngx_string("Time from a train's checked body to its applied step, "
+                 "the wait for the model's lock included."), 0 },
+    { ngx_string("learn_model_rejected_steps_total"), ngx_string("counter"),
+      ngx_string("Train steps refused because they would make the model "
+                 "NaN or Inf (answered 422)."), 0 },
+    { ngx_null_string, ngx_null_string, ngx_null_string, 0 }
+};
+
+#define NGX_HTTP_LEARN_STATUS_NFAMILIES                                       \
+    (sizeof(ngx_http_learn_status_families)                                  \
+     / sizeof(ngx_http_learn_status_family_t) - 1)
+
+#define NGX_HTTP_LEARN_STATUS_PREDICT_HIST  15
+#define NGX_HTTP_LEARN_STATUS_TRAIN_HIST    16
 
 
 static u_char *ngx_http_learn_status_json(u_char *p,
     ngx_http_learn_model_t *lm, ngx_uint_t first);
 static u_char *ngx_http_learn_status_prometheus(u_char *p,
+    ngx_array_t *models);
+static u_char *ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
     ngx_http_learn_model_t *lm);
 static u_char *ngx_http_learn_status_versions(u_char *p,
     ngx_http_learn_shm_t *shm);
@@ -49,8 +128,11 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
     lmcf = ngx_http_get_module_main_conf(r, ngx_http_learn_module);
     lmp = lmcf->models.elts;
 
-    size = 64 + lmcf->models.nelts * (NGX_HTTP_LEARN_STATUS_MODEL_LEN
-                                      + 2 * NGX_MAX_ERROR_STR)
+    size = 64 + lmcf->models.nelts
+                * ngx_max(NGX_HTTP_LEARN_STATUS_MODEL_LEN
+                          + 2 * NGX_MAX_ERROR_STR,
+                          NGX_HTTP_LEARN_STATUS_PROM_LEN)
+           + NGX_HTTP_LEARN_STATUS_NFAMILIES * NGX_HTTP_LEARN_PROM_HEAD_LEN
            + ngx_http_learn_upstream_status_size(r);
 
     out = ngx_pnalloc(r->pool, size);
@@ -61,13 +143,10 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
     p = out;
 
     if (prometheus) {
-        for (i = 0; i < lmcf->models.nelts; i++) {
-            p = ngx_http_learn_status_prometheus(p, lmp[i]);
-        }
-
+        p = ngx_http_learn_status_prometheus(p, &lmcf->models);
         p = ngx_http_learn_upstream_prometheus(r, p, out + size);
 
-        ngx_str_set(&type, "text/plain; version=0.0.4");
+        ngx_str_set(&type, "text/plain; version=0.0.4; charset=utf-8");
 
     } else {
         p = ngx_cpymem(p, "{\"models\": {", sizeof("{\"models\": {") - 1);
@@ -118,6 +197,9 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
                     shm->batches, shm->batched, shm->device_steps,
                     shm->device_predicts);
 
+    p = ngx_http_learn_hist_json(p, "predict_latency", &shm->predict_hist);
+    p = ngx_http_learn_hist_json(p, "train_latency", &shm->train_hist);
+
     if (lm->ckpt_path.len) {
         p = ngx_sprintf(p, ", \"checkpoint\": {\"path\": \"%V\", "
                         "\"step\": %uA, \"writes\": %uA, "
@@ -136,32 +218,133 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
 }
 
 
+/*
+ * Family by family, as the text format wants: "# HELP" and "# TYPE"
+ * once, then the sample of every model (those with a checkpoint only,
+ * for the checkpoint families, and no lines for a family without any)
+ */
+
 static u_char *
-ngx_http_learn_status_prometheus(u_char *p, ngx_http_learn_model_t *lm)
+ngx_http_learn_status_prometheus(u_char *p, ngx_array_t *models)
 {
+    ngx_uint_t                       f, i, head;
+    ngx_http_learn_model_t         **lmp;
+    ngx_http_learn_status_family_t  *family;
+
+    lmp = models->elts;
+
+    for (f = 0; f < NGX_HTTP_LEARN_STATUS_NFAMILIES; f++) {
+        family = &ngx_http_learn_status_families[f];
+        head = 0;
+
+        for (i = 0; i < models->nelts; i++) {
+            if (family->checkpoint && lmp[i]->ckpt_path.len == 0) {
+                continue;
+            }
+
+            if (!head) {
+                p = ngx_http_learn_prom_head(p, &family->name, &family->type,
+                                             &family->help);
+                head = 1;
+            }
+
+            p = ngx_http_learn_status_sample(p, f, lmp[i]);
+        }
+    }
+
+    return p;
+}
+
+
+static u_char *
+ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
+    ngx_http_learn_model_t *lm)
+{
+    ngx_str_t             *name;
     ngx_http_learn_shm_t  *shm;
 
     shm = lm->shm;
+    name = &ngx_http_learn_status_families[family].name;
 
-    p = ngx_sprintf(p, "learn_model_step{model=\"%V\"} %uA\n"
-                    "learn_model_params{model=\"%V\"} %uz\n"
-                    "learn_model_train_requests_total{model=\"%V\"} %uA\n"
-                    "learn_model_predict_requests_total{model=\"%V\"} %uA\n"
-                    "learn_model_rejected_requests_total{model=\"%V\"} %uA\n"
-                    "learn_model_device_steps_total{model=\"%V\"} %uA\n"
-                    "learn_model_device_predicts_total{model=\"%V\"} %uA\n"
-                    "learn_model_loss{model=\"%V\"} ",
-                    &lm->name, shm->step, &lm->name,
-                    lm->model.param_count, &lm->name, shm->trains,
-                    &lm->name, shm->predicts, &lm->name, shm->rejects,
-                    &lm->name, shm->device_steps, &lm->name,
-                    shm->device_predicts, &lm->name);
+    switch (family) {
 
-    if (shm->loss != shm->loss) {
-        p = ngx_cpymem(p, "NaN", 3);
+    case NGX_HTTP_LEARN_STATUS_PREDICT_HIST:
+        return ngx_http_learn_hist_prometheus(p, name, "model", &lm->name,
+                                              &shm->predict_hist);
 
-    } else {
-        p = ngx_http_learn_status_float(p, shm->loss);
+    case NGX_HTTP_LEARN_STATUS_TRAIN_HIST:
+        return ngx_http_learn_hist_prometheus(p, name, "model", &lm->name,
+                                              &shm->train_hist);
+    }
+
+    p = ngx_sprintf(p, "%V{model=\"", name);
+    p = ngx_http_learn_prom_label(p, &lm->name);
+    p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
+
+    switch (family) {
+
+    case 0:
+        p = ngx_sprintf(p, "%uA", shm->step);
+        break;
+
+    case 1:
+        p = ngx_http_learn_prom_float(p, shm->loss);
+        break;
+
+    case 2:
+        p = ngx_http_learn_prom_float(p, shm->loss_avg);
+        break;
+
+    case 3:
+        p = ngx_sprintf(p, "%uz", lm->model.param_count);
+        break;
+
+    case 4:
+        p = ngx_sprintf(p, "%uA", shm->trains);
+        break;
+
+    case 5:
+        p = ngx_sprintf(p, "%uA", shm->predicts);
+        break;
+
+    case 6:
+        p = ngx_sprintf(p, "%uA", shm->rejects);
+        break;
+
+    case 7:
+        p = ngx_sprintf(p, "%uA", shm->retries);
+        break;
+
+    case 8:
+        p = ngx_sprintf(p, "%uA", shm->batches);
+        break;
+
+    case 9:
+        p = ngx_sprintf(p, "%uA", shm->batched);
+        break;
+
+    case 10:
+        p = ngx_sprintf(p, "%uA", shm->device_steps);
+        break;
+
+    case 11:
+        p = ngx_sprintf(p, "%uA", shm->device_predicts);
+        break;
+
+    case 12:
+        p = ngx_sprintf(p, "%uA", shm->ckpt_step);
+        break;
+
+    case 13:
+        p = ngx_sprintf(p, "%uA", shm->ckpt_writes);
+        break;
+
+    case 14:
+        p = ngx_sprintf(p, "%uA", shm->ckpt_failures);
+        break;
+
+    default: /* 17 */
+        p = ngx_sprintf(p, "%uA", shm->rejected_steps);
     }
 
     *p++ = '\n';

@@ -61,6 +61,7 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
                                      ctx->lcf->max_elements);
     }
 
+    /* the wait for the model's mutex counts: a user waits as well */
     ctx->start_us = ngx_http_learn_now_us();
     ctx->run = ngx_http_learn_train_run;
     ctx->reply = ngx_http_learn_train_reply;
@@ -113,6 +114,8 @@ ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     }
 
     (void) ngx_atomic_fetch_add(&lm->shm->trains, 1);
+    ngx_http_learn_hist_observe(&lm->shm->train_hist,
+                                ngx_http_learn_now_us() - ctx->start_us);
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;

@@ -36,6 +36,7 @@
 #include <math.h>
 
 #include "ngx_http_learn_upstream.h"
+#include "ngx_http_learn_metrics.h"
 
 
 #define NGX_HTTP_LEARN_UPSTREAM_ALPHA    0.2f   /* per peer EWMAs */
@@ -99,7 +100,6 @@ static char *ngx_http_learn_upstream_enable(ngx_conf_t *cf,
 static u_char *ngx_http_learn_upstream_prom_series(u_char *p,
     ngx_uint_t metric, ngx_http_upstream_srv_conf_t *uscf,
     ngx_http_learn_upstream_srv_conf_t *lucf);
-static u_char *ngx_http_learn_upstream_label(u_char *p, ngx_str_t *s);
 static size_t ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v);
 static u_char *ngx_http_learn_upstream_float(u_char *p, double v);
 
@@ -1559,6 +1559,7 @@ ngx_http_learn_upstream_enable(ngx_conf_t *cf,
 typedef struct {
     ngx_str_t                      name;
     ngx_str_t                      type;
+    ngx_str_t                      help;
     ngx_uint_t                     scope;
 } ngx_http_learn_upstream_metric_t;
 
@@ -1567,34 +1568,48 @@ typedef struct {
 
 static ngx_http_learn_upstream_metric_t  ngx_http_learn_upstream_metrics[] = {
     { ngx_string("learn_upstream_picks_total"), ngx_string("counter"),
+      ngx_string("Requests the balancer sent to the peer."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_explored_total"), ngx_string("counter"),
+      ngx_string("Picks of the peer made by exploring."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_in_flight"), ngx_string("gauge"),
+      ngx_string("Requests to the peer in progress, all workers."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_failures_total"), ngx_string("counter"),
+      ngx_string("Failed requests to the peer (errors, resets, 5xx)."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_pins"), ngx_string("gauge"),
+      ngx_string("Sticky keys pinned to the peer."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_predicted_ms"), ngx_string("gauge"),
+      ngx_string("Recent average of the predicted response time, ms."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_observed_ms"), ngx_string("gauge"),
+      ngx_string("Recent average of the observed response time, ms."),
       NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC },
     { ngx_string("learn_upstream_pick_ns"), ngx_string("gauge"),
+      ngx_string("Mean time of a pick, ns."),
       NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
     { ngx_string("learn_upstream_updates_total"), ngx_string("counter"),
+      ngx_string("Finished requests the model learned from."),
       NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
     { ngx_string("learn_upstream_moves_total"), ngx_string("counter"),
+      ngx_string("Sticky keys moved to another peer."),
       NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
     { ngx_string("learn_upstream_error_ms"), ngx_string("gauge"),
+      ngx_string("Mean absolute error of the predictions, ms."),
       NGX_HTTP_LEARN_UPSTREAM_UP_METRIC },
     { ngx_string("learn_sticky_keys"), ngx_string("gauge"),
+      ngx_string("Keys in the sticky table."),
       NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
     { ngx_string("learn_sticky_hits_total"), ngx_string("counter"),
+      ngx_string("Requests whose key was pinned to a peer."),
       NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
     { ngx_string("learn_sticky_evicted_total"), ngx_string("counter"),
+      ngx_string("Pins evicted from a full sticky table."),
       NGX_HTTP_LEARN_UPSTREAM_STICKY_METRIC },
-    { ngx_null_string, ngx_null_string, 0 }
+    { ngx_null_string, ngx_null_string, ngx_null_string, 0 }
 };
 
 #define NGX_HTTP_LEARN_UPSTREAM_NMETRICS                                      \
@@ -1638,6 +1653,11 @@ ngx_http_learn_upstream_status_size(ngx_http_request_t *r)
                * NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(uscfp[i]->host.len);
 
         size += ngx_max(json, prom);
+    }
+
+    if (size) {
+        size += NGX_HTTP_LEARN_UPSTREAM_NMETRICS
+                * NGX_HTTP_LEARN_PROM_HEAD_LEN;
     }
 
     return size;
@@ -1769,9 +1789,9 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
 
 
 /*
- * learn_status?format=prometheus: each metric once ("# TYPE" first),
- * with a series per upstream and peer: labels upstream="NAME" and
- * peer="ADDRESS"
+ * learn_status?format=prometheus: each metric once, "# HELP" and
+ * "# TYPE" first, then its series of every upstream (and peer): labels
+ * upstream="NAME" and peer="ADDRESS"
  */
 
 u_char *
@@ -1817,15 +1837,16 @@ ngx_http_learn_upstream_prometheus(ngx_http_request_t *r, u_char *p,
             /* what status_size allowed for this metric and upstream */
 
             need = (lucf->npeers + 1)
-                   * NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(uscfp[i]->host.len);
+                   * NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(uscfp[i]->host.len)
+                   + NGX_HTTP_LEARN_PROM_HEAD_LEN;
 
             if ((size_t) (last - p) < need) {
                 return p;
             }
 
             if (!typed) {
-                p = ngx_sprintf(p, "# TYPE %V %V\n",
-                                &metric->name, &metric->type);
+                p = ngx_http_learn_prom_head(p, &metric->name, &metric->type,
+                                             &metric->help);
                 typed = 1;
             }
 
@@ -1858,7 +1879,7 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
     if (m->scope != NGX_HTTP_LEARN_UPSTREAM_PEER_METRIC) {
         p = ngx_cpymem(p, m->name.data, m->name.len);
         p = ngx_cpymem(p, "{upstream=\"", sizeof("{upstream=\"") - 1);
-        p = ngx_http_learn_upstream_label(p, &uscf->host);
+        p = ngx_http_learn_prom_label(p, &uscf->host);
         p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
 
         ssh = lucf->sticky ? lucf->sticky->sh : NULL;
@@ -1879,7 +1900,7 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
             break;
 
         case 10:
-            p = ngx_http_learn_upstream_float(p, sh->err_avg);
+            p = ngx_http_learn_prom_float(p, sh->err_avg);
             break;
 
         case 11:
@@ -1910,9 +1931,9 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
 
             p = ngx_cpymem(p, m->name.data, m->name.len);
             p = ngx_cpymem(p, "{upstream=\"", sizeof("{upstream=\"") - 1);
-            p = ngx_http_learn_upstream_label(p, &uscf->host);
+            p = ngx_http_learn_prom_label(p, &uscf->host);
             p = ngx_cpymem(p, "\",peer=\"", sizeof("\",peer=\"") - 1);
-            p = ngx_http_learn_upstream_label(p, &peer->name);
+            p = ngx_http_learn_prom_label(p, &peer->name);
             p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
 
             switch (metric) {
@@ -1939,13 +1960,7 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
 
             default: /* 5, 6 */
                 v = (metric == 5) ? ps->predicted : ps->observed;
-
-                if (v != v) {
-                    p = ngx_cpymem(p, "NaN", 3);
-
-                } else {
-                    p = ngx_http_learn_upstream_float(p, v);
-                }
+                p = ngx_http_learn_prom_float(p, v);
             }
 
             *p++ = '\n';
@@ -1953,38 +1968,6 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
     }
 
     ngx_http_upstream_rr_peers_unlock(peers);
-
-    return p;
-}
-
-
-/* a Prometheus label value: backslash, quote and newline escaped */
-
-static u_char *
-ngx_http_learn_upstream_label(u_char *p, ngx_str_t *s)
-{
-    u_char  *c, *end;
-
-    end = s->data + s->len;
-
-    for (c = s->data; c < end; c++) {
-        switch (*c) {
-
-        case '\\':
-        case '"':
-            *p++ = '\\';
-            *p++ = *c;
-            break;
-
-        case '\n':
-            *p++ = '\\';
-            *p++ = 'n';
-            break;
-
-        default:
-            *p++ = *c;
-        }
-    }
 
     return p;
 }

@@ -253,6 +253,8 @@ ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
 
     shm->live_latency_us = old->live_latency_us;
     ngx_memcpy(shm->versions, old->versions, sizeof(shm->versions));
+    shm->predict_hist = old->predict_hist;
+    shm->train_hist = old->train_hist;
 
     ngx_shmtx_unlock(&old->mutex);
 
