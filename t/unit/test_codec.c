@@ -82,7 +82,7 @@ t_reset(void)
 }
 
 
-static lt_codec_ctx  C = { t_alloc_fn, &A, 0 };
+static lt_codec_ctx  C = { t_alloc_fn, &A, 0, 0 };
 
 
 static void
@@ -1653,6 +1653,9 @@ test_named_errors(void)
     static const uint8_t  bad_val[] = { 0x81, 0xa2, 'w', '"', 0xc0 };
     static const uint8_t  empty[] = { 0x80 };
     static const uint8_t  trailing[] = { 0x80, 0x80 };
+    static const uint8_t  three[] = { 0x83, 0xa1, 'a', 0x91, 0x01,
+                                       0xa1, 'b', 0x91, 0x02,
+                                       0xa1, 'c', 0x91, 0x03 };
     lt_tensor            *ts;
     lt_err                err;
     char                **names;
@@ -1703,6 +1706,21 @@ test_named_errors(void)
     s = "{\"a\": [1]";
     ok(dec_named(s, strlen(s), 1, &n, &names, &ts, &err) == -1,
        "named json: invalid fails");
+
+    /* with the cap set to the model's parameter count, a map with more
+     * entries fails before the name and tensor arrays are allocated */
+    C.max_named = 2;
+    ok(dec_named(three, sizeof(three), 0, &n, &names, &ts, &err) == -1
+       && A.total == 0, "named: more entries than max_named fails unallocated");
+    is_str(err.msg, "the body names 3 tensors, the model has 2 parameters",
+           "named: max_named message");
+    s = "{\"a\": [1], \"b\": [2], \"c\": [3]}";
+    ok(dec_named(s, strlen(s), 1, &n, &names, &ts, &err) == -1,
+       "named json: more entries than max_named fails");
+    s = "{\"a\": [1], \"b\": [2]}";
+    ok(dec_named(s, strlen(s), 1, &n, &names, &ts, &err) == 0 && n == 2,
+       "named json: max_named entries pass");
+    C.max_named = 0;
 }
 
 
