@@ -49,6 +49,10 @@ struct ngx_http_learn_ckpt_job_s {
 };
 
 
+static u_char *ngx_http_learn_checkpoint_dir(ngx_pool_t *pool,
+    ngx_str_t *path);
+static void ngx_http_learn_checkpoint_probe(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
 static void ngx_http_learn_checkpoint_timer(ngx_event_t *ev);
 static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_job(
     ngx_http_learn_model_t *lm);
@@ -173,37 +177,22 @@ ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm, ngx_log_t *log)
 
 
 /*
- * Master, after configuration: workers run as "user" and must be able to
- * create files next to the checkpoint.
+ * Master, after configuration: a checkpoint directory that does not exist
+ * stops the start; whether the workers may write in it is their own check
+ * (ngx_http_learn_checkpoint_probe), with the credentials they run with.
  */
 
 ngx_int_t
 ngx_http_learn_checkpoint_init_module(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm)
 {
-    u_char           *dir, *slash;
+    u_char           *dir;
     ngx_file_info_t   fi;
-    ngx_core_conf_t  *ccf;
 
-    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
-
-    if (geteuid() != 0 || ccf->user == (ngx_uid_t) NGX_CONF_UNSET_UINT) {
-        return NGX_OK;
-    }
-
-    dir = ngx_pstrdup(cycle->pool, &lm->ckpt_path);
+    dir = ngx_http_learn_checkpoint_dir(cycle->pool, &lm->ckpt_path);
     if (dir == NULL) {
         return NGX_ERROR;
     }
-
-    dir[lm->ckpt_path.len] = '\0';
-
-    slash = (u_char *) strrchr((char *) dir, '/');
-    if (slash == NULL || slash == dir) {
-        return NGX_OK;
-    }
-
-    *slash = '\0';
 
     if (ngx_file_info(dir, &fi) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, ngx_errno,
@@ -212,14 +201,73 @@ ngx_http_learn_checkpoint_init_module(ngx_cycle_t *cycle,
         return NGX_ERROR;
     }
 
-    if (fi.st_uid != ccf->user && !(fi.st_mode & S_IWOTH)) {
-        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
-                      "learn_model \"%V\": workers (user \"%s\") may not "
-                      "be able to write checkpoints in \"%s\"",
-                      &lm->name, ccf->username, dir);
+    return NGX_OK;
+}
+
+
+static u_char *
+ngx_http_learn_checkpoint_dir(ngx_pool_t *pool, ngx_str_t *path)
+{
+    u_char  *dir, *slash;
+
+    dir = ngx_pnalloc(pool, path->len + 2);
+    if (dir == NULL) {
+        return NULL;
     }
 
-    return NGX_OK;
+    ngx_memcpy(dir, path->data, path->len);
+    dir[path->len] = '\0';
+
+    slash = (u_char *) strrchr((char *) dir, '/');
+
+    if (slash == NULL) {
+        dir[0] = '.';
+        dir[1] = '\0';
+
+    } else if (slash == dir) {
+        dir[1] = '\0';
+
+    } else {
+        *slash = '\0';
+    }
+
+    return dir;
+}
+
+
+/*
+ * Worker 0, after nginx has dropped to "user": the writer creates a
+ * temporary file beside the checkpoint and renames it, so it needs write
+ * and search permission on the directory and on every directory above it
+ * (a checkout in a 0700 home is the usual trap).  One line at start says
+ * so, instead of one failed write per interval.
+ */
+
+static void
+ngx_http_learn_checkpoint_probe(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm)
+{
+    u_char           *dir;
+    ngx_err_t         err;
+    ngx_core_conf_t  *ccf;
+
+    dir = ngx_http_learn_checkpoint_dir(cycle->pool, &lm->ckpt_path);
+    if (dir == NULL) {
+        return;
+    }
+
+    if (access((char *) dir, W_OK|X_OK) == 0) {
+        return;
+    }
+
+    err = ngx_errno;
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
+
+    ngx_log_error(NGX_LOG_ERR, cycle->log, err,
+                  "learn_model \"%V\": workers (user \"%s\") cannot write "
+                  "checkpoints in \"%s\", the model will not be saved",
+                  &lm->name,
+                  ccf->username ? ccf->username : "(current)", dir);
 }
 
 
@@ -231,6 +279,10 @@ ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
     lm->ckpt_timer.data = lm;
     lm->ckpt_timer.log = cycle->log;
     lm->ckpt_timer.cancelable = 1;
+
+    if (ngx_worker == 0) {
+        ngx_http_learn_checkpoint_probe(cycle, lm);
+    }
 
     ngx_add_timer(&lm->ckpt_timer, lm->ckpt_interval);
 }
