@@ -33,6 +33,8 @@ static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
     ngx_str_t *name);
 static ngx_http_learn_shm_t *ngx_http_learn_model_changed(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm);
+static ngx_int_t ngx_http_learn_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 static ngx_int_t ngx_http_learn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
 static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
@@ -576,7 +578,9 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_learn_zone_add(cf, lm, size) != NGX_OK) {
+    if (ngx_http_learn_zone_add(cf, lm, size, ngx_http_learn_init_zone)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 
@@ -757,6 +761,31 @@ ngx_http_learn_init_module(ngx_cycle_t *cycle)
     ngx_free(ngx_http_learn_known);
     ngx_http_learn_known = known;
     ngx_http_learn_nknown = lmcf->models.nelts;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Master, zone init: the zone sets itself up; a zone that is new and took
+ * nothing from a running one then gets the checkpoint read at
+ * configuration time (a zone kept across a reload is newer than any file).
+ */
+
+static ngx_int_t
+ngx_http_learn_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_learn_model_t  *lm;
+
+    if (ngx_http_learn_zone_init(shm_zone, data) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    lm = shm_zone->data;
+
+    if (lm->fresh && !lm->copied && lm->ckpt_params) {
+        ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
+    }
 
     return NGX_OK;
 }

@@ -221,6 +221,10 @@ typedef enum {
 typedef void (*ngx_http_learn_body_pt)(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, u_char *data, size_t len);
 
+/* a wait (for a kept version to be read) is over: rc says how it went */
+typedef void (*ngx_http_learn_resume_pt)(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
+
 /* an operation under the model's mutex (event loop or a pool thread) */
 typedef ngx_int_t (*ngx_http_learn_op_pt)(ngx_http_learn_ctx_t *ctx,
     lt_workspace *ws, ngx_uint_t wait);
@@ -248,6 +252,7 @@ struct ngx_http_learn_ctx_s {
     volatile ngx_atomic_t          cancelled;
 
     ngx_http_learn_body_pt         body_done;
+    ngx_http_learn_resume_pt       version_done;
 
     /* the operation (run under the mutex for train and import, or on a
      * pool thread), and its reply */
@@ -290,7 +295,8 @@ ngx_int_t ngx_http_learn_module_dir(ngx_conf_t *cf, ngx_str_t *dir,
 
 /* ngx_http_learn_zone.c */
 ngx_int_t ngx_http_learn_zone_add(ngx_conf_t *cf,
-    ngx_http_learn_model_t *lm, size_t size);
+    ngx_http_learn_model_t *lm, size_t size, ngx_shm_zone_init_pt init);
+ngx_int_t ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data);
 size_t ngx_http_learn_zone_size(const lt_model *model);
 float *ngx_http_learn_zone_buffer(ngx_http_learn_shm_t *shm,
     ngx_uint_t which);
@@ -331,8 +337,6 @@ void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
 /* ngx_http_learn_handler.c: learn_train, learn_predict */
 ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);
 ngx_http_learn_ctx_t *ngx_http_learn_ctx_create(ngx_http_request_t *r);
-void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
-uint64_t ngx_http_learn_now_us(void);
 
 /* ngx_http_learn_body.c */
 ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
@@ -350,12 +354,11 @@ ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
 ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
 void ngx_http_learn_finalize(ngx_http_request_t *r, ngx_int_t rc);
+void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 
 /* ngx_http_learn_predict.c */
 ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
-void ngx_http_learn_predict_resume(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 
 /* ngx_http_learn_train.c */
 ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
@@ -400,7 +403,7 @@ ngx_uint_t ngx_http_learn_versions_keep(ngx_http_learn_model_t *lm);
 ngx_uint_t ngx_http_learn_versions_protected(int64_t *protect, ngx_uint_t n,
     int64_t step);
 ngx_int_t ngx_http_learn_versions_get(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx);
+    ngx_http_learn_ctx_t *ctx, ngx_http_learn_resume_pt done);
 void ngx_http_learn_versions_exit(ngx_http_learn_model_t *lm);
 ngx_http_learn_version_t *ngx_http_learn_versions_find(
     ngx_http_learn_shm_t *shm, int64_t step);

@@ -202,23 +202,3 @@ ngx_http_learn_decode(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     ngx_http_finalize_request(r, rc);
 }
 
-
-void *
-ngx_http_learn_pool_alloc(void *ctx, size_t size)
-{
-    /* tensors hold floats: keep pool memory aligned */
-    return ngx_palloc(ctx, size);
-}
-
-
-/* CLOCK_MONOTONIC from the vDSO: no syscall */
-
-uint64_t
-ngx_http_learn_now_us(void)
-{
-    struct timespec  ts;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-
-    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}

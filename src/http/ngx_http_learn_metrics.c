@@ -228,3 +228,17 @@ ngx_http_learn_prom_float(u_char *p, double v)
 
     return p + ((n > 0 && n < 32) ? n : 0);
 }
+
+
+/* the clock of the latency histograms: CLOCK_MONOTONIC from the vDSO,
+ * no syscall */
+
+uint64_t
+ngx_http_learn_now_us(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

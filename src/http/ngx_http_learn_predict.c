@@ -11,6 +11,8 @@
 
 static ngx_int_t ngx_http_learn_predict_version(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
+static void ngx_http_learn_predict_resume(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 static ngx_int_t ngx_http_learn_predict_go(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 static ngx_int_t ngx_http_learn_predict_run(ngx_http_learn_ctx_t *ctx,
@@ -73,10 +75,10 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     }
 
     if (ctx->vstep) {
-        rc = ngx_http_learn_versions_get(r, ctx);
+        rc = ngx_http_learn_versions_get(r, ctx,
+                                         ngx_http_learn_predict_resume);
 
         if (rc == NGX_AGAIN) {
-            /* ngx_http_learn_predict_resume() goes on once it is read */
             return NGX_AGAIN;
         }
 
@@ -91,7 +93,7 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
 /* a kept version was read (NGX_OK), or could not be */
 
-void
+static void
 ngx_http_learn_predict_resume(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, ngx_int_t rc)
 {

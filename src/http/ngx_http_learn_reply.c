@@ -170,3 +170,13 @@ ngx_http_learn_send_error(ngx_http_request_t *r, ngx_uint_t status,
     return ngx_http_learn_send(r, status, &ngx_http_learn_type_json, out,
                                o - out);
 }
+
+
+/* the codec's allocator: the request pool, freed with the request */
+
+void *
+ngx_http_learn_pool_alloc(void *ctx, size_t size)
+{
+    /* tensors hold floats: keep pool memory aligned */
+    return ngx_palloc(ctx, size);
+}

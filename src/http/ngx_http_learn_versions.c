@@ -480,17 +480,19 @@ ngx_http_learn_versions_find(ngx_http_learn_shm_t *shm, int64_t step)
 /*
  * The parameters of kept version ctx->vstep for a predict: NGX_OK with
  * ctx->vparams set; NGX_AGAIN: being read, the request waits and
- * ngx_http_learn_predict_resume() goes on; NGX_DECLINED: the model keeps
+ * done(r, ctx, rc) goes on once it is read; NGX_DECLINED: the model keeps
  * no such version; NGX_ERROR: its file cannot be read (ctx->err).
  */
 
 ngx_int_t
-ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
+    ngx_http_learn_resume_pt done)
 {
     ngx_http_learn_vslot_t  *slot;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
+    ctx->version_done = done;
 
     if (lm->ckpt_keep == 0
         || ngx_http_learn_versions_find(lm->shm, ctx->vstep) == NULL)
@@ -785,7 +787,7 @@ ngx_http_learn_versions_wake(ngx_http_learn_model_t *lm,
                      (long long) vr->step);
         }
 
-        ngx_http_learn_predict_resume(ctx->request, ctx, rc);
+        ctx->version_done(ctx->request, ctx, rc);
     }
 }
 

@@ -20,8 +20,6 @@
 #define NGX_HTTP_LEARN_LOCK_CHECK     16     /* sleeps between owner checks */
 
 
-static ngx_int_t ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone,
-    void *data);
 static void ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
     ngx_http_learn_shm_t *old, ngx_log_t *log);
 
@@ -80,7 +78,7 @@ ngx_http_learn_zone_size(const lt_model *model)
 
 ngx_int_t
 ngx_http_learn_zone_add(ngx_conf_t *cf, ngx_http_learn_model_t *lm,
-    size_t size)
+    size_t size, ngx_shm_zone_init_pt init)
 {
     ngx_str_t        name;
     ngx_shm_zone_t  *shm_zone;
@@ -109,7 +107,7 @@ ngx_http_learn_zone_add(ngx_conf_t *cf, ngx_http_learn_model_t *lm,
         return NGX_ERROR;
     }
 
-    shm_zone->init = ngx_http_learn_zone_init;
+    shm_zone->init = init;
     shm_zone->data = lm;
 
     lm->shm_zone = shm_zone;
@@ -118,7 +116,7 @@ ngx_http_learn_zone_add(ngx_conf_t *cf, ngx_http_learn_model_t *lm,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_learn_model_t  *olm = data;
@@ -192,9 +190,6 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
          */
         ngx_http_learn_zone_copy(lm, lm->running, shm_zone->shm.log);
         lm->retire = lm->running;
-
-    } else if (lm->ckpt_params) {
-        ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
     }
 
     shpool->data = shm;
