@@ -2,7 +2,7 @@
 /*
  * pick_bench: the learn_balancer pick, timed alone, outside nginx.
  *
- * It includes src/http/ngx_http_learn_upstream.c, so that the module's
+ * It includes src/http/ngx_http_learn_upstream_*.c, so that the module's
  * own get_peer, choose, score and free_peer (static functions) run as
  * they are, on round robin peer lists and a balancer model built here in
  * process memory.  The few nginx functions the loop reaches are
@@ -18,7 +18,11 @@
  */
 
 
-#include "../src/http/ngx_http_learn_upstream.c"
+#include "../src/http/ngx_http_learn_upstream_module.c"
+#include "../src/http/ngx_http_learn_upstream_peer.c"
+#include "../src/http/ngx_http_learn_upstream_learn.c"
+#include "../src/http/ngx_http_learn_upstream_status.c"
+#include "../src/http/ngx_http_learn_param.c"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -26,7 +26,8 @@ PICK_INCS   := $(addprefix -I $(NGX_TREE)/src/,core event event/modules \
                  os/unix http http/modules http/v2) -I $(NGX_OBJS) \
                -I src/http -I src/core
 
-$(BUILD)/bench/pick_bench: bench/pick_bench.c src/http/ngx_http_learn_upstream.c \
+$(BUILD)/bench/pick_bench: bench/pick_bench.c $(wildcard src/http/ngx_http_learn_upstream_*.c) \
+                           src/http/ngx_http_learn_param.c \
                            src/http/ngx_http_learn_upstream.h \
                            src/http/ngx_http_learn_metrics.h $(NGX_OBJS)/Makefile
 	@mkdir -p $(dir $@)

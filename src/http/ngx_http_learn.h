@@ -18,6 +18,7 @@
 #include "lt_checkpoint.h"
 
 #include "ngx_http_learn_metrics.h"
+#include "ngx_http_learn_param.h"
 
 
 #define NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS  (1024 * 1024)

@@ -283,8 +283,8 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_learn_loc_conf_t *lcf = conf;
 
-    ngx_int_t    n;
-    ngx_str_t   *value, s;
+    ngx_int_t    n, rc;
+    ngx_str_t   *value;
     ngx_uint_t   i;
 
     if (lcf->batch_max != NGX_CONF_UNSET_UINT) {
@@ -307,15 +307,9 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            lcf->batch_timeout = ngx_parse_time(&s, 0);
-            if (lcf->batch_timeout == (ngx_msec_t) NGX_ERROR) {
-                goto invalid;
-            }
-
+        rc = ngx_http_learn_param_msec(&value[i], "timeout=",
+                                       &lcf->batch_timeout);
+        if (rc == NGX_OK) {
             continue;
         }
 

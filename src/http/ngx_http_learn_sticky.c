@@ -53,6 +53,7 @@ ngx_http_learn_sticky_parse(ngx_conf_t *cf,
 {
     u_char                        *colon;
     ssize_t                        size;
+    ngx_int_t                      rc;
     ngx_str_t                     *value, s;
     ngx_uint_t                     i;
     ngx_http_learn_sticky_conf_t  *scf;
@@ -83,12 +84,11 @@ ngx_http_learn_sticky_parse(ngx_conf_t *cf,
             scf->name.data = value[i].data + 4;
             scf->name.len = value[i].len - 4;
 
-        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            scf->timeout = ngx_parse_time(&s, 0);
-            if (scf->timeout == (ngx_msec_t) NGX_ERROR || scf->timeout == 0) {
+        } else if ((rc = ngx_http_learn_param_msec(&value[i], "timeout=",
+                                                   &scf->timeout))
+                   != NGX_DECLINED)
+        {
+            if (rc == NGX_ERROR || scf->timeout == 0) {
                 goto invalid;
             }
 

@@ -15,6 +15,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_http_learn_param.h"
+
 
 /* features: 1, recent latency, in flight, recent failures, body size */
 #define NGX_HTTP_LEARN_UPSTREAM_NF       5
@@ -163,15 +165,31 @@ ngx_int_t ngx_http_learn_sticky_pin(ngx_http_learn_sticky_conf_t *scf,
 u_char *ngx_http_learn_sticky_status(ngx_http_learn_sticky_conf_t *scf,
     u_char *p);
 
+/* ngx_http_learn_upstream_peer.c: the pick */
+ngx_int_t ngx_http_learn_upstream_init_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+
+/* ngx_http_learn_upstream_learn.c: the latency model */
+void ngx_http_learn_upstream_model_init(ngx_http_learn_upstream_sh_t *sh);
+float ngx_http_learn_upstream_score(ngx_http_learn_upstream_peer_data_t *lp,
+    ngx_uint_t gi, ngx_http_upstream_rr_peer_t *peer, ngx_msec_t msec,
+    float *x, float *predicted);
+void ngx_http_learn_upstream_learn(ngx_http_learn_upstream_peer_data_t *lp,
+    ngx_uint_t state);
+
 /*
- * ngx_http_learn_upstream.c: the "upstreams" object of learn_status, and
- * its Prometheus text; the size covers either
+ * ngx_http_learn_upstream_status.c: the "upstreams" object of
+ * learn_status, and its Prometheus text; the size covers either
  */
 size_t ngx_http_learn_upstream_status_size(ngx_http_request_t *r);
 u_char *ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
     u_char *last);
 u_char *ngx_http_learn_upstream_prometheus(ngx_http_request_t *r, u_char *p,
     u_char *last);
+
+#define NGX_HTTP_LEARN_UPSTREAM_MS_LEN   32     /* "%.3f" of at most 1e9 */
+
+size_t ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v);
 
 
 #endif /* _NGX_HTTP_LEARN_UPSTREAM_H_INCLUDED_ */
