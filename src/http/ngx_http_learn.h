@@ -287,6 +287,18 @@ struct ngx_http_learn_ctx_s {
 extern ngx_module_t  ngx_http_learn_module;
 
 
+/* ngx_http_learn_directive.c: the directive handlers */
+char *ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_cuda_library(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
 /* ngx_http_learn_lua.c */
 ngx_int_t ngx_http_learn_lua_load_model(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, lt_model_spec *spec);
@@ -314,6 +326,9 @@ ngx_pid_t ngx_http_learn_zone_lock_wait(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm,
     ngx_pid_t pid, ngx_log_t *log);
 void ngx_http_learn_zone_retire(ngx_http_learn_model_t *lm, ngx_log_t *log);
+ngx_http_learn_shm_t *ngx_http_learn_zone_running(ngx_http_learn_model_t *lm);
+ngx_int_t ngx_http_learn_zone_remember(ngx_cycle_t *cycle,
+    ngx_http_learn_main_conf_t *lmcf);
 
 /*
  * One process writes checkpoints: worker 0, or the single process.  The
@@ -328,6 +343,8 @@ ngx_int_t ngx_http_learn_checkpoint_load(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm);
 void ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm,
     ngx_log_t *log);
+ngx_int_t ngx_http_learn_checkpoint_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
 ngx_int_t ngx_http_learn_checkpoint_init_module(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
 void ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
@@ -378,8 +395,6 @@ ngx_int_t ngx_http_learn_task_post(ngx_http_request_t *r, void *pool,
     ngx_thread_task_t *task);
 void ngx_http_learn_task_done(ngx_http_request_t *r);
 void ngx_http_learn_tasks_add(ngx_int_t n);
-char *ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 lt_workspace *ngx_http_learn_ws_get(ngx_http_learn_model_t *lm,
     lt_err *err);
 void ngx_http_learn_ws_put(ngx_http_learn_model_t *lm, lt_workspace *ws);
@@ -389,7 +404,6 @@ void ngx_http_learn_ws_fit(ngx_http_learn_model_t *lm, lt_workspace *ws);
 ngx_int_t ngx_http_learn_batch_add(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 void ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx);
-char *ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_learn_versions.c */
 ngx_int_t ngx_http_learn_versions_scan(ngx_conf_t *cf,
@@ -410,8 +424,6 @@ ngx_http_learn_version_t *ngx_http_learn_versions_find(
     ngx_http_learn_shm_t *shm, int64_t step);
 int ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,
     int64_t step);
-char *ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 
 /* ngx_http_learn_weights.c */
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
@@ -421,8 +433,6 @@ ngx_int_t ngx_http_learn_device_parse(ngx_conf_t *cf,
     ngx_http_learn_model_t *lm, ngx_str_t *value);
 ngx_int_t ngx_http_learn_device_check(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_model_t *lm);
-char *ngx_http_learn_cuda_library(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 ngx_int_t ngx_http_learn_device_init(ngx_cycle_t *cycle,
     ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_model_t *lm);
 void ngx_http_learn_device_exit(ngx_http_learn_model_t *lm);

@@ -177,6 +177,32 @@ ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm, ngx_log_t *log)
 
 
 /*
+ * Master, a model's zone init: the zone sets itself up; a zone that is
+ * new and took nothing from a running one then gets the checkpoint read
+ * at configuration time (a zone kept across a reload is newer than any
+ * file).
+ */
+
+ngx_int_t
+ngx_http_learn_checkpoint_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_learn_model_t  *lm;
+
+    if (ngx_http_learn_zone_init(shm_zone, data) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    lm = shm_zone->data;
+
+    if (lm->fresh && !lm->copied && lm->ckpt_params) {
+        ngx_http_learn_checkpoint_restore(lm, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * Master, after configuration: a checkpoint directory that does not exist
  * stops the start; whether the workers may write in it is their own check
  * (ngx_http_learn_checkpoint_probe), with the credentials they run with.

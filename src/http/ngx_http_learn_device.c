@@ -153,30 +153,6 @@ ngx_http_learn_device_parse(ngx_conf_t *cf, ngx_http_learn_model_t *lm,
 }
 
 
-/* learn_cuda_library PATH; (before learn_model) */
-
-char *
-ngx_http_learn_cuda_library(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_learn_main_conf_t *lmcf = conf;
-
-    ngx_str_t  *value;
-
-    if (lmcf->cuda_library.len) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-    lmcf->cuda_library = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &lmcf->cuda_library, 0) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
 /*
  * At configuration time, in the master.  Without a library path the
  * backend is looked for next to the module.  fallback=off asks a child

@@ -26,9 +26,6 @@
 #include "ngx_http_learn.h"
 
 
-/* about 100 us of single-threaded float work */
-#define NGX_HTTP_LEARN_THREAD_THRESHOLD  1e6
-
 /* what a workspace may keep between requests */
 #define NGX_HTTP_LEARN_WS_KEEP           (4 * 1024 * 1024)
 #define NGX_HTTP_LEARN_WS_KEEP_ROWS      64
@@ -203,51 +200,6 @@ ngx_http_learn_task_post(ngx_http_request_t *r, void *pool,
     return NGX_OK;
 }
 
-
-char *
-ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_learn_loc_conf_t *lcf = conf;
-
-    ngx_str_t   *value, s;
-    ngx_uint_t   i;
-
-    if (lcf->thread_pool != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    lcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
-    if (lcf->thread_pool == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 2; i < cf->args->nelts; i++) {
-        if (ngx_strncmp(value[i].data, "threshold=", 10) == 0) {
-            s.data = value[i].data + 10;
-            s.len = value[i].len - 10;
-
-            /* a count of multiply-adds: digits, as ngx_atoof() reads */
-            lcf->thread_threshold = (double) ngx_atoof(s.data, s.len);
-
-            if (s.len && lcf->thread_threshold >= 0) {
-                continue;
-            }
-        }
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid parameter \"%V\"", &value[i]);
-        return NGX_CONF_ERROR;
-    }
-
-    if (lcf->thread_threshold < 0) {
-        lcf->thread_threshold = NGX_HTTP_LEARN_THREAD_THRESHOLD;
-    }
-
-    return NGX_CONF_OK;
-}
-
 #else
 
 ngx_int_t
@@ -263,13 +215,6 @@ ngx_http_learn_task_post(ngx_http_request_t *r, void *pool,
     ngx_thread_task_t *task)
 {
     return NGX_ERROR;
-}
-
-
-char *
-ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    return "needs nginx built --with-threads";
 }
 
 #endif

@@ -60,6 +60,21 @@ ngx_http_learn_zone_bytes(const lt_model *model)
 
 
 /*
+ * The layouts of the running configuration's models, kept by the master
+ * across reloads (the .so stays loaded), so that a reload with changed
+ * layers starts that model fresh instead of refusing its checkpoint.
+ */
+typedef struct {
+    u_char                  name[65];
+    uint64_t                hash;
+    ngx_http_learn_shm_t   *shm;
+} ngx_http_learn_known_t;
+
+static ngx_http_learn_known_t  *ngx_http_learn_known;
+static ngx_uint_t               ngx_http_learn_nknown;
+
+
+/*
  * The zone holds one slab allocation of the bytes above; the slab pool
  * needs its own header and a page descriptor per page on top of that.
  */
@@ -427,4 +442,68 @@ ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm)
 {
     ngx_memory_barrier();
     shm->version = shm->version + 1;
+}
+
+
+/*
+ * The running configuration's zone of this model goes to lm->running
+ * (zone init copies the state from it when only the zone size changed);
+ * it is returned if its layers differ.
+ */
+
+ngx_http_learn_shm_t *
+ngx_http_learn_zone_running(ngx_http_learn_model_t *lm)
+{
+    ngx_uint_t               i;
+    ngx_http_learn_known_t  *k;
+
+    for (i = 0; i < ngx_http_learn_nknown; i++) {
+        k = &ngx_http_learn_known[i];
+
+        if (ngx_strlen(k->name) == lm->name.len
+            && ngx_strncmp(k->name, lm->name.data, lm->name.len) == 0)
+        {
+            lm->running = k->shm;
+
+            return (k->hash != lm->model.hash) ? k->shm : NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+/*
+ * Master, init_module: the accepted configuration's layouts become the
+ * running ones.
+ */
+
+ngx_int_t
+ngx_http_learn_zone_remember(ngx_cycle_t *cycle,
+    ngx_http_learn_main_conf_t *lmcf)
+{
+    ngx_uint_t                i;
+    ngx_http_learn_known_t   *known;
+    ngx_http_learn_model_t  **lmp;
+
+    known = ngx_alloc(lmcf->models.nelts * sizeof(ngx_http_learn_known_t),
+                      cycle->log);
+    if (known == NULL) {
+        return NGX_ERROR;
+    }
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        ngx_cpystrn(known[i].name, lmp[i]->name.data,
+                    ngx_min(lmp[i]->name.len + 1, sizeof(known[i].name)));
+        known[i].hash = lmp[i]->model.hash;
+        known[i].shm = lmp[i]->shm;
+    }
+
+    ngx_free(ngx_http_learn_known);
+    ngx_http_learn_known = known;
+    ngx_http_learn_nknown = lmcf->models.nelts;
+
+    return NGX_OK;
 }

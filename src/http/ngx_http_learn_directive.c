@@ -1,0 +1,545 @@
+
+/*
+ * The module's directive handlers, in the order of the directive table
+ * in ngx_http_learn_module.c: each parses its arguments with nginx's own
+ * parsers, refuses what it does not know, and fills the conf.  What a
+ * directive sets up beyond its conf (a zone, a checkpoint read, a thread
+ * pool) is done by the file that owns it.
+ */
+
+
+#include "ngx_http_learn.h"
+
+
+/* about 100 us of single-threaded float work */
+#define NGX_HTTP_LEARN_THREAD_THRESHOLD  1e6
+
+
+static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
+    ngx_str_t *name);
+
+
+/*
+ * learn_model NAME FILE.lua [seed=N] [zone=SIZE] [checkpoint=PATH ...]
+ *     [device=cpu|cuda[:N] [tf32=on] [fallback=off]];
+ *
+ * The model file runs here, in the master, so a broken model fails
+ * "nginx -t" with the file and line; its parameters then get a zone
+ * sized exactly for them.
+ */
+
+char *
+ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_main_conf_t  *lmcf = conf;
+
+    size_t                   size, min;
+    ngx_str_t               *value, s;
+    ngx_int_t                n, rc;
+    ngx_uint_t               i, ckpt_opts;
+    lt_err                   err;
+    lt_model_spec            spec;
+    ngx_http_learn_model_t  *lm, **lmp;
+
+    value = cf->args->elts;
+
+    for (i = 0; i < value[1].len; i++) {
+        if (!(isalnum(value[1].data[i]) || value[1].data[i] == '_'
+              || value[1].data[i] == '-')
+            || i >= 64)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_model name \"%V\" must be 1-64 "
+                               "letters, digits, \"_\" or \"-\"",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_http_learn_find_model(cf, &value[1]) != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\" is already declared",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lm = ngx_pcalloc(cf->pool, sizeof(ngx_http_learn_model_t));
+    if (lm == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    lm->name = value[1];
+    lm->seed = 0;
+    lm->device = -1;
+    lm->ckpt_interval = 60000;
+    size = 0;
+    ckpt_opts = 0;
+
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "seed=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            lm->seed = (uint64_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            size = ngx_parse_size(&s);
+            if (size == (size_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "checkpoint=", 11) == 0) {
+            lm->ckpt_path.data = value[i].data + 11;
+            lm->ckpt_path.len = value[i].len - 11;
+
+            if (lm->ckpt_path.len == 0
+                || ngx_conf_full_name(cf->cycle, &lm->ckpt_path, 0)
+                   != NGX_OK
+                || lm->ckpt_path.len > NGX_MAX_PATH - 64)
+            {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        rc = ngx_http_learn_param_msec(&value[i], "checkpoint_interval=",
+                                       &lm->ckpt_interval);
+        if (rc != NGX_DECLINED) {
+            if (rc == NGX_ERROR || lm->ckpt_interval == 0) {
+                goto invalid;
+            }
+
+            ckpt_opts = i;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "checkpoint_keep=", 16) == 0) {
+            n = ngx_atoi(value[i].data + 16, value[i].len - 16);
+            if (n < 0 || n > NGX_HTTP_LEARN_MAX_VERSIONS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "checkpoint_keep must be 0 to %d",
+                                   NGX_HTTP_LEARN_MAX_VERSIONS);
+                return NGX_CONF_ERROR;
+            }
+
+            lm->ckpt_keep = n;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "checkpoint_bad=fresh") == 0) {
+            lm->ckpt_fresh = 1;
+            ckpt_opts = i;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "checkpoint_bad=refuse") == 0) {
+            lm->ckpt_fresh = 0;
+            ckpt_opts = i;
+            continue;
+        }
+
+        rc = ngx_http_learn_device_parse(cf, lm, &value[i]);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
+        goto invalid;
+    }
+
+    if (ckpt_opts && lm->ckpt_path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": \"%V\" needs "
+                           "checkpoint=PATH", &lm->name, &value[ckpt_opts]);
+        return NGX_CONF_ERROR;
+    }
+
+#if (NGX_THREADS)
+    if (lm->ckpt_path.len) {
+        /* the writer's task goes to nginx's "default" pool */
+        lm->ckpt_pool = ngx_thread_pool_add(cf, NULL);
+        if (lm->ckpt_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+#endif
+
+    if (ngx_http_learn_lua_load_model(cf, lmcf, &value[2], &spec)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lt_model_build(&lm->model, &spec, &err) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": %s", &lm->name, err.msg);
+        return NGX_CONF_ERROR;
+    }
+
+    lm->file = value[2];
+
+    if (ngx_http_learn_device_check(cf, lmcf, lm) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * Other layers than the running configuration's: the file holds the
+     * old ones, so the model starts fresh; init_module retires the old
+     * zone and says so, once nginx has accepted this configuration.
+     */
+
+    lm->retire = ngx_http_learn_zone_running(lm);
+
+    if (lm->retire == NULL
+        && lm->ckpt_path.len
+        && ngx_http_learn_checkpoint_load(cf, lm) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lm->ckpt_keep) {
+        if (lm->ckpt_path.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_model \"%V\": checkpoint_keep needs "
+                               "checkpoint=PATH", &lm->name);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_learn_versions_scan(cf, lm) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    min = ngx_http_learn_zone_size(&lm->model);
+
+    if (size == 0) {
+        size = min;
+
+    } else if (size < min) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": zone=%uz is too small, "
+                           "the model needs %uz", &lm->name, size, min);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_learn_zone_add(cf, lm, size,
+                                ngx_http_learn_checkpoint_init_zone)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    lmp = ngx_array_push(&lmcf->models);
+    if (lmp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *lmp = lm;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static ngx_http_learn_model_t *
+ngx_http_learn_find_model(ngx_conf_t *cf, ngx_str_t *name)
+{
+    ngx_uint_t                   i;
+    ngx_http_learn_model_t     **lmp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
+
+    lmp = lmcf->models.elts;
+
+    for (i = 0; i < lmcf->models.nelts; i++) {
+        if (lmp[i]->name.len == name->len
+            && ngx_strncmp(lmp[i]->name.data, name->data, name->len) == 0)
+        {
+            return lmp[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+/* learn_cuda_library PATH; (before learn_model) */
+
+char *
+ngx_http_learn_cuda_library(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_main_conf_t *lmcf = conf;
+
+    ngx_str_t  *value;
+
+    if (lmcf->cuda_library.len) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lmcf->cuda_library = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &lmcf->cuda_library, 0) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* learn_train NAME; learn_predict NAME; learn_weights NAME; */
+
+char *
+ngx_http_learn_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->role != NGX_HTTP_LEARN_NONE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->model = ngx_http_learn_find_model(cf, &value[1]);
+    if (lcf->model == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown model \"%V\" (declare it with "
+                           "learn_model in the http block first)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->role = *(ngx_uint_t *) cmd->post;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = (lcf->role == NGX_HTTP_LEARN_WEIGHTS)
+                    ? ngx_http_learn_weights_handler
+                    : ngx_http_learn_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* learn_candidate STEP PERCENT%; in a learn_predict location */
+
+char *
+ngx_http_learn_candidate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_str_t                   *value;
+    ngx_int_t                    step, share;
+    ngx_http_learn_loc_conf_t  **lcfp;
+    ngx_http_learn_main_conf_t  *lmcf;
+
+    if (lcf->candidate) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    step = ngx_atoi(value[1].data, value[1].len);
+    if (step <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_candidate: \"%V\" is not a version (a "
+                           "checkpoint's step)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (value[2].len < 2 || value[2].data[value[2].len - 1] != '%') {
+        goto invalid;
+    }
+
+    /* "12.5%": hundredths of a percent, i.e. of 10000 */
+    share = ngx_atofp(value[2].data, value[2].len - 1, 2);
+    if (share <= 0 || share > 10000) {
+        goto invalid;
+    }
+
+    lcf->candidate = step;
+    lcf->candidate_share = (ngx_uint_t) share;
+
+    /* init_module protects the version from pruning */
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
+
+    if (lmcf->candidates == NULL) {
+        lmcf->candidates = ngx_array_create(cf->pool, 4,
+                                          sizeof(ngx_http_learn_loc_conf_t *));
+        if (lmcf->candidates == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    lcfp = ngx_array_push(lmcf->candidates);
+    if (lcfp == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *lcfp = lcf;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "learn_candidate: share \"%V\" must be a percentage "
+                       "above 0 and at most 100, with at most two "
+                       "decimals, such as \"10%%\" or \"2.5%%\"",
+                       &value[2]);
+    return NGX_CONF_ERROR;
+}
+
+
+#if (NGX_THREADS)
+
+char *
+ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_str_t   *value, s;
+    ngx_uint_t   i;
+
+    if (lcf->thread_pool != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->thread_pool = ngx_thread_pool_add(cf, &value[1]);
+    if (lcf->thread_pool == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "threshold=", 10) == 0) {
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+
+            /* a count of multiply-adds: digits, as ngx_atoof() reads */
+            lcf->thread_threshold = (double) ngx_atoof(s.data, s.len);
+
+            if (s.len && lcf->thread_threshold >= 0) {
+                continue;
+            }
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->thread_threshold < 0) {
+        lcf->thread_threshold = NGX_HTTP_LEARN_THREAD_THRESHOLD;
+    }
+
+    return NGX_CONF_OK;
+}
+
+#else
+
+char *
+ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    return "needs nginx built --with-threads";
+}
+
+#endif
+
+
+/* learn_batch max=N timeout=TIME; */
+
+char *
+ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_int_t    n, rc;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (lcf->batch_max != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lcf->batch_max = 64;
+    lcf->batch_timeout = 0;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "max=", 4) == 0) {
+            n = ngx_atoi(value[i].data + 4, value[i].len - 4);
+            if (n < 2 || n > 65536) {
+                goto invalid;
+            }
+
+            lcf->batch_max = n;
+            continue;
+        }
+
+        rc = ngx_http_learn_param_msec(&value[i], "timeout=",
+                                       &lcf->batch_timeout);
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+char *
+ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->role != NGX_HTTP_LEARN_NONE) {
+        return "is duplicate";
+    }
+
+    lcf->role = NGX_HTTP_LEARN_STATUS;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_learn_status_handler;
+
+    return NGX_CONF_OK;
+}
