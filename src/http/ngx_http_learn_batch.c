@@ -105,7 +105,13 @@ ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx)
 static void
 ngx_http_learn_batch_timer(ngx_event_t *ev)
 {
-    ngx_http_learn_batch_flush(ev->data);
+    ngx_http_learn_loc_conf_t  *lcf = ev->data;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "learn \"%V\": batch timeout, %ui rows",
+                   &lcf->model->name, lcf->batch_rows);
+
+    ngx_http_learn_batch_flush(lcf);
 }
 
 

@@ -325,6 +325,10 @@ ngx_http_learn_predict_version(ngx_http_request_t *r,
                           < lcf->candidate_share)
     {
         ctx->vstep = lcf->candidate;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "learn: predict sent to candidate version %L",
+                       ctx->vstep);
     }
 
     return NGX_OK;

@@ -526,6 +526,10 @@ ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
         }
 
         /* a minute later: try the file again */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "learn: version %L was unreadable, trying again",
+                       ctx->vstep);
+
         return ngx_http_learn_versions_load(r, ctx, slot);
 
     default:
