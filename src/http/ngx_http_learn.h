@@ -370,6 +370,8 @@ ngx_int_t ngx_http_learn_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, u_char *data, size_t len);
 ngx_int_t ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
     const char *fmt, ...);
+ngx_int_t ngx_http_learn_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *msg);
 ngx_int_t ngx_http_learn_reject_method(ngx_http_request_t *r, char *allowed);
 void ngx_http_learn_finalize(ngx_http_request_t *r, ngx_int_t rc);
 void *ngx_http_learn_pool_alloc(void *ctx, size_t size);

@@ -195,7 +195,7 @@ ngx_http_learn_predict_run(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
 /*
  * NGX_OK: ctx->y in the request's encoding.  NGX_DECLINED: the model
  * keeps no such version (404); NGX_ERROR: the pass or the version file
- * failed (500, ctx->err logged).
+ * failed (500 with ctx->err in its JSON body, and logged).
  */
 
 static ngx_int_t
@@ -223,7 +223,8 @@ ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "learn_predict \"%V\": %s", &lm->name, ctx->err.msg);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_learn_fail(r, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                   ctx->err.msg);
     }
 
     codec.alloc = ngx_http_learn_pool_alloc;

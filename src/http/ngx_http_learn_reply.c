@@ -90,6 +90,26 @@ ngx_http_learn_reject(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * A failure on the server's side (a 5xx that the caller has logged): the
+ * same JSON body as a client error instead of nginx's HTML page, so the
+ * client reads what failed and a kept-alive connection stays usable.
+ * Not counted as a rejected request.
+ */
+
+ngx_int_t
+ngx_http_learn_fail(ngx_http_request_t *r, ngx_uint_t status,
+    const char *msg)
+{
+    if (msg[0] == '\0') {
+        msg = "internal error";
+    }
+
+    return ngx_http_learn_send_error(r, status, (u_char *) msg,
+                                     ngx_strlen(msg));
+}
+
+
 /* 405 with Allow (e.g. "GET, PUT"), after discarding the body */
 
 ngx_int_t
