@@ -24,9 +24,11 @@ endif
 
 CORE_SRCS   := $(sort $(wildcard src/core/*.c))
 CORE_OBJS   := $(patsubst src/core/%.c,$(BUILD)/core/%.o,$(CORE_SRCS))
+# OpenBLAS's headers: pkg-config's answer, else Debian's multiarch path
+BLAS_CFLAGS ?= $(shell pkg-config --cflags openblas 2>/dev/null \
+                 || echo -I/usr/include/$$($(CC) -print-multiarch)/openblas-pthread)
 CORE_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g -fPIC -W -Wall \
-               -Wextra -Wno-unused-parameter -Werror \
-               -I/usr/include/x86_64-linux-gnu/openblas-pthread
+               -Wextra -Wno-unused-parameter -Werror $(BLAS_CFLAGS)
 CORE_LIBS   := -lopenblas -lmsgpackc -lcjson -lz -lm
 
 UNIT_SRCS   := $(sort $(wildcard t/unit/*.c))

@@ -222,4 +222,85 @@ main::keyed(20, 3)
     location /t { proxy_pass http://back; }
 --- must_die
 --- error_log
-learn_sticky needs header=NAME, cookie=NAME or arg=NAME
+learn_sticky needs header=NAME, cookie=NAME, arg=NAME or key=EXPRESSION
+
+
+
+=== TEST 8: same peer per key: key= takes any nginx expression (a map of the model name)
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    map $arg_model $learn_tenant { default "tenant-$arg_model"; }
+    upstream back {
+        learn_balancer explore=1;
+        learn_sticky key=$learn_tenant;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+        server 127.0.0.1:1987;
+    }
+    server { listen 127.0.0.1:1985; location / { echo b1; } }
+    server { listen 127.0.0.1:1986; location / { echo b2; } }
+    server { listen 127.0.0.1:1987; location / { echo b3; } }
+--- config
+    location /t {
+        proxy_pass http://back;
+        add_header X-Pin $learn_upstream_pin;
+    }
+    location = /status { learn_status; }
+--- request eval
+main::keyed(12, 5)
+--- error_code eval
+[ (200) x 61 ]
+--- response_headers_like eval
+[ (map { "X-Pin: new" } 1 .. 12), (map { "X-Pin: hit" } 1 .. 48), "" ]
+--- response_body_like eval
+[ (map { qr/^b[123]$/ } 1 .. 60),
+  qr/"sticky": \{"keys": 12, "hits": 48, "evicted": 0, / ]
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: learn_sticky takes one key source
+--- http_config
+    upstream back {
+        learn_sticky arg=model cookie=model;
+        server 127.0.0.1:1985;
+    }
+--- config
+    location /t { proxy_pass http://back; }
+--- must_die
+--- error_log
+learn_sticky takes one of header=, cookie=, arg= and key=
+
+
+
+=== TEST 10: same peer per key: a header name is matched as nginx matches headers (any case)
+--- main_config
+    load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+--- http_config
+    upstream back {
+        learn_balancer explore=1;
+        learn_sticky header=X-Model-Id;
+        server 127.0.0.1:1985;
+        server 127.0.0.1:1986;
+        server 127.0.0.1:1987;
+    }
+    server { listen 127.0.0.1:1985; location / { echo b1; } }
+    server { listen 127.0.0.1:1986; location / { echo b2; } }
+    server { listen 127.0.0.1:1987; location / { echo b3; } }
+--- config
+    location /t {
+        proxy_pass http://back;
+        add_header X-Pin $learn_upstream_pin;
+    }
+--- more_headers
+x-MODEL-id: digits-v2
+--- request eval
+[ map { "GET /t" } 1 .. 6 ]
+--- error_code eval
+[ (200) x 6 ]
+--- response_headers_like eval
+[ "X-Pin: new", (map { "X-Pin: hit" } 1 .. 5) ]
+--- response_body_like eval
+[ map { qr/^b[123]$/ } 1 .. 6 ]

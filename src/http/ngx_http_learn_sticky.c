@@ -37,6 +37,8 @@ typedef struct {
 } ngx_http_learn_sticky_node_t;
 
 
+static ngx_int_t ngx_http_learn_sticky_source(ngx_conf_t *cf,
+    ngx_http_learn_sticky_conf_t *scf, ngx_str_t *param);
 static ngx_int_t ngx_http_learn_sticky_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_learn_sticky_flush(ngx_http_learn_sticky_conf_t *scf);
@@ -45,6 +47,101 @@ static void ngx_http_learn_sticky_delete(ngx_http_learn_sticky_conf_t *scf,
 static ngx_uint_t ngx_http_learn_sticky_expire(
     ngx_http_learn_sticky_conf_t *scf, ngx_http_learn_upstream_sh_t *ush,
     ngx_uint_t n, ngx_uint_t force);
+
+
+/*
+ * header=NAME, cookie=NAME and arg=NAME are nginx's own $http_name,
+ * $cookie_NAME and $arg_NAME, so they read requests as nginx does in
+ * every version; key= takes any complex value ("$arg_user:$cookie_m").
+ */
+
+static ngx_int_t
+ngx_http_learn_sticky_source(ngx_conf_t *cf,
+    ngx_http_learn_sticky_conf_t *scf, ngx_str_t *param)
+{
+    u_char                            *p, *eq, c;
+    size_t                             skip;
+    ngx_str_t                          name, src;
+    ngx_uint_t                         i;
+    ngx_http_compile_complex_value_t   ccv;
+
+    eq = ngx_strlchr(param->data, param->data + param->len, '=');
+    skip = eq - param->data + 1;
+
+    name.data = eq + 1;
+    name.len = param->len - skip;
+
+    if (name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_sticky: \"%V\" names nothing", param);
+        return NGX_ERROR;
+    }
+
+    if (param->data[0] == 'k') {
+        src = name;
+
+    } else {
+        /* "${http_x_model_id}" and the like: braces keep any name whole */
+        src.len = sizeof("${cookie_}") - 1 + name.len;
+        src.data = ngx_pnalloc(cf->pool, src.len);
+        if (src.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(src.data, "${", 2);
+
+        switch (param->data[0]) {
+
+        case 'h':
+            p = ngx_cpymem(p, "http_", 5);
+
+            for (i = 0; i < name.len; i++) {
+                c = ngx_tolower(name.data[i]);
+                *p++ = (c == '-') ? '_' : c;
+            }
+
+            break;
+
+        case 'c':
+            p = ngx_cpymem(p, "cookie_", 7);
+            p = ngx_cpymem(p, name.data, name.len);
+            break;
+
+        default: /* 'a' */
+            p = ngx_cpymem(p, "arg_", 4);
+            p = ngx_cpymem(p, name.data, name.len);
+        }
+
+        *p++ = '}';
+        src.len = p - src.data;
+
+        for (i = 0; i < name.len; i++) {
+            if (name.data[i] == '}' || name.data[i] == '$') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_sticky: invalid name in \"%V\"",
+                                   param);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    scf->key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (scf->key == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &src;
+    ccv.complex_value = scf->key;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
 
 
 char *
@@ -69,21 +166,23 @@ ngx_http_learn_sticky_parse(ngx_conf_t *cf,
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "header=", 7) == 0) {
-            scf->source = NGX_HTTP_LEARN_STICKY_HEADER;
-            scf->name.data = value[i].data + 7;
-            scf->name.len = value[i].len - 7;
+        if (ngx_strncmp(value[i].data, "header=", 7) == 0
+            || ngx_strncmp(value[i].data, "cookie=", 7) == 0
+            || ngx_strncmp(value[i].data, "arg=", 4) == 0
+            || ngx_strncmp(value[i].data, "key=", 4) == 0)
+        {
+            if (scf->key) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_sticky takes one of header=, "
+                                   "cookie=, arg= and key=");
+                return NGX_CONF_ERROR;
+            }
 
-        } else if (ngx_strncmp(value[i].data, "cookie=", 7) == 0) {
-            scf->source = NGX_HTTP_LEARN_STICKY_COOKIE;
-            scf->name.data = value[i].data + 7;
-            scf->name.len = value[i].len - 7;
+            if (ngx_http_learn_sticky_source(cf, scf, &value[i]) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
 
-        } else if (ngx_strncmp(value[i].data, "arg=", 4) == 0) {
-            scf->source = NGX_HTTP_LEARN_STICKY_ARG;
-            scf->name.data = value[i].data + 4;
-            scf->name.len = value[i].len - 4;
-
+            continue;
         } else if ((rc = ngx_http_learn_param_msec(&value[i], "timeout=",
                                                    &scf->timeout))
                    != NGX_DECLINED)
@@ -127,16 +226,12 @@ ngx_http_learn_sticky_parse(ngx_conf_t *cf,
         } else {
             goto invalid;
         }
-
-        if (scf->name.len == 0) {
-            goto invalid;
-        }
     }
 
-    if (scf->source == 0) {
+    if (scf->key == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "learn_sticky needs header=NAME, cookie=NAME "
-                           "or arg=NAME");
+                           "learn_sticky needs header=NAME, cookie=NAME, "
+                           "arg=NAME or key=EXPRESSION");
         return NGX_CONF_ERROR;
     }
 
@@ -280,56 +375,8 @@ ngx_int_t
 ngx_http_learn_sticky_key(ngx_http_request_t *r,
     ngx_http_learn_sticky_conf_t *scf, ngx_str_t *key)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    key->len = 0;
-
-    switch (scf->source) {
-
-    case NGX_HTTP_LEARN_STICKY_HEADER:
-        part = &r->headers_in.headers.part;
-        h = part->elts;
-
-        for (i = 0; /* void */; i++) {
-
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
-
-            if (h[i].key.len == scf->name.len
-                && ngx_strncasecmp(h[i].key.data, scf->name.data,
-                                   scf->name.len)
-                   == 0)
-            {
-                *key = h[i].value;
-                break;
-            }
-        }
-
-        break;
-
-    case NGX_HTTP_LEARN_STICKY_COOKIE:
-        if (ngx_http_parse_multi_header_lines(&r->headers_in.cookies,
-                                              &scf->name, key)
-            == NGX_DECLINED)
-        {
-            key->len = 0;
-        }
-
-        break;
-
-    default: /* NGX_HTTP_LEARN_STICKY_ARG */
-        if (ngx_http_arg(r, scf->name.data, scf->name.len, key) != NGX_OK) {
-            key->len = 0;
-        }
+    if (ngx_http_complex_value(r, scf->key, key) != NGX_OK) {
+        key->len = 0;
     }
 
     if (key->len == 0 || key->len > NGX_HTTP_LEARN_STICKY_MAX_KEY) {

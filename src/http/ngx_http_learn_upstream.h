@@ -21,9 +21,6 @@
 /* features: 1, recent latency, in flight, recent failures, body size */
 #define NGX_HTTP_LEARN_UPSTREAM_NF       5
 
-#define NGX_HTTP_LEARN_STICKY_HEADER     1
-#define NGX_HTTP_LEARN_STICKY_COOKIE     2
-#define NGX_HTTP_LEARN_STICKY_ARG        3
 
 #define NGX_HTTP_LEARN_PIN_NONE          0
 #define NGX_HTTP_LEARN_PIN_HIT           1
@@ -84,8 +81,9 @@ typedef struct {
 
 
 typedef struct {
-    ngx_uint_t                     source;     /* header, cookie, arg */
-    ngx_str_t                      name;
+    ngx_http_complex_value_t      *key;        /* header=, cookie=, arg=
+                                                  as $http_, $cookie_,
+                                                  $arg_; or key= */
     ngx_msec_t                     timeout;
     ngx_str_t                      zone_name;
     size_t                         zone_size;
