@@ -884,6 +884,8 @@ lt_mp_shape(lt_dec *d, lt_mp *mp, uint64_t *dims, int *ndim)
     lt_mpv    v, e;
     uint32_t  i;
 
+    *ndim = 0;
+
     (void) lt_mp_read(mp, &v);
     if (v.type != LT_MP_ARRAY) {
         return lt_error(d->err, "tensor \"%s\": \"shape\" must be an array, "

@@ -21,9 +21,9 @@
  */
 
 
-#include <dirent.h>
-
 #include "ngx_http_learn.h"
+
+#include <dirent.h>
 
 
 struct ngx_http_learn_ckpt_job_s {

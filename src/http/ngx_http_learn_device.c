@@ -19,12 +19,12 @@
  */
 
 
+#include "ngx_http_learn.h"
+
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
-
-#include "ngx_http_learn.h"
 
 
 #define NGX_HTTP_LEARN_MAX_GPUS     16

@@ -10,11 +10,11 @@
 #define _NGX_HTTP_LEARN_LUA_H_INCLUDED_
 
 
+#include "ngx_http_learn.h"
+
 #include <lua.h>
 #include <lualib.h>
 #include <lauxlib.h>
-
-#include "ngx_http_learn.h"
 
 
 /* what one model file may cost the master */

@@ -9,10 +9,10 @@
  */
 
 
+#include "ngx_http_learn_lua.h"
+
 #include <float.h>
 #include <limits.h>
-
-#include "ngx_http_learn_lua.h"
 
 
 typedef struct {

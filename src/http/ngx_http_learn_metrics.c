@@ -6,9 +6,9 @@
  */
 
 
-#include <math.h>
-
 #include "ngx_http_learn_metrics.h"
+
+#include <math.h>
 
 
 typedef struct {

@@ -21,9 +21,9 @@
  */
 
 
-#include <luajit.h>
-
 #include "ngx_http_learn_lua.h"
+
+#include <luajit.h>
 
 
 #define NGX_HTTP_LEARN_LUA_HOOK_INSNS   1000

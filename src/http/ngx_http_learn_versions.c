@@ -19,9 +19,9 @@
  */
 
 
-#include <math.h>
-
 #include "ngx_http_learn.h"
+
+#include <math.h>
 
 
 #define NGX_HTTP_LEARN_VERSION_RETRY  60     /* s before a bad file again */

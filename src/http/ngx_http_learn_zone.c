@@ -6,9 +6,9 @@
  */
 
 
-#include <math.h>
-
 #include "ngx_http_learn.h"
+
+#include <math.h>
 
 
 #define ngx_http_learn_zone_header_size                                       \
