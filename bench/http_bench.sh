@@ -1,7 +1,10 @@
 #!/bin/bash
-# One nginx, 2 workers; wrk -t2 -c64 against `return 200`, learn_predict
-# and learn_train on the WebTorch XOR net (2-20-1 tanh, MSE, SGD lr 0.01)
-# with a one-sample msgpack-numpy body.  Prints req/s and the ratios.
+# One nginx, 2 workers; wrk -t2 -c64 against `return 200`, a location
+# that reads the POST body and answers (`echo_read_request_body; echo ok;`,
+# Debian's libnginx-mod-http-echo: the baseline), learn_predict and
+# learn_train on the WebTorch XOR net (2-20-1 tanh, MSE, SGD lr 0.01) with
+# a one-sample msgpack-numpy body.  Prints req/s and the ratios to the
+# body-reading baseline.
 #   bench/http_bench.sh [SECONDS]  (make bench-http; ROUNDS=3 by default)
 # `return 200` gets the same POST body (nginx reads and discards it).
 set -euo pipefail
@@ -32,6 +35,7 @@ PYEOF
 
 cat > "$PREFIX/conf/nginx.conf" <<CONF
 load_module $ROOT/build/ngx_http_learn_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 worker_processes 2;
 pid logs/nginx.pid;
 error_log logs/error.log warn;
@@ -43,6 +47,7 @@ http {
     server {
         listen 127.0.0.1:$PORT backlog=4096;
         location = /return200 { return 200 "ok"; }
+        location = /echo { echo_read_request_body; echo ok; }
         location = /predict { learn_predict xor; }
         location = /train { learn_train xor; }
         location = /status { learn_status; }
@@ -68,18 +73,22 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 echo "wrk -t2 -c64, ${ROUNDS} rounds of ${DUR}s each, interleaved; nginx 2 workers;" \
      "XOR 2-20-1 tanh; 1-sample msgpack-numpy body; median of rounds" >&2
 run warmup /predict predict.mp > /dev/null
-R=(); P=(); T=()
+R=(); E=(); P=(); T=()
 for i in $(seq "$ROUNDS"); do
     R+=("$(run return200 /return200 predict.mp)")
+    E+=("$(run echo /echo predict.mp)")
     P+=("$(run predict /predict predict.mp)")
     T+=("$(run train /train train.mp)")
-    echo "  round $i: return200 ${R[-1]}  predict ${P[-1]}  train ${T[-1]}" >&2
+    echo "  round $i: return200 ${R[-1]}  echo ${E[-1]}  predict ${P[-1]}" \
+         " train ${T[-1]}" >&2
 done
-R=$(median "${R[@]}"); P=$(median "${P[@]}"); T=$(median "${T[@]}")
+R=$(median "${R[@]}"); E=$(median "${E[@]}"); P=$(median "${P[@]}")
+T=$(median "${T[@]}")
 STEPS=$(curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)["models"]["xor"]["step"])')
 
-printf '%-14s %10s %7s\n' location req/s ratio
-printf '%-14s %10.0f %7.2f\n' "return 200" "$R" 1
-printf '%-14s %10.0f %7.2f\n' learn_predict "$P" "$(echo "$P / $R" | bc -l)"
-printf '%-14s %10.0f %7.2f\n' learn_train "$T" "$(echo "$T / $R" | bc -l)"
+printf '%-22s %10s %9s %9s\n' location req/s "/echo" "/return"
+printf '%-22s %10.0f %9.2f %9.2f\n' "return 200" "$R" "$(echo "$R / $E" | bc -l)" 1
+printf '%-22s %10.0f %9.2f %9.2f\n' "echo_read_request_body" "$E" 1 "$(echo "$E / $R" | bc -l)"
+printf '%-22s %10.0f %9.2f %9.2f\n' learn_predict "$P" "$(echo "$P / $E" | bc -l)" "$(echo "$P / $R" | bc -l)"
+printf '%-22s %10.0f %9.2f %9.2f\n' learn_train "$T" "$(echo "$T / $E" | bc -l)" "$(echo "$T / $R" | bc -l)"
 echo "train steps applied (learn_status): $STEPS"
