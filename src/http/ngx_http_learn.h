@@ -361,6 +361,8 @@ ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
 ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_learn_body_read(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, ngx_http_learn_body_pt done);
+ngx_int_t ngx_http_learn_body_bound(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx);
 
 /* ngx_http_learn_reply.c */
 extern ngx_str_t  ngx_http_learn_type_msgpack;

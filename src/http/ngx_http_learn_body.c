@@ -347,3 +347,35 @@ ngx_http_learn_body_deliver(ngx_http_learn_body_task_t *bt)
 
     bt->ctx->body_done(r, bt->ctx, bt->data, bt->len);
 }
+
+
+/*
+ * What a forward pass or a step allocates is rows times the model's
+ * widest layer: above learn_max_elements the request is refused (413)
+ * before a workspace grows for it.  NGX_DECLINED: within the bound, go
+ * on; otherwise what the refusal returned.
+ */
+
+ngx_int_t
+ngx_http_learn_body_bound(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
+{
+    double                   elements;
+    int64_t                  rows;
+    ngx_http_learn_model_t  *lm;
+
+    lm = ctx->lcf->model;
+
+    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
+    elements = (double) rows * (double) lm->model.max_width;
+
+    if (elements <= (double) ctx->lcf->max_elements) {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                 "%L rows make activations of %.0f "
+                                 "elements (%L x %uz), above "
+                                 "learn_max_elements %uz", rows, elements,
+                                 rows, lm->model.max_width,
+                                 ctx->lcf->max_elements);
+}

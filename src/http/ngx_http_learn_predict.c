@@ -26,7 +26,6 @@ static ngx_int_t ngx_http_learn_predict_reply(ngx_http_request_t *r,
 ngx_int_t
 ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    double                   elements;
     int64_t                  rows;
     ngx_int_t                rc;
     ngx_http_learn_model_t  *lm;
@@ -43,17 +42,9 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
                                      ctx->err.msg);
     }
 
-    /* what the pass allocates: rows times the widest layer */
-    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
-    elements = (double) rows * (double) lm->model.max_width;
-
-    if (elements > (double) ctx->lcf->max_elements) {
-        return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                     "%L rows make activations of %.0f "
-                                     "elements (%L x %uz), above "
-                                     "learn_max_elements %uz", rows,
-                                     elements, rows, lm->model.max_width,
-                                     ctx->lcf->max_elements);
+    rc = ngx_http_learn_body_bound(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;     /* refused: the answer is sent */
     }
 
     if (ngx_http_learn_predict_version(r, ctx) != NGX_OK) {
@@ -67,6 +58,7 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ctx->reply = ngx_http_learn_predict_reply;
 
     if (lm->dev) {
+        rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
         ctx->y_buf = ngx_palloc(r->pool, (size_t) rows * lm->model.out_dim
                                          * sizeof(float));
         if (ctx->y_buf == NULL) {

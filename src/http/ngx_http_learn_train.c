@@ -27,7 +27,6 @@ static void ngx_http_learn_lock_retry(ngx_event_t *ev);
 ngx_int_t
 ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 {
-    double                   elements;
     int64_t                  rows;
     ngx_int_t                rc;
     ngx_http_learn_model_t  *lm;
@@ -48,17 +47,9 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
                                      ctx->err.msg);
     }
 
-    /* what the step allocates: rows times the widest layer */
-    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
-    elements = (double) rows * (double) lm->model.max_width;
-
-    if (elements > (double) ctx->lcf->max_elements) {
-        return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                     "%L rows make activations of %.0f "
-                                     "elements (%L x %uz), above "
-                                     "learn_max_elements %uz", rows,
-                                     elements, rows, lm->model.max_width,
-                                     ctx->lcf->max_elements);
+    rc = ngx_http_learn_body_bound(r, ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;     /* refused: the answer is sent */
     }
 
     /* the wait for the model's mutex counts: a user waits as well */
@@ -66,6 +57,8 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ctx->run = ngx_http_learn_train_run;
     ctx->reply = ngx_http_learn_train_reply;
     ctx->locked = 1;
+
+    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
 
     rc = ngx_http_learn_thread_offload(r, ctx,
              lt_model_step_flops(&lm->model, (int) rows));
