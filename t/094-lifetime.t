@@ -10,6 +10,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use IO::Select;
+use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 use Cwd ();
@@ -101,6 +102,15 @@ my $srv = LearnServer->new(
                                       learn_batch max=8 timeout=5s; }
                 location = /status { learn_status; }',
 )->start;
+
+# a second client, idle on a keepalive connection: more requests could
+# still come, so the batch waits for its timeout (with every connection
+# in the batch it would go at once)
+my $idle = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $srv->port)
+    or die "connect: $!";
+print $idle "GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+my ($idle_reply) = read_for($idle, 2);
+like($idle_reply // '', qr/^HTTP\/1\.1 200/, 'an idle keepalive client is connected');
 
 my $waiting = LearnClient::raw_post($srv, '/batched',
                                     '{"x": [[0, 1]]}', 'application/json');

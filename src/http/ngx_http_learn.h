@@ -194,6 +194,7 @@ typedef struct {
     ngx_msec_t                     batch_timeout;
     ngx_queue_t                    batch_queue;
     ngx_uint_t                     batch_rows;
+    ngx_uint_t                     batch_requests;
     ngx_event_t                    batch_timer;
     float                         *batch_buf;  /* batch_max rows of x */
     float                         *batch_ybuf; /* their outputs (GPU) */

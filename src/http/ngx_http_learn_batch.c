@@ -15,6 +15,7 @@
 
 static void ngx_http_learn_batch_timer(ngx_event_t *ev);
 static void ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf);
+static ngx_uint_t ngx_http_learn_batch_all_in(ngx_http_learn_loc_conf_t *lcf);
 static ngx_int_t ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
     ngx_queue_t *q, lt_tensor *x);
 
@@ -67,12 +68,41 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ngx_queue_insert_tail(&lcf->batch_queue, &ctx->queue);
     ctx->parked = NGX_HTTP_LEARN_PARK_BATCH;
     lcf->batch_rows += rows;
+    lcf->batch_requests++;
 
     if (lcf->batch_rows == lcf->batch_max) {
+        ngx_http_learn_batch_flush(lcf);
+
+    } else if (lcf->batch_timeout && ngx_http_learn_batch_all_in(lcf)) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "learn: batch of %ui rows cut, every connection "
+                       "is in it", lcf->batch_rows);
         ngx_http_learn_batch_flush(lcf);
     }
 
     return NGX_AGAIN;
+}
+
+
+/*
+ * Waiting for the timeout is worth it only while more requests can come
+ * on the connections the worker has: when each of its connections is a
+ * request in this batch (the listening sockets and the channel to the
+ * master aside), nothing more arrives before a new connection does, and
+ * the batch goes now.  Idle keepalive and upstream connections count as
+ * busy, so the cut is never early; HTTP/2 streams beyond the first of a
+ * connection can only make it early by one turn.
+ */
+
+static ngx_uint_t
+ngx_http_learn_batch_all_in(ngx_http_learn_loc_conf_t *lcf)
+{
+    ngx_uint_t  busy, own;
+
+    busy = ngx_cycle->connection_n - ngx_cycle->free_connection_n;
+    own = ngx_cycle->listening.nelts + 1;
+
+    return busy > own && lcf->batch_requests >= busy - own;
 }
 
 
@@ -87,6 +117,7 @@ ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx)
 
     ngx_queue_remove(&ctx->queue);
     lcf->batch_rows -= ngx_http_learn_batch_rows(ctx);
+    lcf->batch_requests--;
 
     if (!ngx_queue_empty(&lcf->batch_queue)) {
         return;
@@ -149,6 +180,7 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
     ngx_queue_add(&batch, &lcf->batch_queue);
     ngx_queue_init(&lcf->batch_queue);
     lcf->batch_rows = 0;
+    lcf->batch_requests = 0;
 
     for (q = ngx_queue_head(&batch);
          q != ngx_queue_sentinel(&batch);
