@@ -57,6 +57,11 @@ is($r->{status}, 400, 'a wrong shape is refused');
 like(json_decode($r->{content})->{error},
      qr/^"0\.weight" has shape \[1, 2\], the model's is \[20, 2\]$/,
      'naming the parameter and both shapes');
+$r = put(mp({ '0.bias' => [1, 2, 3] }));
+is($r->{status}, 400, 'a 1-D parameter of the wrong length is refused');
+like(json_decode($r->{content})->{error},
+     qr/^"0\.bias" has shape \[3\], the model's is \[20\]$/,
+     'with the real 1-D shapes');
 $r = put(fixture('xor_weights_np.mp') =~ s/2\.bias/9.bias/r);
 is($r->{status}, 400, 'an unknown name is refused');
 like(json_decode($r->{content})->{error}, qr/no parameter "9\.bias"/,
