@@ -27,6 +27,7 @@
 #include <cublas_v2.h>
 
 #include "lt_model.h"
+#include "lt_rand.h"
 #include "lt_backend_cuda.h"
 
 #define IN        784
@@ -51,14 +52,7 @@ now(void)
 static float
 urand(uint64_t *s)
 {
-    uint64_t  z;
-
-    z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-
-    return (float) (z >> 40) / 16777216.0f * 2.0f - 1.0f;
+    return lt_rand_unit(s) * 2.0f - 1.0f;
 }
 
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lt_model.h"
+#include "lt_rand.h"
 
 #define LT_FNV_OFFSET  0xcbf29ce484222325ULL
 #define LT_FNV_PRIME   0x100000001b3ULL
@@ -344,27 +345,13 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
 }
 
 
-/* splitmix64: tiny, fast, and the same stream on every platform. */
-static uint64_t
-lt_splitmix64(uint64_t *state)
-{
-    uint64_t  z;
-
-    z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-
-    return z ^ (z >> 31);
-}
-
-
 /* Uniform in [-bound, bound): 24 random bits are all a float holds. */
 static float
 lt_uniform(uint64_t *state, float bound)
 {
     float  u;
 
-    u = (float) (lt_splitmix64(state) >> 40) * (1.0f / 16777216.0f);
+    u = lt_rand_unit(state);
 
     return bound * (2.0f * u - 1.0f);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "lt_backend.h"
+#include "lt_rand.h"
 #include "lt_model.h"
 #include "tap.h"
 
@@ -33,14 +34,7 @@ static uint64_t  rng_state = 42;
 static float
 urand(float lo, float hi)
 {
-    uint64_t  z;
-
-    z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-
-    return lo + (hi - lo) * (float) (z >> 40) / 16777216.0f;
+    return lo + (hi - lo) * lt_rand_unit(&rng_state);
 }
 
 

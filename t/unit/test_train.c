@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lt_model.h"
+#include "lt_rand.h"
 #include "tap.h"
 
 static uint64_t  rng_state = 1234;
@@ -16,14 +17,7 @@ static uint64_t  rng_state = 1234;
 static float
 urand(void)
 {
-    uint64_t  z;
-
-    z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-
-    return (float) (z >> 40) / 16777216.0f;
+    return lt_rand_unit(&rng_state);
 }
 
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "lt_backend.h"
+#include "lt_rand.h"
 #include "lt_model.h"
 #include "lt_backend_cuda.h"
 #include "tap.h"
@@ -176,14 +177,7 @@ gpu_close(const lt_backend *be)
 static float
 urand(float lo, float hi)
 {
-    uint64_t  z;
-
-    z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-
-    return lo + (hi - lo) * (float) (z >> 40) / 16777216.0f;
+    return lo + (hi - lo) * lt_rand_unit(&rng_state);
 }
 
 
