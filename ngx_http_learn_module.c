@@ -36,6 +36,8 @@ static ngx_http_learn_shm_t *ngx_http_learn_model_changed(ngx_conf_t *cf,
 static ngx_int_t ngx_http_learn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
 static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_learn_exit_master(ngx_cycle_t *cycle);
+static void ngx_http_learn_known_free(void);
 
 
 /*
@@ -167,7 +169,7 @@ ngx_module_t  ngx_http_learn_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_learn_exit_process,           /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_learn_exit_master,            /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -821,6 +823,9 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     ngx_http_learn_model_t     **lmp;
     ngx_http_learn_main_conf_t  *lmcf;
 
+    /* a worker's copy of the master's table (single mode: the table) */
+    ngx_http_learn_known_free();
+
     lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
     if (lmcf == NULL) {
         return;
@@ -848,4 +853,27 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_learn_device_exit_process();
+}
+
+
+/*
+ * The known-layouts table outlives every cycle, so no pool frees it: the
+ * exiting master (and each exiting worker, for its copy) frees it here.
+ * Left allocated, the pointer to it goes away with the module's data when
+ * nginx unloads the module at exit, and the block counts as lost.
+ */
+
+static void
+ngx_http_learn_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_learn_known_free();
+}
+
+
+static void
+ngx_http_learn_known_free(void)
+{
+    ngx_free(ngx_http_learn_known);
+    ngx_http_learn_known = NULL;
+    ngx_http_learn_nknown = 0;
 }
