@@ -17,6 +17,7 @@ static void ngx_http_learn_batch_timer(ngx_event_t *ev);
 static void ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf);
 static ngx_int_t ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
     ngx_queue_t *q, lt_tensor *x);
+static void ngx_http_learn_batch_cleanup(void *data);
 
 
 #define ngx_http_learn_batch_rows(ctx)                                        \
@@ -276,6 +277,26 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf, ngx_queue_t *batch,
 }
 
 
+/*
+ * The batch buffers are allocated by a worker on its first batch and live
+ * as long as the location's configuration: the cycle pool that holds it
+ * frees them (at the worker's exit, or when a reload retires the cycle in
+ * single-process mode).
+ */
+
+static void
+ngx_http_learn_batch_cleanup(void *data)
+{
+    ngx_http_learn_loc_conf_t *lcf = data;
+
+    ngx_free(lcf->batch_buf);
+    ngx_free(lcf->batch_ybuf);
+
+    lcf->batch_buf = NULL;
+    lcf->batch_ybuf = NULL;
+}
+
+
 /* learn_batch max=N timeout=TIME; */
 
 char *
@@ -283,13 +304,22 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_learn_loc_conf_t *lcf = conf;
 
-    ngx_int_t    n;
-    ngx_str_t   *value, s;
-    ngx_uint_t   i;
+    ngx_int_t            n;
+    ngx_str_t           *value, s;
+    ngx_uint_t           i;
+    ngx_pool_cleanup_t  *cln;
 
     if (lcf->batch_max != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_learn_batch_cleanup;
+    cln->data = lcf;
 
     value = cf->args->elts;
     lcf->batch_max = 64;
