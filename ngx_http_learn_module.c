@@ -26,6 +26,7 @@ static char *ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t ngx_http_learn_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_learn_init_process(ngx_cycle_t *cycle);
 static void ngx_http_learn_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_learn_exit_master(ngx_cycle_t *cycle);
 
 
 
@@ -150,7 +151,7 @@ ngx_module_t  ngx_http_learn_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_learn_exit_process,           /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_learn_exit_master,            /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -435,6 +436,9 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     ngx_http_learn_model_t     **lmp;
     ngx_http_learn_main_conf_t  *lmcf;
 
+    /* a worker's copy of the master's table (single mode: the table) */
+    ngx_http_learn_zone_forget();
+
     lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
     if (lmcf == NULL) {
         return;
@@ -462,4 +466,13 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_http_learn_device_exit_process();
+}
+
+
+/* the running layouts (ngx_http_learn_zone_forget) */
+
+static void
+ngx_http_learn_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_learn_zone_forget();
 }

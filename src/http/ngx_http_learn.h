@@ -330,6 +330,7 @@ void ngx_http_learn_zone_retire(ngx_http_learn_model_t *lm, ngx_log_t *log);
 ngx_http_learn_shm_t *ngx_http_learn_zone_running(ngx_http_learn_model_t *lm);
 ngx_int_t ngx_http_learn_zone_remember(ngx_cycle_t *cycle,
     ngx_http_learn_main_conf_t *lmcf);
+void ngx_http_learn_zone_forget(void);
 
 /*
  * One process writes checkpoints: worker 0, or the single process.  The
@@ -409,6 +410,7 @@ void ngx_http_learn_ws_fit(ngx_http_learn_model_t *lm, lt_workspace *ws);
 ngx_int_t ngx_http_learn_batch_add(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 void ngx_http_learn_batch_remove(ngx_http_learn_ctx_t *ctx);
+void ngx_http_learn_batch_cleanup(void *data);
 
 /* ngx_http_learn_versions.c */
 ngx_int_t ngx_http_learn_versions_scan(ngx_conf_t *cf,

@@ -313,3 +313,22 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf, ngx_queue_t *batch,
     return NGX_OK;
 }
 
+
+/*
+ * The batch buffers are allocated by a worker on its first batch and live
+ * as long as the location's configuration: the cycle pool that holds it
+ * frees them (at the worker's exit, or when a reload retires the cycle in
+ * single-process mode).
+ */
+
+void
+ngx_http_learn_batch_cleanup(void *data)
+{
+    ngx_http_learn_loc_conf_t *lcf = data;
+
+    ngx_free(lcf->batch_buf);
+    ngx_free(lcf->batch_ybuf);
+
+    lcf->batch_buf = NULL;
+    lcf->batch_ybuf = NULL;
+}

@@ -276,6 +276,9 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
             be = lib.open((int) lm->device, (int) lm->tf32, err);
             if (be != NULL) {
                 err->msg[0] = '\0';
+
+                /* what the probe opened is released, not left to exit */
+                lib.close(be);
             }
         }
 

@@ -481,13 +481,23 @@ ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_learn_loc_conf_t *lcf = conf;
 
-    ngx_int_t    n, rc;
-    ngx_str_t   *value;
-    ngx_uint_t   i;
+    ngx_int_t            n, rc;
+    ngx_str_t           *value;
+    ngx_uint_t           i;
+    ngx_pool_cleanup_t  *cln;
 
     if (lcf->batch_max != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
     }
+
+    /* the batch buffers a worker allocates go with the configuration */
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_learn_batch_cleanup;
+    cln->data = lcf;
 
     value = cf->args->elts;
     lcf->batch_max = 64;

@@ -507,3 +507,19 @@ ngx_http_learn_zone_remember(ngx_cycle_t *cycle,
 
     return NGX_OK;
 }
+
+
+/*
+ * The running layouts outlive every cycle, so no pool frees them: the
+ * exiting master (and each exiting worker, for its copy) does.  Left
+ * allocated, the pointer goes with the module's data when nginx unloads
+ * the module at exit, and the block counts as lost.
+ */
+
+void
+ngx_http_learn_zone_forget(void)
+{
+    ngx_free(ngx_http_learn_known);
+    ngx_http_learn_known = NULL;
+    ngx_http_learn_nknown = 0;
+}
