@@ -108,12 +108,20 @@ clean:
 RUN_PREFIX  := $(BUILD)/run
 LOAD_MODULE := load_module $(BUILD)/ngx_http_learn_module.so;
 
+# who the workers run as (mk/worker-user.sh prints the "user" directive
+# and one line saying which): nobody under root where it can reach the
+# prefix and the module's directory, else root (a checkout under a 0700
+# directory), as Test::Nginx does
+WORKER_USER  = $(ROOT)/mk/worker-user.sh
+
 run: deps all
 	mkdir -p $(RUN_PREFIX)/logs $(RUN_PREFIX)/tmp $(RUN_PREFIX)/state
-	chmod 0777 $(RUN_PREFIX)/state    # workers run as "nobody" under root
-	@echo "serving conf/learn.conf on http://127.0.0.1:8080 (Ctrl-C stops)"
-	OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(RUN_PREFIX) -c $(ROOT)/conf/learn.conf \
-	    -g "$(LOAD_MODULE) daemon off;"
+	chmod 0777 $(RUN_PREFIX)/state    # for workers that run as nobody
+	@user=$$($(WORKER_USER) $(RUN_PREFIX)/state \
+	             $(BUILD)/ngx_http_learn_module.so) || exit 1; \
+	echo "serving conf/learn.conf on http://127.0.0.1:8080 (Ctrl-C stops)"; \
+	set -x; OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(RUN_PREFIX)/ \
+	    -c $(ROOT)/conf/learn.conf -g "$(LOAD_MODULE) daemon off; $$user"
 
 # Test::Nginx suites: the real Test::Nginx when installed, t/lib/shim
 # otherwise (t/lib/TestLearn.pm chooses)

@@ -32,11 +32,14 @@ mkdir -p "$PREFIX/back/logs" "$PREFIX/front/logs" "$PREFIX/front/tmp" \
 # a private copy: a rebuild that rewrites build/*.so in place must not
 # change the code under a running nginx
 cp "$MODULE" "$PREFIX/learn.so"
+. "$ROOT/bench/lib.sh"
+USER_LINE=$("$ROOT/mk/worker-user.sh" "$PREFIX/back/tmp" "$PREFIX/front/tmp" "$PREFIX/learn.so")
 
 # the backends count their requests in their access logs
 cat > "$PREFIX/back/nginx.conf" <<CONF
 load_module $ECHO_SO;
 worker_processes 1;
+$USER_LINE
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events { worker_connections 4096; }
@@ -83,6 +86,7 @@ SRV
 cat > "$PREFIX/front/nginx.conf" <<CONF
 load_module $PREFIX/learn.so;
 worker_processes $FRONT_WORKERS;
+$USER_LINE
 ${CORE_DIR:+worker_rlimit_core 1g; working_directory $CORE_DIR;}
 pid logs/nginx.pid;
 error_log logs/error.log warn;
@@ -111,7 +115,7 @@ stop() {
     kill -QUIT "$(cat "$PREFIX/back/logs/nginx.pid")" 2>/dev/null || true
 }
 trap stop EXIT
-sleep 0.5
+wait_listening "$B1" "$B2" "$B3" "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4))
 
 # wrk prints latencies as 1.23ms, 456.00us or 1.20s: in ms
 ms() {

@@ -20,6 +20,8 @@ fi
 BATCH=${BATCH:-max=64}
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"/{logs,tmp,conf}
+. "$ROOT/bench/lib.sh"
+USER_LINE=$("$ROOT/mk/worker-user.sh" "$PREFIX/tmp" "$ROOT/build/ngx_http_learn_module.so")
 
 $PY - "$PREFIX" <<'PYEOF'
 import sys, numpy as np, msgpack_numpy
@@ -30,6 +32,7 @@ PYEOF
 cat > "$PREFIX/conf/nginx.conf" <<CONF
 load_module $ROOT/build/ngx_http_learn_module.so;
 worker_processes 2;
+$USER_LINE
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events { worker_connections 1024; }
@@ -47,7 +50,7 @@ http {
 CONF
 OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
-sleep 0.5
+wait_listening "$PORT"
 
 run() {   # uri -> "req/s p50 p99"
     BODY=$PREFIX/predict.mp wrk -t2 -c64 -d"${DUR}s" --latency \

@@ -19,6 +19,8 @@ if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
 fi
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"/{logs,tmp,conf,state} && chmod 777 "$PREFIX/state"
+. "$ROOT/bench/lib.sh"
+USER_LINE=$("$ROOT/mk/worker-user.sh" "$PREFIX/state" "$PREFIX/tmp" "$ROOT/build/ngx_http_learn_module.so")
 
 $PY - "$PREFIX" <<'PYEOF'
 import sys, numpy as np, msgpack_numpy
@@ -35,6 +37,7 @@ start() {   # extra learn_model parameters
     cat > "$PREFIX/conf/nginx.conf" <<CONF
 load_module $ROOT/build/ngx_http_learn_module.so;
 worker_processes 2;
+$USER_LINE
 pid logs/nginx.pid;
 error_log logs/error.log notice;
 events { worker_connections 1024; }
@@ -51,7 +54,7 @@ http {
 }
 CONF
     OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
-    sleep 0.5
+    wait_listening "$PORT"
 }
 
 stop() {

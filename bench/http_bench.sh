@@ -23,6 +23,8 @@ if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
 fi
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX/logs" "$PREFIX/tmp" "$PREFIX/conf"
+. "$ROOT/bench/lib.sh"
+USER_LINE=$("$ROOT/mk/worker-user.sh" "$PREFIX/tmp" "$ROOT/build/ngx_http_learn_module.so")
 
 $PY - "$PREFIX" <<'PYEOF'
 import sys, numpy as np, msgpack_numpy
@@ -37,6 +39,7 @@ cat > "$PREFIX/conf/nginx.conf" <<CONF
 load_module $ROOT/build/ngx_http_learn_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 worker_processes 2;
+$USER_LINE
 pid logs/nginx.pid;
 error_log logs/error.log warn;
 events { worker_connections 4096; }
@@ -57,7 +60,7 @@ CONF
 
 OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
-sleep 0.5
+wait_listening "$PORT"
 
 run() {   # name uri body -> req/s
     BODY=$PREFIX/$3 wrk -t2 -c64 -d"${DUR}s" -s "$ROOT/bench/post.lua" \

@@ -42,14 +42,20 @@ bench-pick: $(BUILD)/bench/pick_bench
 run-front: deps all
 	@for i in 1 2 3; do \
 	    mkdir -p $(FRONT_PREFIX)/i$$i/logs $(FRONT_PREFIX)/i$$i/tmp; \
-	    OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(FRONT_PREFIX)/i$$i \
-	        -c $(ROOT)/conf/instance$$i.conf -g "$(LOAD_MODULE)" || exit 1; \
-	done
-	mkdir -p $(FRONT_PREFIX)/front/logs $(FRONT_PREFIX)/front/tmp
-	@echo "front on http://127.0.0.1:8088, instances on 8091..8093" \
-	      "(logs in $(FRONT_PREFIX)); Ctrl-C stops all"
-	@trap 'for i in 1 2 3; do \
+	done; \
+	mkdir -p $(FRONT_PREFIX)/front/logs $(FRONT_PREFIX)/front/tmp; \
+	user=$$($(WORKER_USER) $(FRONT_PREFIX)/i1/tmp $(FRONT_PREFIX)/i2/tmp \
+	            $(FRONT_PREFIX)/i3/tmp $(FRONT_PREFIX)/front/tmp \
+	            $(BUILD)/ngx_http_learn_module.so) || exit 1; \
+	for i in 1 2 3; do \
+	    OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(FRONT_PREFIX)/i$$i/ \
+	        -c $(ROOT)/conf/instance$$i.conf -g "$(LOAD_MODULE) $$user" \
+	      || exit 1; \
+	done; \
+	echo "front on http://127.0.0.1:8088, instances on 8091..8093" \
+	     "(logs in $(FRONT_PREFIX)); Ctrl-C stops all"; \
+	trap 'for i in 1 2 3; do \
 	          kill -QUIT $$(cat $(FRONT_PREFIX)/i$$i/logs/nginx.pid) \
 	              2>/dev/null; done' EXIT; \
-	$(NGINX) -p $(FRONT_PREFIX)/front -c $(ROOT)/conf/front.conf \
-	    -g "$(LOAD_MODULE) daemon off;"
+	$(NGINX) -p $(FRONT_PREFIX)/front/ -c $(ROOT)/conf/front.conf \
+	    -g "$(LOAD_MODULE) daemon off; $$user"

@@ -40,6 +40,15 @@ sub free_port {
     return $port;
 }
 
+# the "user" line, as Test::Nginx writes it: TEST_NGINX_WORKER_USER when
+# set, else root when we are root (workers as nobody could not reach a
+# checkout under a 0700 directory such as /root or a mktemp -d folder:
+# no checkpoints, no body temp files, no device backend), else none
+sub worker_user {
+    return $ENV{TEST_NGINX_WORKER_USER} if defined $ENV{TEST_NGINX_WORKER_USER};
+    return $> == 0 ? 'root' : '';
+}
+
 sub port { $_[0]{port} }
 sub url { "http://127.0.0.1:$_[0]{port}$_[1]" }
 sub error_log { "$_[0]{prefix}/logs/error.log" }
@@ -56,12 +65,17 @@ sub start {
 
     remove_tree($p) unless $opt{keep};
     make_path("$p/conf", "$p/logs", "$p/tmp", "$p/state");
-    chmod 0777, "$p/state";    # workers run as nobody when we are root
+    my $user = worker_user();
+    my $user_line = $user eq '' ? '' : "user $user;";
+    # a worker user of TEST_NGINX_WORKER_USER's choosing must write the
+    # checkpoints (it must also reach the checkout: that is the caller's)
+    chmod 0777, "$p/state" if $user ne '' && $user ne 'root';
 
     open my $fh, '>', "$p/conf/nginx.conf" or die $!;
     print $fh <<"_EOC_";
 $load
 worker_processes $self->{workers};
+$user_line
 $self->{main}
 pid logs/nginx.pid;
 error_log logs/error.log info;
