@@ -66,7 +66,9 @@ sub start {
     remove_tree($p) unless $opt{keep};
     make_path("$p/conf", "$p/logs", "$p/tmp", "$p/state");
     my $user = worker_user();
-    my $user_line = $user eq '' ? '' : "user $user;";
+    # a suite that names its own user (main => "user nobody nogroup;") keeps it
+    my $user_line = ($user eq '' || $self->{main} =~ /(?:^|;)\s*user\s/)
+                    ? '' : "user $user;";
     # a worker user of TEST_NGINX_WORKER_USER's choosing must write the
     # checkpoints (it must also reach the checkout: that is the caller's)
     chmod 0777, "$p/state" if $user ne '' && $user ne 'root';
