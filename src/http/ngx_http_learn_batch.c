@@ -87,7 +87,7 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 /*
  * Waiting for the timeout is worth it only while more requests can come
  * on the connections the worker has: when each of its connections is a
- * request in this batch (the listening sockets and the channel to the
+ * request in this batch (its listening sockets and its channel to the
  * master aside), nothing more arrives before a new connection does, and
  * the batch goes now.  Idle keepalive and upstream connections count as
  * busy, so the cut is never early; HTTP/2 streams beyond the first of a
@@ -97,10 +97,26 @@ ngx_http_learn_batch_add(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 static ngx_uint_t
 ngx_http_learn_batch_all_in(ngx_http_learn_loc_conf_t *lcf)
 {
-    ngx_uint_t  busy, own;
+    ngx_uint_t         i, busy;
+    ngx_listening_t   *ls;
+
+    static ngx_uint_t  own;
+
+    if (own == 0) {
+        /* this worker's listening sockets (reuseport: its own copies) and
+         * its channel to the master; fixed for the worker's life */
+        ls = ngx_cycle->listening.elts;
+
+        for (i = 0; i < ngx_cycle->listening.nelts; i++) {
+            if (ls[i].connection) {
+                own++;
+            }
+        }
+
+        own += (ngx_process == NGX_PROCESS_WORKER) ? 1 : 0;
+    }
 
     busy = ngx_cycle->connection_n - ngx_cycle->free_connection_n;
-    own = ngx_cycle->listening.nelts + 1;
 
     return busy > own && lcf->batch_requests >= busy - own;
 }
