@@ -17,6 +17,7 @@
 #include "ngx_http_learn.h"
 
 
+static ngx_int_t ngx_http_learn_preconfiguration(ngx_conf_t *cf);
 static void *ngx_http_learn_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_learn_init_main_conf(ngx_conf_t *cf, void *conf);
 static void ngx_http_learn_blas_check(ngx_conf_t *cf);
@@ -114,6 +115,27 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       0,
       NULL },
 
+    { ngx_string("learn_set"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_learn_set,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("learn_feedback"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_learn_feedback_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_counter"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_learn_counter,
+      0,
+      0,
+      NULL },
+
     { ngx_string("learn_max_elements"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -126,7 +148,7 @@ static ngx_command_t  ngx_http_learn_commands[] = {
 
 
 static ngx_http_module_t  ngx_http_learn_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_http_learn_preconfiguration,       /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
     ngx_http_learn_create_main_conf,       /* create main configuration */
@@ -156,6 +178,15 @@ ngx_module_t  ngx_http_learn_module = {
 };
 
 
+/* $learn_model, $learn_step, ...: before any directive can name them */
+
+static ngx_int_t
+ngx_http_learn_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_learn_variables_add(cf);
+}
+
+
 static void *
 ngx_http_learn_create_main_conf(ngx_conf_t *cf)
 {
@@ -174,6 +205,7 @@ ngx_http_learn_create_main_conf(ngx_conf_t *cf)
     }
 
     lmcf->lua_paths = NGX_CONF_UNSET_PTR;
+    lmcf->request_id = NGX_ERROR;
 
     return lmcf;
 }
@@ -416,6 +448,10 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
 
+        if (ngx_http_learn_set_init_process(cycle, lmp[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         if (ngx_http_learn_device_init(cycle, lmcf, lmp[i]) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -454,6 +490,11 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
         if (lmp[i]->ws) {
             lt_workspace_free(lmp[i]->ws);
             lmp[i]->ws = NULL;
+        }
+
+        if (lmp[i]->set_ws) {
+            lt_workspace_free(lmp[i]->set_ws);
+            lmp[i]->set_ws = NULL;
         }
 
         while (lmp[i]->nws_free) {

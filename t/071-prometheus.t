@@ -74,6 +74,7 @@ __DATA__
 --- http_config
     learn_model a models/xor.lua seed=1;
     learn_model b models/xor.lua seed=2 checkpoint=html/b.ckpt;
+    learn_set $score_b b $arg_a 1;
     upstream back {
         learn_balancer;
         learn_sticky arg=model;
@@ -91,6 +92,8 @@ __DATA__
     location = /a/predict { learn_predict a; }
     location = /b/train { learn_train b; }
     location = /b/predict { learn_predict b; }
+    location = /b/feedback { learn_feedback b; }
+    location = /b/score { return 200 "$score_b"; }
     location /t { proxy_pass http://back; }
     location = /status { learn_status; }
 --- more_headers
@@ -106,9 +109,11 @@ Content-Type: application/json
   "POST /b/predict\n{\"x\": [[0, 1]]}",
   "POST /a/predict\n{\"x\": [[0, 0]]}",
   "GET /t?model=m2",
+  "GET /b/score?a=0.5",
+  "POST /b/feedback\n{\"id\": \"0123456789abcdef0123456789abcdef\", \"y\": 1}",
   "GET /status?format=prometheus" ]
 --- error_code eval
-[ 200, 200, 200, 400, 200, 200, 200, 200, 200, 200, 200 ]
+[ 200, 200, 200, 400, 200, 200, 200, 200, 200, 200, 200, 404, 200 ]
 --- no_error_log
 [error]
 [alert]

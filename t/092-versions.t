@@ -12,7 +12,10 @@ use Time::HiRes qw(sleep);
 use LearnServer;
 use LearnBody;
 
-my $predict = 'location = /predict { learn_predict xor; }';
+my $predict = 'location = /predict {
+                   learn_predict xor;
+                   add_header X-Learn "$learn_version $learn_step";
+               }';
 my $srv = LearnServer->new(
     name    => 'versions',
     workers => 2,
@@ -57,16 +60,25 @@ for my $i (1 .. 5) {
     $srv->start(keep => 1);
     $http = LearnClient->new;
 }
+my $r;
 my @steps = map { $_->{step} } @{ status()->{versions} };
 is_deeply(\@steps, [50, 40, 30], 'status lists the newest three versions, newest first');
 my @files = sort { $b <=> $a } map { m{\.v(\d+)$} ? $1 : () }
             glob("$srv->{prefix}/state/xor.ckpt.v*");
 is_deeply(\@files, [50, 40, 30], 'exactly their files are on disk');
 
+# $learn_version and $learn_step name the parameters that answered
+$r = $http->post($srv->url('/predict?version=40'), {
+    headers => { 'Content-Type' => 'application/json' }, content => $x });
+is($r->{headers}{'x-learn'}, '40 40', '$learn_version/$learn_step: a kept version');
+$r = $http->post($srv->url('/predict'), {
+    headers => { 'Content-Type' => 'application/json' }, content => $x });
+is($r->{headers}{'x-learn'}, 'live 50', 'and the live parameters');
+
 # a weights import moves the parameters, not the step: the checkpoint
 # written next (at this stop) is at step 50 again, and PATH.v50 stays
 my (undef, undef, $y50) = predict('?version=50');
-my $r = $http->request('PUT', $srv->url('/weights'), {
+$r = $http->request('PUT', $srv->url('/weights'), {
     headers => { 'Content-Type' => 'application/msgpack' },
     content => fixture('xor_weights_np.mp'),
 });

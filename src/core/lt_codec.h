@@ -90,6 +90,25 @@ int lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf,
     size_t len, int json, int *n, char ***names, lt_tensor **tensors,
     lt_err *err);
 
+/* A learn_feedback body: {"id": "<request id>", "y": label} or {"ids":
+ * [...], "y": labels} (MessagePack or JSON; "kind" is ignored, any other
+ * key refused).  A label may be a number (one id) or a tensor as in a
+ * train body; it must be finite.  Ids are 1-64 printable ASCII bytes,
+ * at most c->max_named of them (0: no limit), NUL-terminated copies from
+ * the allocator. */
+#define LT_FEEDBACK_ID_MAX  64
+
+typedef struct {
+    char       **ids;
+    int          nids;
+    int          batched;       /* "ids": y holds one row per id */
+    lt_tensor    y;
+    int          y_integer;
+} lt_feedback;
+
+int lt_codec_decode_feedback(const lt_codec_ctx *c, const uint8_t *buf,
+    size_t len, int json, lt_feedback *out, lt_err *err);
+
 /* Format a float for JSON: "%.9g", or "null" for NaN / Inf. */
 int lt_json_float(char *buf, size_t size, double v);
 

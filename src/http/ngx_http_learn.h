@@ -89,6 +89,17 @@ typedef struct {
     ngx_atomic_t                   live_latency_us;
     ngx_http_learn_version_t       versions[NGX_HTTP_LEARN_MAX_VERSIONS];
 
+    /* learn_set evaluations, and those whose $VAR came out empty (a
+     * feature not a number, the model not ready, an output not finite) */
+    ngx_atomic_t                   set_evals;
+    ngx_atomic_t                   set_empty;
+
+    /* learn_feedback: steps trained on labels, and refused labels */
+    ngx_atomic_t                   feedback_steps;
+    ngx_atomic_t                   feedback_labels;
+    ngx_atomic_t                   feedback_unknown;  /* 404 */
+    ngx_atomic_t                   feedback_repeated; /* 409 */
+
     /* time to answer, of every answered predict (any version) and train */
     ngx_http_learn_hist_t          predict_hist;
     ngx_http_learn_hist_t          train_hist;
@@ -100,6 +111,7 @@ typedef struct {
 typedef struct ngx_http_learn_ckpt_job_s  ngx_http_learn_ckpt_job_t;
 typedef struct ngx_http_learn_dev_s       ngx_http_learn_dev_t;
 typedef struct ngx_http_learn_vcache_s    ngx_http_learn_vcache_t;
+typedef struct ngx_http_learn_feedback_s  ngx_http_learn_feedback_t;
 
 
 typedef struct {
@@ -148,6 +160,15 @@ typedef struct {
     void                          *ckpt_pool; /* ngx_thread_pool_t */
     ngx_http_learn_ckpt_job_t     *ckpt_job;
     ngx_http_learn_vcache_t       *vcache;    /* kept versions read */
+
+    /* learn_set variables of this model, and their workspace (one row,
+     * per worker: a variable may be read while a batch's outputs are
+     * still in ws) */
+    ngx_uint_t                     nsets;
+    lt_workspace                  *set_ws;
+
+    /* learn_feedback: the features its learn_set evaluations left */
+    ngx_http_learn_feedback_t     *feedback;
 } ngx_http_learn_model_t;
 
 
@@ -159,6 +180,8 @@ typedef struct {
     ngx_array_t                   *candidates; /* learn_candidate locations:
                                                   ngx_http_learn_loc_conf_t *
                                                 */
+    ngx_int_t                      request_id; /* $request_id's index, for
+                                                  learn_feedback */
 } ngx_http_learn_main_conf_t;
 
 
@@ -167,7 +190,8 @@ typedef enum {
     NGX_HTTP_LEARN_TRAIN,
     NGX_HTTP_LEARN_PREDICT,
     NGX_HTTP_LEARN_STATUS,
-    NGX_HTTP_LEARN_WEIGHTS
+    NGX_HTTP_LEARN_WEIGHTS,
+    NGX_HTTP_LEARN_FEEDBACK
 } ngx_http_learn_role_e;
 
 
@@ -198,6 +222,9 @@ typedef struct {
     ngx_event_t                    batch_timer;
     float                         *batch_buf;  /* batch_max rows of x */
     float                         *batch_ybuf; /* their outputs (GPU) */
+
+    /* learn_feedback MODEL ... relabel=on: a label may replace one */
+    ngx_flag_t                     relabel;
 } ngx_http_learn_loc_conf_t;
 
 
@@ -247,6 +274,7 @@ struct ngx_http_learn_ctx_s {
     lt_body                        body;
     unsigned                       json_out:1;
     unsigned                       task:1;    /* a pool task reads it */
+    unsigned                       done:1;    /* answered: $learn_* */
     ngx_http_learn_park_e          parked;
     ngx_queue_t                    queue;     /* batch or version waiters */
 
@@ -279,6 +307,11 @@ struct ngx_http_learn_ctx_s {
     ngx_int_t                      task_rc;
     ngx_pid_t                      task_unlocked; /* a dead owner's pid */
 
+    uint64_t                       compute_us; /* $learn_compute_us */
+
+    void                          *claim;     /* learn_feedback: the
+                                                 evaluations it labels */
+
     int                            nnamed;    /* weights import */
     char                         **names;
     lt_tensor                     *tensors;
@@ -299,6 +332,10 @@ char *ngx_http_learn_thread_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_learn_batch(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_feedback_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_learn_counter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 /* ngx_http_learn_lua.c */
 ngx_int_t ngx_http_learn_lua_load_model(ngx_conf_t *cf,
@@ -384,9 +421,15 @@ void *ngx_http_learn_pool_alloc(void *ctx, size_t size);
 ngx_int_t ngx_http_learn_predict(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 
+ngx_int_t ngx_http_learn_predict_live(ngx_http_learn_model_t *lm,
+    lt_workspace *ws, const lt_tensor *x, lt_tensor *y, int64_t *step,
+    lt_err *err);
+
 /* ngx_http_learn_train.c */
 ngx_int_t ngx_http_learn_train(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
+ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 ngx_int_t ngx_http_learn_train_step(ngx_http_learn_model_t *lm,
     lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
     int64_t *step, ngx_uint_t wait, lt_err *err);
@@ -451,6 +494,42 @@ ngx_int_t ngx_http_learn_device_step(ngx_http_learn_model_t *lm,
 ngx_int_t ngx_http_learn_device_forward(ngx_http_learn_model_t *lm,
     const lt_tensor *x, float *y_buf, lt_tensor *y, ngx_uint_t wait);
 u_char *ngx_http_learn_device_name(u_char *p, ngx_http_learn_model_t *lm);
+
+/* ngx_http_learn_set.c: learn_set $VAR MODEL FEATURE... */
+typedef struct {
+    ngx_http_learn_model_t        *model;
+    ngx_str_t                      name;      /* the variable, without $ */
+    ngx_array_t                    features;  /* ngx_http_complex_value_t */
+    ngx_int_t                      output;    /* a component, or one of: */
+    ngx_uint_t                     index;     /* among the model's sets */
+} ngx_http_learn_set_t;
+
+#define NGX_HTTP_LEARN_SET_DEFAULT  -1        /* the value, or the argmax */
+#define NGX_HTTP_LEARN_SET_ARGMAX   -2
+#define NGX_HTTP_LEARN_SET_MAX      -3
+
+ngx_int_t ngx_http_learn_set_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+ngx_int_t ngx_http_learn_set_init_process(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+
+/* ngx_http_learn_feedback.c */
+ngx_int_t ngx_http_learn_feedback_add(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm, ngx_uint_t keep, time_t ttl);
+void ngx_http_learn_feedback_keep(ngx_http_request_t *r,
+    ngx_http_learn_set_t *set, const float *x);
+ngx_int_t ngx_http_learn_feedback(ngx_http_request_t *r,
+    ngx_http_learn_ctx_t *ctx, u_char *data, size_t len);
+u_char *ngx_http_learn_feedback_status(u_char *p,
+    ngx_http_learn_model_t *lm);
+
+/* ngx_http_learn_counter.c: learn_counter $VAR KEY window=TIME zone=.. */
+ngx_int_t ngx_http_learn_counter_add(ngx_conf_t *cf, ngx_str_t *var,
+    ngx_http_complex_value_t *key, ngx_msec_t window, ngx_str_t *zone,
+    size_t size);
+
+/* ngx_http_learn_variables.c: $learn_model, $learn_step, ... */
+ngx_int_t ngx_http_learn_variables_add(ngx_conf_t *cf);
 
 /* ngx_http_learn_status.c */
 ngx_int_t ngx_http_learn_status_handler(ngx_http_request_t *r);

@@ -266,6 +266,8 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
                 off += ctx->body.x.shape[0];
             }
 
+            ctx->step = all.step;
+
             (void) ngx_atomic_fetch_add(&lm->shm->batched, 1);
 
         } else {

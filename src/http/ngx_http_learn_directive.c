@@ -553,3 +553,350 @@ ngx_http_learn_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+/*
+ * learn_set $VAR MODEL FEATURE... [output=N|max|argmax];  (http)
+ *
+ * One complex value per model input, checked against the model here:
+ * a model of 3 inputs takes 3 features.
+ */
+
+char *
+ngx_http_learn_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                         *value, name;
+    ngx_int_t                          n;
+    ngx_uint_t                         i, nfeatures;
+    ngx_http_variable_t               *var;
+    ngx_http_learn_set_t              *set;
+    ngx_http_complex_value_t          *cv;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_set: \"%V\" is not a variable name (such "
+                           "as $score)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    set = ngx_pcalloc(cf->pool, sizeof(ngx_http_learn_set_t));
+    if (set == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    set->name.data = value[1].data + 1;
+    set->name.len = value[1].len - 1;
+    set->output = NGX_HTTP_LEARN_SET_DEFAULT;
+
+    set->model = ngx_http_learn_find_model(cf, &value[2]);
+    if (set->model == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_set $%V: unknown model \"%V\" (declare "
+                           "it with learn_model first)", &set->name,
+                           &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    nfeatures = cf->args->nelts - 3;
+
+    if (nfeatures
+        && ngx_strncmp(value[cf->args->nelts - 1].data, "output=", 7) == 0)
+    {
+        nfeatures--;
+        name.data = value[cf->args->nelts - 1].data + 7;
+        name.len = value[cf->args->nelts - 1].len - 7;
+
+        if (name.len == 3 && ngx_strncmp(name.data, "max", 3) == 0) {
+            set->output = NGX_HTTP_LEARN_SET_MAX;
+
+        } else if (name.len == 6 && ngx_strncmp(name.data, "argmax", 6) == 0)
+        {
+            set->output = NGX_HTTP_LEARN_SET_ARGMAX;
+
+        } else {
+            n = ngx_atoi(name.data, name.len);
+            if (n == NGX_ERROR || n >= set->model->model.out_dim) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_set $%V: \"%V\": output is a "
+                                   "component 0 to %d of model \"%V\", "
+                                   "\"max\" or \"argmax\"", &set->name,
+                                   &value[cf->args->nelts - 1],
+                                   set->model->model.out_dim - 1,
+                                   &set->model->name);
+                return NGX_CONF_ERROR;
+            }
+
+            set->output = n;
+        }
+    }
+
+    if (nfeatures != (ngx_uint_t) set->model->model.in_dim) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_set $%V: model \"%V\" takes %d features, "
+                           "%ui given", &set->name, &set->model->name,
+                           set->model->model.in_dim, nfeatures);
+        return NGX_CONF_ERROR;
+    }
+
+    if (set->model->nsets == 255) {
+        return "has too many variables for one model";
+    }
+
+    set->index = set->model->nsets++;
+
+    if (ngx_array_init(&set->features, cf->pool, nfeatures,
+                       sizeof(ngx_http_complex_value_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < nfeatures; i++) {
+        cv = ngx_array_push(&set->features);
+        if (cv == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+        ccv.cf = cf;
+        ccv.value = &value[3 + i];
+        ccv.complex_value = cv;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* not changeable: a second learn_set (or set) of $VAR is an error */
+    var = ngx_http_add_variable(cf, &set->name, 0);
+    if (var == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    var->get_handler = ngx_http_learn_set_variable;
+    var->data = (uintptr_t) set;
+
+    return NGX_CONF_OK;
+}
+
+
+/* learn_feedback MODEL [keep=N] [ttl=TIME] [relabel=on|off];  (location) */
+
+char *
+ngx_http_learn_feedback_conf(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_learn_loc_conf_t *lcf = conf;
+
+    ngx_str_t                    *value;
+    ngx_int_t                     keep, rc;
+    ngx_uint_t                    i;
+    ngx_msec_t                    ttl;
+    ngx_http_core_loc_conf_t     *clcf;
+    ngx_http_learn_main_conf_t   *lmcf;
+    static ngx_str_t              request_id = ngx_string("request_id");
+
+    if (lcf->role != NGX_HTTP_LEARN_NONE) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->model = ngx_http_learn_find_model(cf, &value[1]);
+    if (lcf->model == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown model \"%V\" (declare it with "
+                           "learn_model in the http block first)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    keep = 1024;
+    ttl = 0;
+    lcf->relabel = 0;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "keep=", 5) == 0) {
+            keep = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (keep < 1 || keep > 16 * 1024 * 1024) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "learn_feedback: \"%V\": keep is 1 to "
+                                   "16777216 evaluations", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        rc = ngx_http_learn_param_msec(&value[i], "ttl=", &ttl);
+        if (rc == NGX_OK && ttl >= 1000) {
+            continue;
+        }
+
+        if (rc == NGX_OK || rc == NGX_ERROR) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "learn_feedback: \"%V\": ttl is a time of "
+                               "at least 1s", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (value[i].len == 10
+            && ngx_strncmp(value[i].data, "relabel=on", 10) == 0)
+        {
+            lcf->relabel = 1;
+            continue;
+        }
+
+        if (value[i].len == 11
+            && ngx_strncmp(value[i].data, "relabel=off", 11) == 0)
+        {
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_learn_feedback_add(cf, lcf->model, (ngx_uint_t) keep,
+                                    (time_t) (ttl / 1000))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
+
+    lmcf->request_id = ngx_http_get_variable_index(cf, &request_id);
+    if (lmcf->request_id == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->role = NGX_HTTP_LEARN_FEEDBACK;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_learn_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* learn_counter $VAR KEY window=TIME [zone=NAME:SIZE];  (http) */
+
+char *
+ngx_http_learn_counter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    u_char                            *colon;
+    size_t                             size;
+    ngx_str_t                         *value, var, zone, s;
+    ngx_int_t                          rc;
+    ngx_uint_t                         i;
+    ngx_msec_t                         window;
+    ngx_http_complex_value_t          *key;
+    ngx_http_compile_complex_value_t   ccv;
+
+    value = cf->args->elts;
+
+    if (value[1].len < 2 || value[1].data[0] != '$') {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_counter: \"%V\" is not a variable name "
+                           "(such as $requests_10s)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    var.data = value[1].data + 1;
+    var.len = value[1].len - 1;
+
+    key = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+    if (key == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = key;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    window = 0;
+    size = 1024 * 1024;
+
+    zone.len = sizeof("learn_counter_") - 1 + var.len;
+    zone.data = ngx_pnalloc(cf->pool, zone.len);
+    if (zone.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(zone.data, "learn_counter_%V", &var);
+
+    for (i = 3; i < cf->args->nelts; i++) {
+
+        rc = ngx_http_learn_param_msec(&value[i], "window=", &window);
+        if (rc == NGX_OK && window > 0) {
+            continue;
+        }
+
+        if (rc != NGX_DECLINED) {
+            goto invalid;
+        }
+
+        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
+            zone.data = value[i].data + 5;
+            zone.len = value[i].len - 5;
+
+            colon = ngx_strlchr(zone.data, zone.data + zone.len, ':');
+
+            if (colon) {
+                s.data = colon + 1;
+                s.len = zone.data + zone.len - s.data;
+                zone.len = colon - zone.data;
+
+                size = ngx_parse_size(&s);
+                if (size == (size_t) NGX_ERROR || size < 8 * ngx_pagesize) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "learn_counter: zone \"%V\" is too "
+                                       "small", &value[i]);
+                    return NGX_CONF_ERROR;
+                }
+            }
+
+            if (zone.len == 0) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (window == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_counter $%V: window=TIME is missing",
+                           &var);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_learn_counter_add(cf, &var, key, window, &zone, size)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}

@@ -1,6 +1,6 @@
 
 /*
- * learn_train and learn_predict: the content handler.  It checks what
+ * learn_train, learn_predict and learn_feedback: the content handler.  It checks what
  * can be checked before the body arrives (method, type, declared size),
  * reads the body, decodes it into tensors with the codec and hands the
  * request to ngx_http_learn_train() or ngx_http_learn_predict().
@@ -171,6 +171,20 @@ ngx_http_learn_decode(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     codec.ctx = r->pool;
     codec.max_elements = ctx->lcf->max_elements;
     codec.max_named = 0;
+
+    if (ctx->lcf->role == NGX_HTTP_LEARN_FEEDBACK) {
+        ctx->json_out = (ngx_http_learn_body_format(r)
+                         == NGX_HTTP_LEARN_FMT_JSON)
+                        || ngx_http_learn_wants_json(r);
+
+        rc = ngx_http_learn_feedback(r, ctx, data, len);
+
+        if (rc != NGX_AGAIN) {
+            ngx_http_finalize_request(r, rc);
+        }
+
+        return;
+    }
 
     if (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_JSON) {
         rc = lt_codec_decode_json(&codec, data, len, &ctx->body, &err);

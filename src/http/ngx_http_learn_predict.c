@@ -144,15 +144,13 @@ static ngx_int_t
 ngx_http_learn_predict_run(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
     ngx_uint_t wait)
 {
-    const float             *params;
-    ngx_atomic_uint_t        version;
-    ngx_http_learn_shm_t    *shm;
     ngx_http_learn_model_t  *lm;
 
     lm = ctx->lcf->model;
-    shm = lm->shm;
 
     if (ctx->vstep) {
+        ctx->step = ctx->vstep;
+
         return lt_model_forward(&lm->model, ws, ctx->vparams, &ctx->body.x,
                                 &ctx->y, &ctx->err) == 0
                ? NGX_OK : NGX_ERROR;
@@ -162,16 +160,35 @@ ngx_http_learn_predict_run(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
                                       wait)
         == NGX_OK)
     {
+        ctx->step = (int64_t) lm->shm->step;
         return NGX_OK;
     }
 
+    return ngx_http_learn_predict_live(lm, ws, &ctx->body.x, &ctx->y,
+                                       &ctx->step, &ctx->err);
+}
+
+
+/*
+ * The forward pass with the live parameters on the CPU, read again if a
+ * step rewrote them meanwhile; *step: the step they are the result of.
+ */
+
+ngx_int_t
+ngx_http_learn_predict_live(ngx_http_learn_model_t *lm, lt_workspace *ws,
+    const lt_tensor *x, lt_tensor *y, int64_t *step, lt_err *err)
+{
+    const float           *params;
+    ngx_atomic_uint_t      version;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+
     for ( ;; ) {
         params = ngx_http_learn_zone_params(shm, &version);
+        *step = (int64_t) shm->step;
 
-        if (lt_model_forward(&lm->model, ws, params, &ctx->body.x, &ctx->y,
-                             &ctx->err)
-            != 0)
-        {
+        if (lt_model_forward(&lm->model, ws, params, x, y, err) != 0) {
             return NGX_ERROR;
         }
 
@@ -235,6 +252,8 @@ ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     }
 
     us = ngx_http_learn_now_us() - ctx->start_us;
+    ctx->compute_us = us;
+    ctx->done = 1;
 
     (void) ngx_atomic_fetch_add(&shm->predicts, 1);
     ngx_http_learn_hist_observe(&shm->predict_hist, us);

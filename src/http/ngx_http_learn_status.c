@@ -10,7 +10,7 @@
 
 
 #define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
-    (1024 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
+    (1536 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
      + 2 * NGX_HTTP_LEARN_HIST_JSON_LEN)
 
 /* one model's Prometheus series (model names are at most 64 bytes) */
@@ -23,7 +23,9 @@ typedef struct {
     ngx_str_t                      name;
     ngx_str_t                      type;
     ngx_str_t                      help;
-    ngx_uint_t                     checkpoint; /* checkpointed models only */
+    ngx_uint_t                     checkpoint; /* only models with a
+                                                  checkpoint (1) or with
+                                                  learn_feedback (2) */
 } ngx_http_learn_status_family_t;
 
 
@@ -79,6 +81,21 @@ static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
     { ngx_string("learn_model_rejected_steps_total"), ngx_string("counter"),
       ngx_string("Train steps refused because they would make the model "
                  "NaN or Inf (answered 422)."), 0 },
+    { ngx_string("learn_model_set_evaluations_total"), ngx_string("counter"),
+      ngx_string("Evaluations of the model's learn_set variables."), 0 },
+    { ngx_string("learn_model_set_empty_total"), ngx_string("counter"),
+      ngx_string("learn_set evaluations that left the variable empty (a "
+                 "feature not a number, an output not finite)."), 0 },
+    { ngx_string("learn_model_feedback_steps_total"), ngx_string("counter"),
+      ngx_string("Train steps applied from learn_feedback labels."), 2 },
+    { ngx_string("learn_model_feedback_labels_total"), ngx_string("counter"),
+      ngx_string("Labels those steps trained on."), 2 },
+    { ngx_string("learn_model_feedback_unknown_total"),
+      ngx_string("counter"),
+      ngx_string("Labels refused for an unknown or expired id (404)."), 2 },
+    { ngx_string("learn_model_feedback_repeated_total"),
+      ngx_string("counter"),
+      ngx_string("Labels refused for an id labelled already (409)."), 2 },
     { ngx_null_string, ngx_null_string, ngx_null_string, 0 }
 };
 
@@ -190,12 +207,15 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
                     "\"predict_rereads\": %uA, "
                     "\"predict_latency_us\": %uA, \"batches\": %uA, "
                     "\"batched_predicts\": %uA, \"device_steps\": %uA, "
-                    "\"device_predicts\": %uA",
+                    "\"device_predicts\": %uA, \"set_evals\": %uA, "
+                    "\"set_empty\": %uA",
                     lm->model.param_count, lm->model.in_dim,
                     lm->model.out_dim, shm->trains, shm->predicts,
                     shm->rejects, shm->rejected_steps, shm->retries, shm->live_latency_us,
                     shm->batches, shm->batched, shm->device_steps,
-                    shm->device_predicts);
+                    shm->device_predicts, shm->set_evals, shm->set_empty);
+
+    p = ngx_http_learn_feedback_status(p, lm);
 
     p = ngx_http_learn_hist_json(p, "predict_latency", &shm->predict_hist);
     p = ngx_http_learn_hist_json(p, "train_latency", &shm->train_hist);
@@ -238,7 +258,9 @@ ngx_http_learn_status_prometheus(u_char *p, ngx_array_t *models)
         head = 0;
 
         for (i = 0; i < models->nelts; i++) {
-            if (family->checkpoint && lmp[i]->ckpt_path.len == 0) {
+            if ((family->checkpoint == 1 && lmp[i]->ckpt_path.len == 0)
+                || (family->checkpoint == 2 && lmp[i]->feedback == NULL))
+            {
                 continue;
             }
 
@@ -343,8 +365,32 @@ ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
         p = ngx_sprintf(p, "%uA", shm->ckpt_failures);
         break;
 
-    default: /* 17 */
+    case 17:
         p = ngx_sprintf(p, "%uA", shm->rejected_steps);
+        break;
+
+    case 18:
+        p = ngx_sprintf(p, "%uA", shm->set_evals);
+        break;
+
+    case 19:
+        p = ngx_sprintf(p, "%uA", shm->set_empty);
+        break;
+
+    case 20:
+        p = ngx_sprintf(p, "%uA", shm->feedback_steps);
+        break;
+
+    case 21:
+        p = ngx_sprintf(p, "%uA", shm->feedback_labels);
+        break;
+
+    case 22:
+        p = ngx_sprintf(p, "%uA", shm->feedback_unknown);
+        break;
+
+    default: /* 23 */
+        p = ngx_sprintf(p, "%uA", shm->feedback_repeated);
     }
 
     *p++ = '\n';

@@ -17,8 +17,6 @@
 
 static ngx_int_t ngx_http_learn_train_run(ngx_http_learn_ctx_t *ctx,
     lt_workspace *ws, ngx_uint_t wait);
-static ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
-    ngx_http_learn_ctx_t *ctx, ngx_int_t rc);
 static void ngx_http_learn_lock_retry(ngx_event_t *ev);
 
 
@@ -55,7 +53,11 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     /* the wait for the model's mutex counts: a user waits as well */
     ctx->start_us = ngx_http_learn_now_us();
     ctx->run = ngx_http_learn_train_run;
-    ctx->reply = ngx_http_learn_train_reply;
+    if (ctx->reply == NULL) {
+        /* learn_feedback wraps the reply: it settles its labels first */
+        ctx->reply = ngx_http_learn_train_reply;
+    }
+
     ctx->locked = 1;
 
     rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
@@ -82,7 +84,7 @@ ngx_http_learn_train_run(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     ngx_int_t rc)
 {
@@ -106,9 +108,11 @@ ngx_http_learn_train_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->compute_us = ngx_http_learn_now_us() - ctx->start_us;
+    ctx->done = 1;
+
     (void) ngx_atomic_fetch_add(&lm->shm->trains, 1);
-    ngx_http_learn_hist_observe(&lm->shm->train_hist,
-                                ngx_http_learn_now_us() - ctx->start_us);
+    ngx_http_learn_hist_observe(&lm->shm->train_hist, ctx->compute_us);
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
