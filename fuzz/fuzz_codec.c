@@ -8,6 +8,7 @@
  * the API returns).  What a decode mallocs besides (cJSON's tree) is
  * counted by ASan's malloc hook: nothing for MessagePack, at most
  * lt_codec_json_cap(len, max_elements) for JSON, or the input aborts.
+ * Each is also decoded as a learn_feedback body ({"id"/"ids", "y"}).
  * Whatever decodes is encoded again in every encoding and decoded back,
  * and must come back the same; what decodes as a request is finite.  All
  * memory is freed per input, so LeakSanitizer sees the codec's own leaks
@@ -429,6 +430,35 @@ fz_named_entries(const uint8_t *d, size_t len, int json)
 }
 
 
+/* a decoded feedback: 1 to max_named ids of 1-64 printable bytes, and a
+ * finite label of at least one element */
+static void
+fz_feedback_check(const lt_feedback *fb)
+{
+    size_t  n, j;
+    int     i;
+
+    if (fb->nids < 1 || fb->nids > 16 || fb->ids == NULL
+        || fb->y.data == NULL || fb->y.ndim < 1 || !fz_finite(&fb->y)
+        || (!fb->batched && fb->nids != 1))
+    {
+        abort();
+    }
+
+    for (i = 0; i < fb->nids; i++) {
+        n = strlen(fb->ids[i]);
+        if (n < 1 || n > LT_FEEDBACK_ID_MAX) {
+            abort();
+        }
+        for (j = 0; j < n; j++) {
+            if (fb->ids[i][j] <= 0x20 || fb->ids[i][j] >= 0x7f) {
+                abort();
+            }
+        }
+    }
+}
+
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
@@ -439,6 +469,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lt_tensor           *ts;
     fz_alloc             a;
     lt_body              b;
+    lt_feedback          fb;
     lt_err               err;
     size_t               bound;
     char               **names;
@@ -507,6 +538,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rc == 0) {
             fz_named_round_trip(n, names, ts);
         } else if (n != 0 || names != NULL || ts != NULL) {
+            abort();
+        }
+        fz_free(&a);
+
+        fz_init(&a, "decode feedback", bound + 8 * size);
+        c.alloc = fz_alloc_fn;
+        c.max_named = 16;
+        c.ctx = &a;
+        c.max_elements = 0;
+
+        fz_heap_begin();
+        rc = lt_codec_decode_feedback(&c, copy, size, json, &fb, &err);
+        fz_heap_end("feedback decode", size,
+                    json ? lt_codec_json_cap(size, 0) : 0);
+        if (rc == 0) {
+            fz_feedback_check(&fb);
+        } else if (fb.nids != 0 || fb.ids != NULL || err.msg[0] == '\0') {
             abort();
         }
         fz_free(&a);

@@ -2163,6 +2163,121 @@ test_python_reads(void)
 }
 
 
+/* learn_feedback bodies: ids, labels, and what is refused */
+static void
+fb_try(const char *body, int json, int max, lt_feedback *fb, lt_err *err,
+    int *rc)
+{
+    lt_codec_ctx  c = C;
+
+    c.max_named = (size_t) max;
+    memset(err, 0, sizeof(*err));
+    *rc = lt_codec_decode_feedback(&c, (const uint8_t *) body, strlen(body),
+                                   json, fb, err);
+}
+
+
+static void
+test_feedback(void)
+{
+    lt_feedback     fb;
+    lt_err          err;
+    int             rc;
+    msgpack_sbuffer sb;
+    msgpack_packer  pk;
+
+    t_reset();
+
+    fb_try("{\"id\": \"abc\", \"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_int(rc, 0, "feedback: one id and a number");
+    is_int(fb.nids, 1, "feedback: one id");
+    is_str(fb.ids[0], "abc", "feedback: the id");
+    is_int(fb.y.ndim, 1, "feedback: a number label is a tensor [1]");
+    is_float(fb.y.data[0], 1.0, 0, "feedback: its value");
+    is_int(fb.batched, 0, "feedback: not batched");
+
+    fb_try("{\"ids\": [\"a\", \"b\"], \"y\": [[1], [0]], \"kind\": 3}", 1, 0,
+           &fb, &err, &rc);
+    is_int(rc, 0, "feedback: ids and rows (kind ignored)");
+    is_int(fb.nids, 2, "feedback: two ids");
+    is_str(fb.ids[1], "b", "feedback: the second id");
+    is_int(fb.batched, 1, "feedback: batched");
+    is_int((int) fb.y.shape[0], 2, "feedback: two label rows");
+
+    fb_try("{\"id\": \"a\", \"ids\": [\"b\"], \"y\": 1}", 1, 0, &fb, &err,
+           &rc);
+    is_int(rc, -1, "feedback: id and ids together are refused");
+
+    fb_try("{\"id\": \"a\", \"y\": 1, \"why\": 2}", 1, 0, &fb, &err, &rc);
+    is_str(err.msg, "unknown key \"why\": feedback has \"id\" (or \"ids\") "
+           "and \"y\"", "feedback: an unknown key is named");
+
+    fb_try("{\"id\": \"a\"}", 1, 0, &fb, &err, &rc);
+    is_str(err.msg, "missing \"y\"", "feedback: a missing label");
+
+    fb_try("{\"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_str(err.msg, "missing \"id\" (or \"ids\")", "feedback: a missing id");
+
+    fb_try("{\"id\": \"a b\", \"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_int(rc, -1, "feedback: an id with a space is refused");
+
+    fb_try("{\"id\": \"\", \"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_int(rc, -1, "feedback: an empty id is refused");
+
+    fb_try("{\"id\": \"01234567890123456789012345678901234567890123456789"
+           "012345678901234\", \"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_str(err.msg, "an id must be 1 to 64 bytes, not 65",
+           "feedback: a 65-byte id is refused");
+
+    fb_try("{\"id\": 5, \"y\": 1}", 1, 0, &fb, &err, &rc);
+    is_int(rc, -1, "feedback: a number id is refused");
+
+    fb_try("{\"ids\": [\"a\", \"b\", \"c\"], \"y\": [1, 0, 1]}", 1, 2, &fb,
+           &err, &rc);
+    is_str(err.msg, "3 ids, at most 2 are kept",
+           "feedback: more ids than the store keeps");
+
+    fb_try("{\"ids\": [], \"y\": []}", 1, 0, &fb, &err, &rc);
+    is_str(err.msg, "\"ids\" is empty", "feedback: no ids");
+
+    fb_try("{\"id\": \"a\", \"y\": 1e999}", 1, 0, &fb, &err, &rc);
+    is_int(rc, -1, "feedback: an infinite label is refused");
+
+    fb_try("[1, 2]", 1, 0, &fb, &err, &rc);
+    is_int(rc, -1, "feedback: an array is not a feedback body");
+
+    /* MessagePack: str and bin ids, a float label */
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str(&pk, 3);
+    msgpack_pack_str_body(&pk, "ids", 3);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str(&pk, 2);
+    msgpack_pack_str_body(&pk, "i1", 2);
+    msgpack_pack_bin(&pk, 2);
+    msgpack_pack_bin_body(&pk, "i2", 2);
+    msgpack_pack_str(&pk, 1);
+    msgpack_pack_str_body(&pk, "y", 1);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_float(&pk, 0.5f);
+    msgpack_pack_int(&pk, 1);
+
+    {
+        lt_codec_ctx  c = C;
+
+        rc = lt_codec_decode_feedback(&c, (const uint8_t *) sb.data, sb.size,
+                                      0, &fb, &err);
+    }
+    is_int(rc, 0, "feedback: MessagePack with str and bin ids");
+    is_str(fb.ids[1], "i2", "feedback: the bin id");
+    is_float(fb.y.data[0], 0.5, 0, "feedback: the float label");
+    msgpack_sbuffer_destroy(&sb);
+
+    t_reset();
+}
+
+
 int
 main(void)
 {
@@ -2181,6 +2296,7 @@ main(void)
     test_nonfinite();
     test_json_strict();
     test_json_cap();
+    test_feedback();
 
     is_int(bound_violations, 0,
            "every decode allocated at most 8 * len + 4096 bytes");
