@@ -3,9 +3,10 @@
 # -t2 -c64 on GET locations that answer `return 200 "x"` and
 # `return 200 "$score"` (learn_set of the WebTorch XOR net, 2-20-1 tanh,
 # on $arg_a $arg_b), plus a learn_counter and both together.  Rounds are
-# interleaved; medians, and the ratios to `return 200 "x"`.  The extra
-# microseconds per request are (1/var - 1/x) * 2 workers: CPU time per
-# request at saturation on a machine whose cores wrk shares.
+# interleaved; medians, and the ratios to `return 200 "x"`.  "cpu us/req"
+# is the CPU time (user + system, from /proc) the workers spent per
+# answered request: what a variable adds to a request, independent of
+# how much of the cores wrk and other processes took.
 #   bench/vars_bench.sh [SECONDS]  (make bench-vars; ROUNDS=3 by default)
 set -euo pipefail
 
@@ -53,11 +54,26 @@ OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
 wait_listening "$PORT"
 
-run() {   # name uri -> req/s
+# CPU ticks (user + system) the workers have used so far
+worker_ticks() {
+    local t=0 p
+    for p in $(pgrep -P "$(cat "$PREFIX/logs/nginx.pid")"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+
+run() {   # name uri -> req/s; the workers' CPU us per request in $1.cpu
+    local t0 t1 n
+    t0=$(worker_ticks)
     wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$PORT$2" > "$PREFIX/$1.txt"
+    t1=$(worker_ticks)
     if grep -q "Non-2xx" "$PREFIX/$1.txt"; then
         echo "$1: non-2xx answers:" >&2; cat "$PREFIX/$1.txt" >&2; exit 1
     fi
+    n=$(awk '/requests in/ {print $1}' "$PREFIX/$1.txt")
+    echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l \
+        >> "$PREFIX/$1.cpu"
     awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
 }
 
@@ -85,13 +101,16 @@ X=$(median "${X[@]}"); S=$(median "${S[@]}"); C=$(median "${C[@]}")
 B=$(median "${B[@]}")
 EVALS=$(curl -s "http://127.0.0.1:$PORT/status" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["models"]["xor"]["set_evals"])')
 
-row() {   # label req/s
-    printf '%-34s %10.0f %8.2f %8.2f\n' "$1" "$2" "$(echo "$2 / $X" | bc -l)" \
-        "$(echo "(1 / $2 - 1 / $X) * 2 * 1000000" | bc -l)"
+CX=$(median $(cat "$PREFIX/x.cpu"))
+row() {   # label req/s cpu-file
+    local cpu
+    cpu=$(median $(cat "$PREFIX/$3.cpu"))
+    printf '%-34s %10.0f %7.2f %9.2f %9.2f\n' "$1" "$2" \
+        "$(echo "$2 / $X" | bc -l)" "$cpu" "$(echo "$cpu - $CX" | bc -l)"
 }
-printf '%-34s %10s %8s %8s\n' location req/s ratio "+us/req"
-row 'return 200 "x"' "$X"
-row 'return 200 "$score" (learn_set)' "$S"
-row 'return 200 "$hits" (learn_counter)' "$C"
-row 'return 200 "$rated" (both)' "$B"
+printf '%-34s %10s %7s %9s %9s\n' location req/s ratio "cpu us/req" "+us/req"
+row 'return 200 "x"' "$X" x
+row 'return 200 "$score" (learn_set)' "$S" score
+row 'return 200 "$hits" (learn_counter)' "$C" counter
+row 'return 200 "$rated" (both)' "$B" rated
 echo "learn_set evaluations counted by learn_status: $EVALS"

@@ -25,6 +25,7 @@
 static ngx_int_t ngx_http_learn_set_features(ngx_http_request_t *r,
     ngx_http_learn_set_t *set, float *x);
 static ngx_int_t ngx_http_learn_set_number(ngx_str_t *s, float *f);
+static ngx_int_t ngx_http_learn_set_decimal(ngx_str_t *s, double *d);
 static ngx_int_t ngx_http_learn_set_empty(ngx_http_request_t *r,
     ngx_http_learn_set_t *set, ngx_http_variable_value_t *v,
     const char *why);
@@ -201,13 +202,77 @@ ngx_http_learn_set_number(ngx_str_t *s, float *f)
 
     buf[s->len] = '\0';
 
-    d = strtod(buf, &end);
+    if (ngx_http_learn_set_decimal(s, &d) != NGX_OK) {
+        d = strtod(buf, &end);
 
-    if (end != buf + s->len || !isfinite(d) || !isfinite((float) d)) {
+        if (end != buf + s->len) {
+            return NGX_DECLINED;
+        }
+    }
+
+    if (!isfinite(d) || !isfinite((float) d)) {
         return NGX_DECLINED;
     }
 
     *f = (float) d;
+
+    return NGX_OK;
+}
+
+
+/*
+ * "-12.375" and the like, without strtod: at most 15 digits make an
+ * exact integer, and dividing it by an exact power of ten is one
+ * correctly rounded operation, so the result is strtod's to the bit.
+ */
+
+static ngx_int_t
+ngx_http_learn_set_decimal(ngx_str_t *s, double *d)
+{
+    u_char      *p, *last;
+    uint64_t     m;
+    ngx_uint_t   digits, frac, dot;
+
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
+        1e13, 1e14, 1e15
+    };
+
+    p = s->data;
+    last = p + s->len;
+
+    if (*p == '-' || *p == '+') {
+        p++;
+    }
+
+    m = 0;
+    digits = 0;
+    frac = 0;
+    dot = 0;
+
+    for ( /* void */ ; p < last; p++) {
+        if (*p == '.' && !dot) {
+            dot = 1;
+            continue;
+        }
+
+        if (*p < '0' || *p > '9' || ++digits > 15) {
+            return NGX_DECLINED;
+        }
+
+        m = m * 10 + (*p - '0');
+        frac += dot;
+    }
+
+    if (digits == 0) {
+        return NGX_DECLINED;
+    }
+
+    *d = (double) m / pow10[frac];
+
+    if (s->data[0] == '-') {
+        *d = -*d;
+    }
 
     return NGX_OK;
 }
