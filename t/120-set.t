@@ -359,3 +359,41 @@ the duplicate "score" variable
 --- must_die
 --- error_log
 "learn_set" directive is not allowed here
+
+
+
+=== TEST 15: proxy_set_header sends the score upstream; limit_req throttles on it
+--- http_config
+    learn_model ident html/ident.lua;
+    learn_set $score ident $arg_a 0;
+    map $score $bot_key {
+        "~^0\.9"  $binary_remote_addr;
+        default   "";
+    }
+    limit_req_zone $bot_key zone=bots:1m rate=1r/m;
+--- config
+    location = /up { return 200 "upstream saw $http_x_score\n"; }
+    location = /weights { learn_weights ident; }
+    location = /t {
+        limit_req zone=bots;
+        proxy_set_header X-Score $score;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_SERVER_PORT/up;
+    }
+--- user_files
+>>> ident.lua
+local nn = require "learn.nn"
+return nn.model {
+    net = nn.Sequential(nn.Linear(2, 1)),
+    loss = nn.MSELoss(),
+    optim = nn.SGD { lr = 0.1 },
+}
+--- more_headers
+Content-Type: application/json
+--- request eval
+[ "PUT /weights\n{\"0.weight\": [[1, 0]], \"0.bias\": [0]}",
+  "GET /t?a=0.25", "GET /t?a=0.25", "GET /t?a=0.95", "GET /t?a=0.95" ]
+--- error_code eval
+[200, 200, 200, 200, 503]
+--- response_body_like eval
+[ qr/"imported": 2/, qr/^upstream saw 0\.25\n$/, qr/^upstream saw 0\.25\n$/,
+  qr/^upstream saw 0\.949999988\n$/, qr/503/ ]
