@@ -2463,11 +2463,127 @@ lt_wbuf_puts(lt_wbuf *w, const char *s)
 }
 
 
+/*
+ * "%.9g" without printf, for what replies hold most: a float with a
+ * decimal exponent from -4 to 8 (printf's fixed notation).  Such a
+ * float is m * 2^e with m < 2^24, so m * 5^k * 2^(e+k) = v * 10^k for
+ * k <= 12 fits 53 bits: the product is exact, and rounding it half to
+ * even is printf's rounding of the exact value.  Anything else (a double
+ * that is no float, other exponents, a rounding up to 10^9) goes to
+ * snprintf; t/unit/test_codec.c compares the two on millions of floats.
+ */
+
+static int
+lt_json_float_fixed(char *buf, double v)
+{
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12
+    };
+
+    char      digits[9], *p;
+    double    a, scaled, frac;
+    uint32_t  r;
+    int       k, e10, i, last;
+
+    if ((double) (float) v != v || v == 0) {
+        return -1;
+    }
+
+    a = fabs(v);
+
+    if (a < 1e-4 || a >= 1e9) {
+        return -1;
+    }
+
+    /* the k that puts |v| * 10^k in [1e8, 1e9): compared exactly */
+    for (k = 0; k <= 12; k++) {
+        scaled = a * pow10[k];
+
+        if (scaled >= 1e8) {
+            break;
+        }
+    }
+
+    if (k > 12 || scaled >= 1e9) {
+        return -1;
+    }
+
+    r = (uint32_t) scaled;
+    frac = scaled - r;
+
+    if (frac > 0.5 || (frac == 0.5 && (r & 1))) {
+        r++;
+    }
+
+    if (r >= 1000000000u) {
+        return -1;                  /* 9.999999995e8 and the like */
+    }
+
+    e10 = 8 - k;
+
+    for (i = 8; i >= 0; i--) {
+        digits[i] = (char) ('0' + r % 10);
+        r /= 10;
+    }
+
+    for (last = 8; last > 0 && digits[last] == '0'; last--) {
+        /* void */
+    }
+
+    p = buf;
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    if (e10 >= 0) {
+        for (i = 0; i <= e10; i++) {
+            *p++ = digits[i];
+        }
+
+        if (last > e10) {
+            *p++ = '.';
+
+            for (i = e10 + 1; i <= last; i++) {
+                *p++ = digits[i];
+            }
+        }
+
+    } else {
+        *p++ = '0';
+        *p++ = '.';
+
+        for (i = -1; i > e10; i--) {
+            *p++ = '0';
+        }
+
+        for (i = 0; i <= last; i++) {
+            *p++ = digits[i];
+        }
+    }
+
+    *p = '\0';
+
+    return (int) (p - buf);
+}
+
+
 int
 lt_json_float(char *buf, size_t size, double v)
 {
+    int  n;
+
     if (isnan(v) || isinf(v)) {
         return snprintf(buf, size, "null");
+    }
+
+    /* the longest fixed form: "-0.000123456789" */
+    if (size >= 16) {
+        n = lt_json_float_fixed(buf, v);
+
+        if (n >= 0) {
+            return n;
+        }
     }
 
     return snprintf(buf, size, "%.9g", v);

@@ -1848,6 +1848,81 @@ test_round_trips(void)
 }
 
 
+
+/*
+ * lt_json_float writes most floats without printf: it must write what
+ * "%.9g" writes, to the byte, for every float.  Every 1024th bit pattern
+ * (both signs, all exponents) and the neighbours of the places where the
+ * form or the rounding changes.
+ */
+static void
+test_json_float_vs_printf(void)
+{
+    static const double  edges[] = {
+        1e-4, 1e-3, 0.1, 1, 10, 1e8, 999999999.5, 1e9, 0.5, 0.25,
+        0.000099999999, 99999999.5, 9.9999999e8, 0.1234567895, 123456789
+    };
+
+    char      got[40], want[40];
+    float     f;
+    uint32_t  bits, bad, n;
+    size_t    i;
+    int       j, glen, wlen;
+
+    bad = 0;
+    n = 0;
+
+    for (bits = 0; bits < 0xffffffffu - 1024; bits += 1024 + (bits & 7)) {
+        memcpy(&f, &bits, sizeof(f));
+        glen = lt_json_float(got, sizeof(got), f);
+        if (isnan(f) || isinf(f)) {
+            continue;
+        }
+        wlen = snprintf(want, sizeof(want), "%.9g", (double) f);
+        n++;
+        if (glen != wlen || strcmp(got, want) != 0) {
+            if (bad++ < 5) {
+                diag("lt_json_float(%a) = \"%s\", printf: \"%s\"",
+                     (double) f, got, want);
+            }
+        }
+    }
+
+    for (i = 0; i < sizeof(edges) / sizeof(edges[0]); i++) {
+        f = (float) edges[i];
+        for (j = -64; j <= 64; j++) {
+            float  g = f, h;
+
+            memcpy(&bits, &g, sizeof(bits));
+            bits += (uint32_t) j;
+            memcpy(&h, &bits, sizeof(h));
+            for (int s = 0; s < 2; s++) {
+                double  v = s ? -(double) h : (double) h;
+
+                glen = lt_json_float(got, sizeof(got), v);
+                wlen = snprintf(want, sizeof(want), "%.9g", v);
+                n++;
+                if (glen != wlen || strcmp(got, want) != 0) {
+                    if (bad++ < 5) {
+                        diag("lt_json_float(%a) = \"%s\", printf: \"%s\"",
+                             v, got, want);
+                    }
+                }
+            }
+        }
+    }
+
+    /* a double that is no float still goes through printf */
+    lt_json_float(got, sizeof(got), 0.1);
+    is_str(got, "0.1", "lt_json_float of the double 0.1");
+    lt_json_float(got, sizeof(got), 1.0 / 3);
+    is_str(got, "0.333333333", "lt_json_float of the double 1/3");
+
+    diag("lt_json_float: %u floats compared with printf, %u differ", n, bad);
+    ok(bad == 0 && n > 4000000, "lt_json_float writes what %.9g writes");
+}
+
+
 static void
 test_encode_exact(void)
 {
@@ -1896,6 +1971,7 @@ test_encode_exact(void)
     lt_json_float(buf, sizeof(buf), -INFINITY);
     is_str(buf, "null", "lt_json_float -Inf");
     is_int(lt_json_float(buf, sizeof(buf), 0.25), 4, "lt_json_float length");
+    test_json_float_vs_printf();
 
     /* train replies */
     t_reset();
