@@ -13,6 +13,10 @@ use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
 use HTTP::Tiny;
+use Test::More ();
+
+use lib dirname(__FILE__);
+use LearnValgrind;
 
 my $root = abs_path(dirname(__FILE__) . '/../..');
 
@@ -99,16 +103,36 @@ _EOC_
     close $fh;
 
     $self->{bin} = $bin;
-    system($bin, '-p', "$p/", '-c', 'conf/nginx.conf') == 0
+    system(LearnValgrind::wrap("$p/logs", $bin, '-p', "$p/",
+                               '-c', 'conf/nginx.conf')) == 0
         or die "nginx failed to start: see $p/logs/error.log";
     $self->wait_listening;
+    $self->wait_workers;
     return $self;
+}
+
+# every worker forked and titled: listening alone is not enough, the
+# master accepts nothing but the first worker may already answer while
+# the others are not yet forked (under load, seconds later)
+sub wait_workers {
+    my ($self, %opt) = @_;
+
+    my $deadline = time + ($opt{timeout} // 20) * LearnValgrind::slowdown();
+    while (time < $deadline) {
+        my %c = $self->children;
+        # under memcheck the titles are valgrind's command line
+        my $n = LearnValgrind::enabled() ? keys %c
+              : grep { /worker process/ && !/is shutting down/ } values %c;
+        return $self if $n >= $self->{workers};
+        sleep 0.05;
+    }
+    die "nginx did not start $self->{workers} workers";
 }
 
 sub wait_listening {
     my ($self) = @_;
 
-    my $deadline = time + 10;
+    my $deadline = time + 10 * LearnValgrind::slowdown();
     while (time < $deadline) {
         my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}");
         if ($s) { close $s; return $self; }
@@ -117,19 +141,23 @@ sub wait_listening {
     die "nginx did not listen on $self->{port}";
 }
 
-# rewrite the http{} part of the config, then HUP; waits for new workers
+# rewrite the http{} part of the config, then HUP; waits until the new
+# workers run and the old ones are gone (dies if that takes 20 s)
 sub reload {
     my ($self, %args) = @_;
     $self->set_http($args{http}) if defined $args{http};
     my @old = $self->workers;
+    my %old = map { $_ => 1 } @old;
     kill 'HUP', $self->pid;
-    my $deadline = time + 10;
+    my $deadline = time + ($args{timeout} // 20) * LearnValgrind::slowdown();
     while (time < $deadline) {
-        my %old = map { $_ => 1 } @old;
-        my @new = grep { !$old{$_} } $self->workers;
-        last if @new >= $self->{workers} && !grep { alive($_) } @old;
+        my %c = $self->children;
+        my @new = grep { !$old{$_} && ($c{$_} =~ /worker process/
+                                       || LearnValgrind::enabled()) } keys %c;
+        return $self if @new >= $self->{workers} && !grep { alive($_) } @old;
         sleep 0.05;
     }
+    die "reload: new workers did not replace the old ones";
 }
 
 sub workers {
@@ -187,6 +215,8 @@ sub kill9 {
     my $deadline = time + 5;
     while (grep({ alive($_) } @all) && time < $deadline) { sleep 0.02 }
     unlink "$self->{prefix}/logs/nginx.pid";
+    # a killed process wrote no leak summary: what it wrote before counts
+    $self->check_valgrind;
 }
 
 # nginx -t on the current config: (exit status, what it printed)
@@ -232,10 +262,23 @@ sub stop {
     my ($self) = @_;
     my $pid = $self->pid or return;
     kill 'QUIT', $pid;
-    my $deadline = time + 10;
+    my $deadline = time + 10 * LearnValgrind::slowdown();
     while (alive($pid) && time < $deadline) { sleep 0.02 }
     kill 'KILL', $pid if alive($pid);
     unlink "$self->{prefix}/logs/nginx.pid";
+    $self->check_valgrind;
+}
+
+# under TEST_NGINX_USE_VALGRIND, one failure per memcheck report that
+# holds something (workers that exited during a reload included)
+sub check_valgrind {
+    my ($self) = @_;
+    return unless LearnValgrind::enabled();
+    my %bad = LearnValgrind::reports("$self->{prefix}/logs");
+    for my $f (sort keys %bad) {
+        Test::More::fail("$self->{name}: valgrind reported errors ($f)");
+        Test::More::diag($bad{$f});
+    }
 }
 
 sub DESTROY { $_[0]->stop }

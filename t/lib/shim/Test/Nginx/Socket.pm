@@ -109,6 +109,13 @@ my $ConnectFailures = 0;
 my %Started;                # pid => 1 for every nginx master we started
 my $InChild = 0;
 
+# TEST_NGINX_USE_VALGRIND: nginx runs under memcheck (t/lib/LearnValgrind.pm),
+# what the shim waits for is given the slowdown, and every report that
+# memcheck writes fails the block whose server wrote it
+our $UseValgrind = $ENV{TEST_NGINX_USE_VALGRIND};
+if ($UseValgrind) { require LearnValgrind; }
+sub _slow { return $UseValgrind ? $_[0] * LearnValgrind::slowdown() : $_[0] }
+
 srand($$ ^ int(time * 1000));
 
 if ($Randomize) {
@@ -374,7 +381,7 @@ sub _stop_nginx {
     warn "sending QUIT signal to $pid\n" if $Verbose;
     kill($ENV{TEST_NGINX_FAST_SHUTDOWN} ? SIGTERM : SIGQUIT, $pid);
 
-    my $deadline = time + $Timeout;
+    my $deadline = time + _slow($Timeout);
     while (time < $deadline) {
         goto done unless _pid_alive($pid);
         sleep 0.02;
@@ -402,6 +409,18 @@ sub _stop_running_nginx {
     _stop_nginx($pid, $name) if defined $pid;
     for my $p (keys %Started) {
         _stop_nginx($p, $name);
+    }
+    _check_valgrind($PrevBlock ? $PrevBlock->name : $name) if $UseValgrind;
+}
+
+# once the server has stopped, every process has written its memcheck
+# report: one failure per report that holds something
+sub _check_valgrind {
+    my $name = shift;
+    my %bad = LearnValgrind::reports($LogDir);
+    for my $f (sort keys %bad) {
+        Test::More::fail("$name - valgrind reported errors ($f)");
+        Test::More::diag($bad{$f});
     }
 }
 
@@ -581,6 +600,7 @@ sub _exec_nginx {
     # is written outside the server root (this nginx's default is stderr).
     push @cmd, '-e', $ErrLogFile if $NginxVersion >= 1.019005;
     push @cmd, '-p', "$ServRoot/", '-c', $ConfFile;
+    @cmd = LearnValgrind::wrap($LogDir, @cmd) if $UseValgrind;
     warn "starting: @cmd\n" if $Verbose;
 
     my $err = File::Temp->new(TEMPLATE => 'tnshimXXXXXX', TMPDIR => 1);
@@ -609,7 +629,7 @@ sub _exec_nginx {
 }
 
 sub _wait_for_pid_file {
-    my $deadline = time + $Timeout;
+    my $deadline = time + _slow($Timeout);
     while (1) {
         my $pid = _read_pid_file();
         return $pid if defined $pid && _pid_alive($pid);
@@ -1610,7 +1630,7 @@ sub _run_block_requests {
     my $reqs = _requests_from_block($block);
     bail_out("$name - request empty") unless @$reqs;
 
-    my $timeout = _parse_time(scalar($block->timeout)) // $Timeout;
+    my $timeout = _slow(_parse_time(scalar($block->timeout)) // $Timeout);
     my $middle_delay = _parse_time(scalar($block->raw_request_middle_delay));
     my $pipelined = scalar($block->pipelined_requests);
     my $need_array = $pipelined ? 1 : @$reqs > 1;
