@@ -236,7 +236,7 @@ my $cached = LearnServer->new(
     local $srv = $cached;
     my $t_end = time + 1.2;
     train() while time < $t_end;
-    sleep 2 * $interval;
+    LearnServer::wait_for(sub { writes($cached) >= 2 });
     my @w = writes($cached);
     my %pids = map { $_->[0] => 1 } @w;
     cmp_ok(scalar @w, '>=', 2, scalar(@w) . ' checkpoint writes');
@@ -275,7 +275,7 @@ my $rsrv = LearnServer->new(
     (my $wide_conf = $http_conf) =~ s{models/xor\.lua}{wide.lua};
 
     train() for 1 .. 10;
-    sleep 2 * $interval;
+    LearnServer::wait_for(sub { (status()->{checkpoint}{step} // -1) == 10 });
     is(status()->{checkpoint}{step}, 10, 'checkpointed at step 10');
 
     my $from = $rsrv->log_size;
@@ -287,7 +287,7 @@ my $rsrv = LearnServer->new(
     $rsrv->wait_log(qr/still could not bind/, from => $from, timeout => 5);
     sleep 0.2;
     train() for 1 .. 10;
-    sleep 3 * $interval;
+    LearnServer::wait_for(sub { (status()->{checkpoint}{step} // -1) == 20 });
     my $st = status();
     is($st->{step}, 20, 'the running model kept its state');
     is($st->{checkpoint}{step}, 20, 'and goes on checkpointing after the failed reload');

@@ -175,7 +175,7 @@ my $fresh = LearnServer->new(
 )->start;
 $srv = $fresh;
 $http = LearnClient->new;
-sleep 0.6;
+LearnServer::wait_for(sub { -s "$fresh->{prefix}/state/xor.ckpt" });
 ok(-s "$fresh->{prefix}/state/xor.ckpt", 'the first start wrote a checkpoint of step 0');
 ok(!-e "$fresh->{prefix}/state/xor.ckpt.v0", 'but no version of step 0');
 is_deeply(status()->{versions}, [], 'none is listed');
@@ -183,7 +183,8 @@ open my $v0, '>', "$fresh->{prefix}/state/xor.ckpt.v0" or die;
 print $v0 "left by an older build\n";
 close $v0;
 train(2);
-sleep 0.6;
+LearnServer::wait_for(sub { -s "$fresh->{prefix}/state/xor.ckpt.v2"
+                            && !-e "$fresh->{prefix}/state/xor.ckpt.v0" });
 ok(-s "$fresh->{prefix}/state/xor.ckpt.v2", 'step 2 is a version');
 ok(!-e "$fresh->{prefix}/state/xor.ckpt.v0", 'an old PATH.v0 was pruned');
 is_deeply([map { $_->{step} } @{ status()->{versions} }], [2], 'only 2 is listed');

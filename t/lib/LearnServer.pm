@@ -203,6 +203,19 @@ sub wait_log {
     }
 }
 
+# LearnServer::wait_for(sub { ... }, timeout => S): the condition's value
+# once it is true, or false after S seconds (10 by default): what a suite
+# waits for under load instead of a fixed sleep
+sub wait_for {
+    my ($cond, %opt) = @_;
+    my $deadline = time + ($opt{timeout} // 10) * LearnValgrind::slowdown();
+    while (1) {
+        my $v = $cond->();
+        return $v if $v || time >= $deadline;
+        sleep 0.05;
+    }
+}
+
 # where error.log ends now, for wait_log(from => ...)
 sub log_size { -s $_[0]->error_log || 0 }
 
