@@ -113,90 +113,185 @@ lt_checkpoint_finite(const lt_model *m, const uint8_t *data, lt_err *err)
 }
 
 
-/* The JSON header, or NULL; its text is cJSON-allocated. */
-static char *
-lt_checkpoint_header(const lt_model *m, const char *name,
-    const lt_checkpoint_meta *meta)
+/*
+ * The header is written straight into the caller's buffer, with no
+ * allocation: the checkpoint writer runs it on a pool thread, where a
+ * malloc would wake one more of glibc's per-thread arenas and keep its
+ * pages (a worker's memory crept up by an arena's worth at a time).
+ */
+typedef struct {
+    char  *p;
+    char  *end;
+    int    over;
+} lt_hbuf;
+
+static void
+lt_hbuf_raw(lt_hbuf *h, const char *s, size_t n)
 {
-    int            i;
-    char           hash[17];
-    char          *text;
-    cJSON         *root, *params, *p, *shape;
-
-    root = cJSON_CreateObject();
-    if (root == NULL) {
-        return NULL;
+    if (h->over || n > (size_t) (h->end - h->p)) {
+        h->over = 1;
+        return;
     }
 
-    snprintf(hash, sizeof(hash), "%016llx", (unsigned long long) m->hash);
+    memcpy(h->p, s, n);
+    h->p += n;
+}
 
-    cJSON_AddNumberToObject(root, "format", LT_CHECKPOINT_FORMAT);
-    cJSON_AddStringToObject(root, "model", name);
-    cJSON_AddNumberToObject(root, "step", (double) meta->step);
-    cJSON_AddNumberToObject(root, "optim_step", (double) meta->optim_step);
-    if (isfinite(meta->loss)) {
-        cJSON_AddNumberToObject(root, "loss", meta->loss);
-    } else {
-        cJSON_AddNullToObject(root, "loss");
-    }
-    cJSON_AddStringToObject(root, "optimizer",
-                            lt_optim_names[m->spec.optim.kind]);
-    cJSON_AddStringToObject(root, "dtype", "<f4");
-    cJSON_AddStringToObject(root, "layout_hash", hash);
-    cJSON_AddNumberToObject(root, "state_floats", (double) m->state_count);
+static void
+lt_hbuf_str(lt_hbuf *h, const char *s)
+{
+    lt_hbuf_raw(h, s, strlen(s));
+}
 
-    params = cJSON_AddArrayToObject(root, "params");
+/* s as a JSON string: quotes, backslashes and control bytes escaped */
+static void
+lt_hbuf_quoted(lt_hbuf *h, const char *s)
+{
+    char                  esc[8];
+    const unsigned char  *c;
 
-    for (i = 0; params != NULL && i < m->nparams; i++) {
-        p = cJSON_CreateObject();
-        cJSON_AddItemToArray(params, p);
-        cJSON_AddStringToObject(p, "name", m->params[i].name);
-        shape = cJSON_AddArrayToObject(p, "shape");
-        cJSON_AddItemToArray(shape,
-            cJSON_CreateNumber((double) m->params[i].shape[0]));
-        if (m->params[i].ndim == 2) {
-            cJSON_AddItemToArray(shape,
-                cJSON_CreateNumber((double) m->params[i].shape[1]));
+    lt_hbuf_raw(h, "\"", 1);
+
+    for (c = (const unsigned char *) s; *c != '\0'; c++) {
+        if (*c == '"' || *c == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char) *c;
+            lt_hbuf_raw(h, esc, 2);
+
+        } else if (*c < 0x20) {
+            snprintf(esc, sizeof(esc), "\\u%04x", *c);
+            lt_hbuf_raw(h, esc, 6);
+
+        } else {
+            lt_hbuf_raw(h, (const char *) c, 1);
         }
     }
 
-    text = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
+    lt_hbuf_raw(h, "\"", 1);
+}
 
-    return text;
+static void
+lt_hbuf_int(lt_hbuf *h, long long v)
+{
+    char  num[24];
+    int   n;
+
+    n = snprintf(num, sizeof(num), "%lld", v);
+    lt_hbuf_raw(h, num, (size_t) n);
+}
+
+/* the longest header for this model: 6 bytes per name byte at most */
+static size_t
+lt_checkpoint_header_cap(const lt_model *m, const char *name)
+{
+    int     i;
+    size_t  cap;
+
+    cap = 512 + 6 * strlen(name);
+
+    for (i = 0; i < m->nparams; i++) {
+        cap += 64 + 6 * strlen(m->params[i].name);
+    }
+
+    return cap;
+}
+
+/* the header's JSON text at h, or h->over */
+static void
+lt_checkpoint_header(lt_hbuf *h, const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta)
+{
+    int   i, n;
+    char  num[40];
+
+    lt_hbuf_str(h, "{\"format\":");
+    lt_hbuf_int(h, LT_CHECKPOINT_FORMAT);
+    lt_hbuf_str(h, ",\"model\":");
+    lt_hbuf_quoted(h, name);
+    lt_hbuf_str(h, ",\"step\":");
+    lt_hbuf_int(h, (long long) meta->step);
+    lt_hbuf_str(h, ",\"optim_step\":");
+    lt_hbuf_int(h, (long long) meta->optim_step);
+    lt_hbuf_str(h, ",\"loss\":");
+
+    if (isfinite(meta->loss)) {
+        n = snprintf(num, sizeof(num), "%.17g", meta->loss);
+        lt_hbuf_raw(h, num, (size_t) n);
+    } else {
+        lt_hbuf_str(h, "null");
+    }
+
+    lt_hbuf_str(h, ",\"optimizer\":");
+    lt_hbuf_quoted(h, lt_optim_names[m->spec.optim.kind]);
+    n = snprintf(num, sizeof(num), "%016llx", (unsigned long long) m->hash);
+    lt_hbuf_str(h, ",\"dtype\":\"<f4\",\"layout_hash\":\"");
+    lt_hbuf_raw(h, num, (size_t) n);
+    lt_hbuf_str(h, "\",\"state_floats\":");
+    lt_hbuf_int(h, (long long) m->state_count);
+    lt_hbuf_str(h, ",\"params\":[");
+
+    for (i = 0; i < m->nparams; i++) {
+        lt_hbuf_str(h, i ? ",{\"name\":" : "{\"name\":");
+        lt_hbuf_quoted(h, m->params[i].name);
+        lt_hbuf_str(h, ",\"shape\":[");
+        lt_hbuf_int(h, (long long) m->params[i].shape[0]);
+
+        if (m->params[i].ndim == 2) {
+            lt_hbuf_str(h, ",");
+            lt_hbuf_int(h, (long long) m->params[i].shape[1]);
+        }
+
+        lt_hbuf_str(h, "]}");
+    }
+
+    lt_hbuf_str(h, "]}");
+}
+
+size_t
+lt_checkpoint_size(const lt_model *m, const char *name)
+{
+    size_t  padded;
+
+    padded = (LT_CKPT_PREFIX + lt_checkpoint_header_cap(m, name) + 1 + 63)
+             / 64 * 64 - LT_CKPT_PREFIX;
+
+    return LT_CKPT_PREFIX + padded
+           + (m->param_count + m->state_count) * sizeof(float) + 4;
 }
 
 int
-lt_checkpoint_encode(const lt_model *m, const char *name,
+lt_checkpoint_encode_into(const lt_model *m, const char *name,
     const lt_checkpoint_meta *meta, const float *params, const float *state,
-    uint8_t **out, size_t *len, lt_err *err)
+    uint8_t *buf, size_t cap, size_t *len, lt_err *err)
 {
-    char      *header;
-    size_t     hlen, padded, total;
-    uint8_t   *buf, *p;
+    size_t    hlen, padded, total;
+    uint8_t  *p;
+    lt_hbuf   h;
 
-    header = lt_checkpoint_header(m, name, meta);
-    if (header == NULL) {
-        return lt_error(err, "out of memory building the checkpoint header");
+    if (cap < lt_checkpoint_size(m, name)) {
+        return lt_error(err, "a %zu byte buffer for a checkpoint of up to "
+                        "%zu bytes", cap, lt_checkpoint_size(m, name));
     }
 
-    hlen = strlen(header);
+    h.p = (char *) buf + LT_CKPT_PREFIX;
+    h.end = h.p + lt_checkpoint_header_cap(m, name);
+    h.over = 0;
+
+    lt_checkpoint_header(&h, m, name, meta);
+
+    if (h.over) {
+        return lt_error(err, "checkpoint header longer than its bound");
+    }
+
+    hlen = (size_t) (h.p - ((char *) buf + LT_CKPT_PREFIX));
     padded = (LT_CKPT_PREFIX + hlen + 1 + 63) / 64 * 64 - LT_CKPT_PREFIX;
     total = LT_CKPT_PREFIX + padded
             + (m->param_count + m->state_count) * sizeof(float) + 4;
 
-    buf = calloc(1, total);
-    if (buf == NULL) {
-        free(header);
-        return lt_error(err, "out of memory for a %zu byte checkpoint",
-                        total);
-    }
-
     memcpy(buf, LT_CKPT_MAGIC, 8);
     lt_put_u32(buf + 8, LT_CHECKPOINT_FORMAT);
     lt_put_u32(buf + 12, (uint32_t) padded);
-    memcpy(buf + LT_CKPT_PREFIX, header, hlen);
-    free(header);
+    memset(buf + LT_CKPT_PREFIX + hlen, 0, padded - hlen);
 
     p = buf + LT_CKPT_PREFIX + padded;
     memcpy(p, params, m->param_count * sizeof(float));
@@ -209,8 +304,35 @@ lt_checkpoint_encode(const lt_model *m, const char *name,
 
     lt_put_u32(p, lt_crc32(buf, total - 4));
 
-    *out = buf;
     *len = total;
+
+    return 0;
+}
+
+int
+lt_checkpoint_encode(const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta, const float *params, const float *state,
+    uint8_t **out, size_t *len, lt_err *err)
+{
+    size_t    cap;
+    uint8_t  *buf;
+
+    cap = lt_checkpoint_size(m, name);
+
+    buf = malloc(cap);
+    if (buf == NULL) {
+        return lt_error(err, "out of memory for a %zu byte checkpoint", cap);
+    }
+
+    if (lt_checkpoint_encode_into(m, name, meta, params, state, buf, cap,
+                                  len, err)
+        != 0)
+    {
+        free(buf);
+        return -1;
+    }
+
+    *out = buf;
 
     return 0;
 }

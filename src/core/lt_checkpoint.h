@@ -38,6 +38,15 @@ typedef struct {
     double    loss;
 } lt_checkpoint_meta;
 
+/* The most bytes lt_checkpoint_encode_into writes for this model. */
+size_t lt_checkpoint_size(const lt_model *m, const char *name);
+
+/* Encode into buf (cap >= lt_checkpoint_size()), *len bytes; allocates
+ * nothing, so it may run on any thread. */
+int lt_checkpoint_encode_into(const lt_model *m, const char *name,
+    const lt_checkpoint_meta *meta, const float *params, const float *state,
+    uint8_t *buf, size_t cap, size_t *len, lt_err *err);
+
 /* Encode into a malloc'ed buffer (*out, *len; free() it). */
 int lt_checkpoint_encode(const lt_model *m, const char *name,
     const lt_checkpoint_meta *meta, const float *params, const float *state,

@@ -32,6 +32,18 @@ struct ngx_http_learn_ckpt_job_s {
     char                          *name;      /* NUL-terminated copies */
     char                          *path;
     float                         *snapshot;  /* P + S floats */
+    uint8_t                       *file;      /* the encoded checkpoint */
+    size_t                         file_cap;
+    /*
+     * the thread's path and directory buffers: here rather than on its
+     * stack, where they would touch 28k more of each pool thread's stack
+     * (the pool has 32 threads, and a task lands on any of them)
+     */
+    char                           tmp[NGX_MAX_PATH];
+    char                           ver[NGX_MAX_PATH];
+    char                           dir[NGX_MAX_PATH];
+    char                           old[2 * NGX_MAX_PATH + 32];
+    char                           ents[4096];
     lt_checkpoint_meta             meta;
     ngx_atomic_uint_t              version;   /* of the snapshot */
     ngx_uint_t                     keep;      /* unprotected versions */
@@ -389,7 +401,11 @@ ngx_http_learn_checkpoint_done(ngx_event_t *ev)
 #endif
 
 
-/* a job and its snapshot buffer, allocated on the event loop */
+/*
+ * A job with its snapshot and file buffers, allocated on the event loop:
+ * the thread that fills them allocates nothing (each pool thread that
+ * mallocs wakes one more of glibc's arenas, and its pages stay).
+ */
 
 static ngx_http_learn_ckpt_job_t *
 ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
@@ -423,6 +439,14 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 
     ngx_memcpy(job->name, lm->name.data, lm->name.len);
     ngx_memcpy(job->path, lm->ckpt_path.data, lm->ckpt_path.len);
+
+    job->file_cap = lt_checkpoint_size(&lm->model, job->name);
+    job->file = ngx_alloc(job->file_cap, ngx_cycle->log);
+
+    if (job->file == NULL) {
+        ngx_http_learn_checkpoint_free(job);
+        return NULL;
+    }
 
     return job;
 }
@@ -549,22 +573,21 @@ ngx_http_learn_checkpoint_thread(void *data, ngx_log_t *log)
 static void
 ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
 {
-    size_t    len;
-    lt_err    err;
-    uint8_t  *buf;
+    size_t  len;
+    lt_err  err;
 
-    if (lt_checkpoint_encode(job->model, job->name, &job->meta,
-                             job->snapshot,
-                             job->snapshot + job->model->param_count,
-                             &buf, &len, &err)
+    if (lt_checkpoint_encode_into(job->model, job->name, &job->meta,
+                                  job->snapshot,
+                                  job->snapshot + job->model->param_count,
+                                  job->file, job->file_cap, &len, &err)
         != 0)
     {
         ngx_cpystrn((u_char *) job->msg, (u_char *) err.msg, LT_ERR_LEN);
         job->failed = 1;
 
     } else {
-        job->failed = ngx_http_learn_checkpoint_write_file(job, buf, len);
-        free(buf);
+        job->failed = ngx_http_learn_checkpoint_write_file(job, job->file,
+                                                           len);
     }
 
     ngx_memory_barrier();
@@ -588,8 +611,7 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
     const uint8_t *buf, size_t len)
 {
     int          fd, dfd;
-    char         tmp[NGX_MAX_PATH], dir[NGX_MAX_PATH], ver[NGX_MAX_PATH];
-    char        *slash, *msg;
+    char        *slash, *msg, *tmp, *dir, *ver;
     size_t       off;
     ssize_t      n;
     ngx_str_t    p;
@@ -597,9 +619,13 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
 
     path = job->path;
     msg = job->msg;
+    tmp = job->tmp;
+    dir = job->dir;
+    ver = job->ver;
 
-    if ((size_t) snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid())
-        >= sizeof(tmp))
+    if ((size_t) snprintf(tmp, NGX_MAX_PATH, "%s.tmp.%d", path,
+                          (int) getpid())
+        >= NGX_MAX_PATH)
     {
         snprintf(msg, LT_ERR_LEN, "path too long");
         return 1;
@@ -634,9 +660,9 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
         p.data = (u_char *) path;
         p.len = ngx_strlen(path);
 
-        if ((size_t) ngx_http_learn_versions_path(ver, sizeof(ver), &p,
+        if ((size_t) ngx_http_learn_versions_path(ver, NGX_MAX_PATH, &p,
                                                   job->meta.step)
-            >= sizeof(ver))
+            >= NGX_MAX_PATH)
         {
             snprintf(msg, LT_ERR_LEN, "path too long");
             unlink(tmp);
@@ -660,7 +686,7 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
         return 1;
     }
 
-    ngx_cpystrn((u_char *) dir, (u_char *) path, sizeof(dir));
+    ngx_cpystrn((u_char *) dir, (u_char *) path, NGX_MAX_PATH);
     slash = strrchr(dir, '/');
 
     if (slash != NULL) {
@@ -689,15 +715,23 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
 static void
 ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
 {
-    DIR            *d;
-    char            dir[NGX_MAX_PATH], file[2 * NGX_MAX_PATH + 32];
-    char           *slash, *base, *end;
-    size_t          blen;
-    int64_t         steps[NGX_HTTP_LEARN_MAX_VERSIONS + 1], step, gone;
-    ngx_uint_t      n, i;
-    struct dirent  *de;
+    char              *dir, *file, *slash, *base, *end, *name;
+    size_t             blen;
+    int64_t            steps[NGX_HTTP_LEARN_MAX_VERSIONS + 1], step, gone;
+    ngx_uint_t         n, i;
+#if (NGX_LINUX)
+    int                fd;
+    char              *ents;
+    ssize_t            got, off;
+    struct dirent64   *de;
+#else
+    DIR               *d;
+    struct dirent     *de;
+#endif
 
-    ngx_cpystrn((u_char *) dir, (u_char *) job->path, sizeof(dir));
+    dir = job->dir;
+    file = job->old;
+    ngx_cpystrn((u_char *) dir, (u_char *) job->path, NGX_MAX_PATH);
     slash = strrchr(dir, '/');
     if (slash == NULL) {
         return;
@@ -707,26 +741,62 @@ ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
     base = slash + 1;
     blen = strlen(base);
 
+    /*
+     * On Linux the entries are read with getdents64 into the job's buffer:
+     * opendir() mallocs 32k, and a malloc on a pool thread wakes one more
+     * of glibc's arenas, whose pages stay
+     */
+#if (NGX_LINUX)
+    ents = job->ents;
+    fd = open(slash == dir ? "/" : dir, O_RDONLY|O_DIRECTORY|O_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+
+    got = 0;
+    off = 0;
+#else
     d = opendir(slash == dir ? "/" : dir);
     if (d == NULL) {
         return;
     }
+#endif
 
     /* the newest "keep" unprotected steps, descending */
 
     n = 0;
 
-    while ((de = readdir(d)) != NULL) {
+    for ( ;; ) {
+#if (NGX_LINUX)
+        if (off >= got) {
+            got = getdents64(fd, ents, sizeof(job->ents));
+            if (got <= 0) {
+                break;
+            }
+
+            off = 0;
+        }
+
+        de = (struct dirent64 *) (ents + off);
+        off += de->d_reclen;
+#else
+        de = readdir(d);
+        if (de == NULL) {
+            break;
+        }
+#endif
+        name = de->d_name;
+
         /* PATH.vSTEP as the writer names it: digits, no leading zero */
-        if (strncmp(de->d_name, base, blen) != 0
-            || de->d_name[blen] != '.' || de->d_name[blen + 1] != 'v'
-            || de->d_name[blen + 2] < '0' || de->d_name[blen + 2] > '9'
-            || (de->d_name[blen + 2] == '0' && de->d_name[blen + 3] != '\0'))
+        if (strncmp(name, base, blen) != 0
+            || name[blen] != '.' || name[blen + 1] != 'v'
+            || name[blen + 2] < '0' || name[blen + 2] > '9'
+            || (name[blen + 2] == '0' && name[blen + 3] != '\0'))
         {
             continue;
         }
 
-        step = strtoll(de->d_name + blen + 2, &end, 10);
+        step = strtoll(name + blen + 2, &end, 10);
         if (*end != '\0' || step < 0) {
             continue;
         }
@@ -758,12 +828,16 @@ ngx_http_learn_checkpoint_prune(ngx_http_learn_ckpt_job_t *job)
         }
 
         /* older than the newest "keep", or step 0: it goes */
-        snprintf(file, sizeof(file), "%s/%s.v%lld", dir, base,
+        snprintf(file, sizeof(job->old), "%s/%s.v%lld", dir, base,
                  (long long) step);
         (void) unlink(file);
     }
 
+#if (NGX_LINUX)
+    (void) close(fd);
+#else
     closedir(d);
+#endif
 }
 
 
@@ -773,5 +847,6 @@ ngx_http_learn_checkpoint_free(ngx_http_learn_ckpt_job_t *job)
     ngx_free(job->name);
     ngx_free(job->path);
     ngx_free(job->snapshot);
+    ngx_free(job->file);
     ngx_free(job);
 }

@@ -225,6 +225,61 @@ test_nonfinite(void)
 }
 
 
+/*
+ * The writer's encoder fills a buffer it is given (the checkpoint
+ * thread allocates nothing): its bound holds, a smaller buffer is
+ * refused, names with JSON's special bytes come back as they went in,
+ * and lt_checkpoint_encode writes the same bytes.
+ */
+static void
+test_encode_into(void)
+{
+    float               *block;
+    size_t               cap, len, len2;
+    uint8_t             *buf, *out;
+    const uint8_t       *p, *st;
+    const char          *name = "we\"ird\\na\001me";
+    lt_checkpoint_meta   meta, back;
+    lt_err               err;
+
+    block = calloc(model.param_count + model.state_count, sizeof(float));
+    lt_model_init_params(&model, block, 3);
+    meta.step = 9007199254740992LL;
+    meta.optim_step = 12;
+    meta.loss = 0.1;
+
+    cap = lt_checkpoint_size(&model, name);
+    buf = malloc(cap);
+
+    ok(lt_checkpoint_encode_into(&model, name, &meta, block,
+                                 block + model.param_count, buf, cap - 1,
+                                 &len, &err) != 0,
+       "encode_into: a buffer below lt_checkpoint_size is refused");
+    like(err.msg, "buffer", "... saying so");
+
+    ok(lt_checkpoint_encode_into(&model, name, &meta, block,
+                                 block + model.param_count, buf, cap, &len,
+                                 &err) == 0 && len <= cap,
+       "encode_into: fits lt_checkpoint_size");
+    like((char *) buf + 16, "\"model\":\"we\\\"ird\\\\na\\u0001me\"",
+         "the model name is escaped in the header");
+
+    ok(lt_checkpoint_decode(&model, buf, len, &back, &p, &st, &err) == 0
+       && back.step == meta.step && back.optim_step == 12
+       && back.loss == 0.1 && memcmp(p, block, model.param_count * 4) == 0,
+       "and decodes to the same step, loss (exactly) and parameters");
+
+    ok(lt_checkpoint_encode(&model, name, &meta, block,
+                            block + model.param_count, &out, &len2, &err)
+       == 0 && len2 == len && memcmp(out, buf, len) == 0,
+       "lt_checkpoint_encode writes the same bytes");
+
+    free(out);
+    free(buf);
+    free(block);
+}
+
+
 int
 main(void)
 {
@@ -232,6 +287,7 @@ main(void)
     test_roundtrip();
     test_bad_steps();
     test_nonfinite();
+    test_encode_into();
 
     return done_testing();
 }
