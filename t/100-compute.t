@@ -14,6 +14,10 @@ use POSIX ();
 use LearnServer;
 use LearnClient;
 use LearnBody;
+use LearnValgrind;
+
+plan skip_all => 'train steps of the 784-1024-1024-10 model'
+    if LearnValgrind::heavy('t/100-compute.t');
 
 # a train body of 512 samples for the 784-1024-1024-10 model (a step of
 # about 100 ms here), in the {"shape", "dtype", "data": bin} form

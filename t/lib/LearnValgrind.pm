@@ -13,6 +13,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use Test::More ();
 
 my $root = abs_path(dirname(__FILE__) . '/../..');
 
@@ -21,6 +22,16 @@ sub enabled { return $ENV{TEST_NGINX_USE_VALGRIND} ? 1 : 0 }
 # how much slower nginx is under memcheck: what the suites wait for
 # (a start, a reply, a shutdown) is given this many times longer
 sub slowdown { return enabled() ? 20 : 1 }
+
+# true under memcheck for work that would take hours there (train steps
+# of the 784-1024-1024-10 model: OpenBLAS's kernels run instruction by
+# instruction), with a note saying what is not run
+sub heavy {
+    my ($what) = @_;
+    return 0 unless enabled();
+    Test::More::diag("not run under memcheck (hours there): $what");
+    return 1;
+}
 
 # the command line that runs @cmd under memcheck, reports in $logdir
 sub wrap {
