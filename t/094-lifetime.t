@@ -204,6 +204,11 @@ unlink "$srv->{prefix}/logs/nginx.pid";
 # pool: every request gets an answer, and the step counter equals the
 # number of 200 answers
 
+if (LearnValgrind::heavy('section 3, 48 steps of the wide model through a reload')) {
+    done_testing();
+    exit 0;
+}
+
 $srv = LearnServer->new(
     name    => 'lifetime-reload',
     workers => 2,
