@@ -16,7 +16,8 @@ FUZZ_CC          ?= clang-14
 FUZZ_TIME        ?= 300
 FUZZ_CODEC_DIR   := $(BUILD)/fuzz
 FUZZ_CODEC_BIN   := $(FUZZ_CODEC_DIR)/fuzz_codec
-FUZZ_CODEC_SRCS  := fuzz/fuzz_codec.c src/core/lt_codec.c src/core/lt_tensor.c
+FUZZ_CODEC_SRCS  := fuzz/fuzz_codec.c $(wildcard src/core/lt_codec_*.c) \
+                    src/core/lt_mp.c src/core/lt_tensor.c
 FUZZ_CODEC_FLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -pthread \
                     -fsanitize=fuzzer,address,undefined \
                     -fno-sanitize-recover=undefined -Isrc/core
@@ -32,7 +33,8 @@ $(BUILD)/unit/test_codec $(BUILD)/asan/unit/test_codec: \
 t/unit/fixtures/codec_vectors.h: t/unit/fixtures/gen_codec.py
 	$(PY) $< > $@.tmp && mv $@.tmp $@
 
-$(FUZZ_CODEC_BIN): $(FUZZ_CODEC_SRCS) src/core/lt_codec.h src/core/lt_tensor.h
+$(FUZZ_CODEC_BIN): $(FUZZ_CODEC_SRCS) src/core/lt_codec.h src/core/lt_codec_int.h \
+                   src/core/lt_tensor.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CODEC_FLAGS) $(FUZZ_CODEC_SRCS) -lmsgpackc -lcjson -lm \
 	    -o $@
