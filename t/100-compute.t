@@ -11,6 +11,7 @@ use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(time sleep);
 use POSIX ();
+use List::Util ();
 use LearnServer;
 use LearnClient;
 use LearnBody;
@@ -60,7 +61,12 @@ my ($code, $ok_ms, $reply, $step_ms) = ok_latency_during_step($srv);
 is($code, 200, '/ok answered during the step');
 like($reply, qr/^HTTP\/1\.1 200/, 'the step answered 200');
 cmp_ok($step_ms, '>=', 30, sprintf('the step took %.0f ms', $step_ms));
-cmp_ok($ok_ms, '<', 10, sprintf('with learn_thread_pool /ok took %.1f ms', $ok_ms));
+# blocked, /ok would wait for the rest of the step (case 2); on a loaded
+# machine the scheduler alone may add a few ms, so the bound is a share
+# of what it would have waited
+my $bound = List::Util::max(10, ($step_ms - 30) / 4);
+cmp_ok($ok_ms, '<', $bound,
+       sprintf('with learn_thread_pool /ok took %.1f ms (< %.0f)', $ok_ms, $bound));
 $srv->stop;
 
 # 2. the same step inline: the worker is busy, /ok waits
