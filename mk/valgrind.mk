@@ -16,13 +16,13 @@ test-valgrind: deps all
 	-TEST_NGINX_USE_VALGRIND=1 TEST_NGINX_BINARY=$(NGINX) \
 	TEST_NGINX_LOAD_MODULES=$(BUILD)/ngx_http_learn_module.so \
 	OPENBLAS_NUM_THREADS=1 prove -r $(or $(SUITES),t) > $(VALGRIND_LOG) 2>&1
-	@grep -E '^t/.*(ok|Failed|\.\.\. *$$)|^(Files|Result)' $(VALGRIND_LOG) || true
-	@other=$$(grep -E '^ *#   Failed test' $(VALGRIND_LOG) \
+	@grep -aE '^t/.*(ok|skipped|Failed|\.\.\. *$$)|^(Files|Result)' $(VALGRIND_LOG) || true
+	@other=$$(grep -aE '^ *#   Failed test' $(VALGRIND_LOG) \
 	          | grep -vc 'valgrind reported errors'); \
 	echo "failures that are not memcheck reports (timing under memcheck): $$other"; \
-	bad=$$(grep -c 'valgrind reported errors' $(VALGRIND_LOG)); \
+	bad=$$(grep -ac 'valgrind reported errors' $(VALGRIND_LOG)); \
 	if [ "$$bad" -gt 0 ]; then \
 	    echo "memcheck reported errors in $$bad blocks:"; \
-	    grep 'valgrind reported errors' $(VALGRIND_LOG); exit 1; \
+	    grep -a 'valgrind reported errors' $(VALGRIND_LOG); exit 1; \
 	fi; \
 	echo "memcheck: no errors, no definite leaks"
