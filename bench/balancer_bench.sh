@@ -8,6 +8,8 @@
 #   bench/balancer_bench.sh [SECONDS]   (make bench-balancer)
 #   ROUNDS=N runs the five methods N times, interleaved (default 1)
 #   MODULE=PATH benchmarks another build of the module (an A/B)
+#   KEEPALIVE=0: a new connection to the backend per request (the front's
+#   CPU then saturates: a second regime)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +23,7 @@ FAST=${FAST:-0.001}
 SLOW=${SLOW:-0.010}
 LEARN_OPTS=${LEARN_OPTS:-}     # e.g. "explore=0.01"
 FRONT_WORKERS=${FRONT_WORKERS:-2}
+KEEPALIVE=${KEEPALIVE:-64}
 MODULE=${MODULE:-$ROOT/build/ngx_http_learn_module.so}
 
 B1=$((PORT + 11)); B2=$((PORT + 12)); B3=$((PORT + 13))
@@ -64,7 +67,7 @@ upstream() {   # name method
         server 127.0.0.1:$B1;
         server 127.0.0.1:$B2;
         server 127.0.0.1:$B3;
-        keepalive 64;
+        $([ "$KEEPALIVE" -gt 0 ] && echo "keepalive $KEEPALIVE;")
     }
 UP
 }
@@ -75,8 +78,8 @@ front() {      # port upstream
         listen 127.0.0.1:$1 backlog=4096;
         location / {
             proxy_pass http://$2;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            $([ "$KEEPALIVE" -gt 0 ] && echo 'proxy_http_version 1.1;
+            proxy_set_header Connection "";')
         }
         location = /status { learn_status; }
     }
@@ -128,6 +131,9 @@ ms() {
 
 methods="rr least_conn random_two hash learn"
 
+echo "backends ${FAST}s ${FAST}s ${SLOW}s; upstream keepalive: $KEEPALIVE;" \
+     "front workers: $FRONT_WORKERS; wrk -t2 -c64 -d${DUR}s;" \
+     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 printf "%-12s %10s %9s %9s %7s\n" method "req/s" "p50 ms" "p99 ms" "slow %"
 
 for round in $(seq 1 "$ROUNDS"); do

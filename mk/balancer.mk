@@ -17,8 +17,12 @@
 
 FRONT_PREFIX := $(BUILD)/run-front
 
+# two regimes: keepalive to the backends (1, 1, 10 ms), then a new
+# connection per request to slower ones (2, 2, 20 ms), where the front's
+# two workers saturate both cores
 bench-balancer: all
 	bench/balancer_bench.sh $(BENCH_SECONDS)
+	FAST=0.002 SLOW=0.020 KEEPALIVE=0 bench/balancer_bench.sh $(BENCH_SECONDS)
 
 # the module's balancer code with nginx's headers, as configured for the
 # module (the configure step of `make` writes $(NGX_OBJS))
