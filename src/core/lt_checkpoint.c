@@ -4,6 +4,7 @@
  * the host layout on every machine this module targets (x86-64, arm64).
  */
 #include "lt_checkpoint.h"
+#include "lt_codec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -143,7 +144,7 @@ lt_hbuf_str(lt_hbuf *h, const char *s)
     lt_hbuf_raw(h, s, strlen(s));
 }
 
-/* s as a JSON string: quotes, backslashes and control bytes escaped */
+/* s as a JSON string (lt_json_char escapes it) */
 static void
 lt_hbuf_quoted(lt_hbuf *h, const char *s)
 {
@@ -153,18 +154,7 @@ lt_hbuf_quoted(lt_hbuf *h, const char *s)
     lt_hbuf_raw(h, "\"", 1);
 
     for (c = (const unsigned char *) s; *c != '\0'; c++) {
-        if (*c == '"' || *c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) *c;
-            lt_hbuf_raw(h, esc, 2);
-
-        } else if (*c < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", *c);
-            lt_hbuf_raw(h, esc, 6);
-
-        } else {
-            lt_hbuf_raw(h, (const char *) c, 1);
-        }
+        lt_hbuf_raw(h, esc, lt_json_char(esc, *c));
     }
 
     lt_hbuf_raw(h, "\"", 1);

@@ -112,4 +112,8 @@ int lt_codec_decode_feedback(const lt_codec_ctx *c, const uint8_t *buf,
 /* Format a float for JSON: "%.9g", or "null" for NaN / Inf. */
 int lt_json_float(char *buf, size_t size, double v);
 
+/* One byte of a JSON string into out (room for 7): the byte, or its
+ * escape; returns the length. */
+size_t lt_json_char(char *out, unsigned char c);
+
 #endif /* LT_CODEC_H */

@@ -184,6 +184,26 @@ lt_wbuf_float(lt_wbuf *w, double v)
 }
 
 
+/* one byte of a JSON string's text: itself, or its escape (at most 6) */
+size_t
+lt_json_char(char *out, unsigned char c)
+{
+    if (c == '"' || c == '\\') {
+        out[0] = '\\';
+        out[1] = (char) c;
+        return 2;
+    }
+
+    if (c < 0x20) {
+        snprintf(out, 7, "\\u%04x", c);
+        return 6;
+    }
+
+    out[0] = (char) c;
+    return 1;
+}
+
+
 static void
 lt_wbuf_json_string(lt_wbuf *w, const char *s)
 {
@@ -193,16 +213,7 @@ lt_wbuf_json_string(lt_wbuf *w, const char *s)
     lt_wbuf_puts(w, "\"");
 
     for (p = (const unsigned char *) s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char) *p;
-            (void) lt_wbuf_write(w, esc, 2);
-        } else if (*p < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", *p);
-            (void) lt_wbuf_write(w, esc, 6);
-        } else {
-            (void) lt_wbuf_write(w, (const char *) p, 1);
-        }
+        (void) lt_wbuf_write(w, esc, lt_json_char(esc, *p));
     }
 
     lt_wbuf_puts(w, "\"");

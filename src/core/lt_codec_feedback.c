@@ -95,14 +95,9 @@ lt_feedback_msgpack(lt_dec *d, const uint8_t *buf, size_t len,
     lt_mp        mp, peek;
     int          has_id;
 
-    if (lt_mp_validate(buf, len, d->err) != 0) {
+    if (lt_mp_open(&mp, buf, len, &v, d->err) != 0) {
         return -1;
     }
-
-    mp.buf = buf;
-    mp.len = len;
-    mp.pos = 0;
-    (void) lt_mp_read(&mp, &v);
 
     if (v.type != LT_MP_MAP) {
         return lt_error(d->err, "feedback must be a map with \"id\" (or "

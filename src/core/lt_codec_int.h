@@ -124,11 +124,12 @@ extern const lt_dtype  lt_dtypes[8];
 float lt_mp_float(const lt_mpv *v);
 int lt_mp_is(const lt_mpv *k, const char *s);
 int lt_mp_is_number(const lt_mpv *v);
+int lt_mp_open(lt_mp *mp, const uint8_t *buf, size_t len, lt_mpv *v,
+    lt_err *err);
 void lt_mp_key(lt_mp *mp, lt_mpv *k);
 int lt_mp_read(lt_mp *mp, lt_mpv *v);
 int lt_mp_skip(lt_mp *mp, int depth, lt_err *err);
 const char *lt_mp_type_name(int type);
-int lt_mp_validate(const uint8_t *buf, size_t len, lt_err *err);
 int64_t lt_sext(uint64_t n, int bytes);
 
 /* lt_codec_dec.c: names, shapes, dtypes, allocation for both decoders */

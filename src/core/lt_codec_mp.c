@@ -366,15 +366,9 @@ lt_mp_body(const lt_codec_ctx *c, const uint8_t *buf, size_t len,
     d.err = err;
     strcpy(d.name, "x");
 
-    if (lt_mp_validate(buf, len, err) != 0) {
+    if (lt_mp_open(&mp, buf, len, &v, err) != 0) {
         return -1;
     }
-
-    mp.buf = buf;
-    mp.len = len;
-    mp.pos = 0;
-
-    (void) lt_mp_read(&mp, &v);
 
     if (v.type == LT_MP_ARRAY) {
         mp.pos = 0;

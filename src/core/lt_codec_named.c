@@ -69,14 +69,9 @@ lt_named_msgpack(lt_dec *d, const uint8_t *buf, size_t len, int *n,
     lt_mp        mp;
     int          integer;
 
-    if (lt_mp_validate(buf, len, d->err) != 0) {
+    if (lt_mp_open(&mp, buf, len, &v, d->err) != 0) {
         return -1;
     }
-
-    mp.buf = buf;
-    mp.len = len;
-    mp.pos = 0;
-    (void) lt_mp_read(&mp, &v);
 
     if (v.type != LT_MP_MAP) {
         return lt_error(d->err, "weights must be a map of name to tensor, "

@@ -293,27 +293,33 @@ lt_mp_skip(lt_mp *mp, int depth, lt_err *err)
 }
 
 
-/* The whole body must be exactly one valid value. */
+/*
+ * A body to decode: it must be exactly one valid value (checked whole,
+ * before anything is read for real); then mp reads it from the start,
+ * and v is its first value's header.
+ */
 int
-lt_mp_validate(const uint8_t *buf, size_t len, lt_err *err)
+lt_mp_open(lt_mp *mp, const uint8_t *buf, size_t len, lt_mpv *v,
+    lt_err *err)
 {
-    lt_mp  mp;
-
     if (len == 0) {
         return lt_error(err, "body is empty");
     }
 
-    mp.buf = buf;
-    mp.len = len;
-    mp.pos = 0;
+    mp->buf = buf;
+    mp->len = len;
+    mp->pos = 0;
 
-    if (lt_mp_skip(&mp, 0, err) != 0) {
+    if (lt_mp_skip(mp, 0, err) != 0) {
         return -1;
     }
 
-    if (mp.pos != len) {
+    if (mp->pos != len) {
         return lt_error(err, "trailing bytes after the MessagePack body");
     }
+
+    mp->pos = 0;
+    (void) lt_mp_read(mp, v);
 
     return 0;
 }
