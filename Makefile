@@ -45,7 +45,8 @@ DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
                libhttp-message-perl libipc-run-perl libtest-longstring-perl \
                libwww-perl python3-msgpack python3-msgpack-numpy \
                python3-numpy python3-prometheus-client \
-               libnginx-mod-http-echo clang-14 \
+               libnginx-mod-http-echo libnginx-mod-http-lua \
+               libnginx-mod-http-ndk lua-resty-core clang-14 \
                libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl zlib1g-dev
 
 deps:

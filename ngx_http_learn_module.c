@@ -15,6 +15,7 @@
 #include <cblas.h>
 
 #include "ngx_http_learn.h"
+#include "ngx_http_learn_ffi.h"
 
 
 static ngx_int_t ngx_http_learn_preconfiguration(ngx_conf_t *cf);
@@ -461,6 +462,9 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
         }
     }
 
+    /* resty.learn may look models up from now on */
+    ngx_http_learn_ffi_init_process(lmcf);
+
     return NGX_OK;
 }
 
@@ -474,6 +478,8 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
 
     /* a worker's copy of the master's table (single mode: the table) */
     ngx_http_learn_zone_forget();
+
+    ngx_http_learn_ffi_exit_process();
 
     lmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_learn_module);
     if (lmcf == NULL) {

@@ -167,6 +167,9 @@ typedef struct {
     ngx_uint_t                     nsets;
     lt_workspace                  *set_ws;
 
+    /* resty.learn's calls (per worker, made on first use) */
+    lt_workspace                  *lua_ws;
+
     /* learn_feedback: the features its learn_set evaluations left */
     ngx_http_learn_feedback_t     *feedback;
 } ngx_http_learn_model_t;
@@ -474,9 +477,12 @@ ngx_http_learn_version_t *ngx_http_learn_versions_find(
     ngx_http_learn_shm_t *shm, int64_t step);
 int ngx_http_learn_versions_path(char *buf, size_t size, ngx_str_t *path,
     int64_t step);
+ngx_int_t ngx_http_learn_versions_params(ngx_http_learn_model_t *lm,
+    int64_t step, const float **params, lt_err *err);
 
 /* ngx_http_learn_weights.c */
 ngx_int_t ngx_http_learn_weights_handler(ngx_http_request_t *r);
+void ngx_http_learn_weights_publish(ngx_http_learn_model_t *lm);
 
 /* ngx_http_learn_device.c */
 ngx_int_t ngx_http_learn_device_parse(ngx_conf_t *cf,

@@ -539,6 +539,82 @@ ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 
 
 /*
+ * The parameters of kept version step for a caller that cannot wait for
+ * a thread (resty.learn): NGX_OK with *params; NGX_DECLINED: the model
+ * keeps no such version; NGX_AGAIN: an HTTP predict is having it read
+ * on a thread, ask again later; NGX_ERROR (err).  A version this worker
+ * has not read yet is read here, blocking.
+ */
+
+ngx_int_t
+ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
+    const float **params, lt_err *err)
+{
+    ngx_http_learn_vslot_t  *slot;
+    ngx_http_learn_vread_t   vr;
+
+    if (lm->ckpt_keep == 0
+        || ngx_http_learn_versions_find(lm->shm, step) == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    slot = ngx_http_learn_versions_slot(lm, step);
+    if (slot == NULL) {
+        lt_error(err, "no memory for the version cache");
+        return NGX_ERROR;
+    }
+
+    switch (slot->state) {
+
+    case NGX_HTTP_LEARN_VSLOT_READY:
+        *params = slot->params;
+        return NGX_OK;
+
+    case NGX_HTTP_LEARN_VSLOT_LOADING:
+        lt_error(err, "version %lld of the model is being read",
+                 (long long) step);
+        return NGX_AGAIN;
+
+    case NGX_HTTP_LEARN_VSLOT_BAD:
+        if (ngx_time() - slot->failed < NGX_HTTP_LEARN_VERSION_RETRY) {
+            lt_error(err, "version %lld of the model cannot be read "
+                     "(see the warning in error.log)", (long long) step);
+            return NGX_ERROR;
+        }
+
+        /* fall through */
+
+    default:
+        break;
+    }
+
+    ngx_memzero(&vr, sizeof(ngx_http_learn_vread_t));
+    vr.model = lm;
+    vr.slot = slot;
+    vr.step = step;
+    vr.params = ngx_alloc(lm->model.param_count * sizeof(float),
+                          ngx_cycle->log);
+    if (vr.params == NULL) {
+        lt_error(err, "no memory to read a version");
+        return NGX_ERROR;
+    }
+
+    ngx_http_learn_versions_read_task(&vr, ngx_cycle->log);
+    ngx_http_learn_versions_wake(lm, slot, &vr);
+
+    if (slot->state != NGX_HTTP_LEARN_VSLOT_READY) {
+        *err = vr.err;
+        return NGX_ERROR;
+    }
+
+    *params = slot->params;
+
+    return NGX_OK;
+}
+
+
+/*
  * This worker's slot for step: its own, else a free one.  Slots of
  * versions the model no longer keeps are freed on the way, so the cache
  * holds at most what the model keeps.

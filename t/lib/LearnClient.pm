@@ -63,10 +63,27 @@ sub _exchange {
     my ($status) = $status_line =~ m{^HTTP/1\.\d (\d+)} or die "bad status";
     my %headers = map { my ($k, $v) = split /:\s*/, $_, 2; (lc $k, $v) } @lines;
 
-    my $len = $headers{'content-length'} // 0;
-    while (length $rest < $len) {
-        my $n = sysread($s, $rest, $len - length $rest, length $rest);
-        die "closed\n" unless $n;
+    if (lc($headers{'transfer-encoding'} // '') eq 'chunked') {
+        # lua-nginx-module's answers: read to the last chunk, then join
+        until ($rest =~ /(?:^|\r\n)0\r\n\r\n$/) {
+            my $n = sysread($s, $rest, 4096, length $rest);
+            die "closed\n" unless $n;
+        }
+        my $body = '';
+        while ($rest =~ s/^([0-9a-fA-F]+)\r\n//) {
+            my $size = hex $1;
+            last if $size == 0;
+            $body .= substr($rest, 0, $size, '');
+            $rest =~ s/^\r\n//;
+        }
+        $rest = $body;
+
+    } else {
+        my $len = $headers{'content-length'} // 0;
+        while (length $rest < $len) {
+            my $n = sysread($s, $rest, $len - length $rest, length $rest);
+            die "closed\n" unless $n;
+        }
     }
     if (lc($headers{connection} // '') eq 'close') {
         close $s;

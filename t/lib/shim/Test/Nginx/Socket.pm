@@ -273,7 +273,7 @@ sub _expand_env {
         my $val;
         if ($var =~ /^TEST_NGINX_RAND_PORT_\d+$/) {
             $val = $RandPorts->{$var} //= do {
-                my %used = ($ServerPort => 1, map { $_ => 1 } values %$RandPorts);
+                my %used = (($ServerPort // 0) => 1, map { $_ => 1 } grep { defined } values %$RandPorts);
                 _free_port(\%used)
                     // bail_out("$name - Cannot find an available listening port number for $var.\n");
             };

@@ -1,0 +1,1069 @@
+-- resty.learn: the models of ngx_http_learn_module, from Lua handlers of
+-- lua-nginx-module (OpenResty), in any phase and in timers.
+--
+--     local learn = require "resty.learn"
+--     local y, err = learn.predict("xor", {{0, 1}, {1, 1}})
+--     local loss, step = learn.train("xor", {{0, 1}}, {{1}})
+--
+-- The calls go through the LuaJIT FFI to functions the module exports
+-- (ngx_http_learn_ffi_*), on the same shared zone as learn_train and
+-- learn_predict: the same steps, versions and learn_status counters.
+-- Errors are returned as nil and a message, never raised.
+
+local ffi = require "ffi"
+
+local C = ffi.C
+local ffi_new = ffi.new
+local ffi_string = ffi.string
+local ffi_gc = ffi.gc
+local ffi_istype = ffi.istype
+local type = type
+local pairs = pairs
+local tostring = tostring
+local floor = math.floor
+local huge = math.huge
+local setmetatable = setmetatable
+local getmetatable = getmetatable
+local ngx = ngx
+
+local ok, new_tab = pcall(require, "table.new")
+if not ok then
+    new_tab = function() return {} end
+end
+
+-- must match src/http/ngx_http_learn_ffi.h field for field
+ffi.cdef [[
+typedef struct {
+    int       ready;
+    int       in_dim;
+    int       out_dim;
+    int       nparams;
+    int       classes;
+    size_t    param_count;
+    int64_t   max_rows;
+} ngx_http_learn_ffi_info_t;
+
+typedef struct {
+    int64_t   step;
+    double    loss;
+    int64_t   time;
+    uint64_t  predicts;
+} ngx_http_learn_ffi_version_t;
+
+typedef struct {
+    int       ready;
+    int       device;
+    int64_t   step;
+    double    loss;
+    double    loss_avg;
+    uint64_t  trains;
+    uint64_t  predicts;
+    uint64_t  rejected;
+    uint64_t  rejected_steps;
+    uint64_t  predict_rereads;
+    uint64_t  batches;
+    uint64_t  batched_predicts;
+    uint64_t  device_steps;
+    uint64_t  device_predicts;
+    uint64_t  set_evals;
+    uint64_t  set_empty;
+    int64_t   checkpoint_step;
+    uint64_t  checkpoint_writes;
+    uint64_t  checkpoint_failures;
+    int64_t   checkpoint_time;
+    int       nversions;
+    ngx_http_learn_ffi_version_t  versions[16];
+} ngx_http_learn_ffi_status_t;
+
+typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
+
+void *ngx_http_learn_ffi_model(const unsigned char *name, size_t len,
+    ngx_http_learn_ffi_info_t *info);
+intptr_t ngx_http_learn_ffi_param(void *lm, int i, const char **name,
+    int *ndim, int64_t *shape, size_t *offset);
+intptr_t ngx_http_learn_ffi_predict(void *lm, int64_t version,
+    const float *x, int ndim, const int64_t *shape, float *y,
+    int64_t *step, unsigned char *err, size_t *errlen);
+intptr_t ngx_http_learn_ffi_train(void *lm, const float *x, int xndim,
+    const int64_t *xshape, const float *y, int yndim,
+    const int64_t *yshape, int block, float *loss, int64_t *step,
+    unsigned char *err, size_t *errlen);
+intptr_t ngx_http_learn_ffi_weights(void *lm, float *out, int64_t *step,
+    unsigned char *err, size_t *errlen);
+intptr_t ngx_http_learn_ffi_load_weights(void *lm, const float *params,
+    int block, unsigned char *err, size_t *errlen);
+void ngx_http_learn_ffi_status(void *lm, ngx_http_learn_ffi_status_t *st);
+void ngx_http_learn_ffi_reject(void *lm);
+
+ngx_http_learn_ffi_task_t *ngx_http_learn_ffi_task_post(void *lm,
+    const unsigned char *pool, size_t len, double threshold,
+    const float *x, int xndim, const int64_t *xshape, const float *y,
+    int yndim, const int64_t *yshape, intptr_t *rc, unsigned char *err,
+    size_t *errlen);
+intptr_t ngx_http_learn_ffi_task_poll(ngx_http_learn_ffi_task_t *t);
+intptr_t ngx_http_learn_ffi_task_finish(ngx_http_learn_ffi_task_t *t,
+    float *y, float *loss, int64_t *step, unsigned char *err,
+    size_t *errlen);
+void ngx_http_learn_ffi_task_abandon(ngx_http_learn_ffi_task_t *t);
+]]
+
+-- nginx's return codes
+local NGX_OK = 0
+local NGX_AGAIN = -2
+local NGX_DECLINED = -5
+
+-- between retries of a mutex that another worker's step holds, and
+-- between looks at a task on a thread pool (seconds)
+local RETRY_SLEEP = 0.001
+
+-- learn_thread_pool's default threshold, in multiply-adds
+local THREAD_THRESHOLD = 1e6
+
+-- the largest learn.tensor (1 GiB of floats)
+local MAX_TENSOR = 2^28
+
+local _M = { _VERSION = "0.1.0" }
+
+local errbuf = ffi_new("unsigned char[256]")
+local errlen = ffi_new("size_t[1]")
+local step_out = ffi_new("int64_t[1]")
+local loss_out = ffi_new("float[1]")
+local rc_out = ffi_new("intptr_t[1]")
+local xshape = ffi_new("int64_t[2]")
+local yshape = ffi_new("int64_t[2]")
+local info = ffi_new("ngx_http_learn_ffi_info_t")
+local float_arr = ffi.typeof("float[?]")
+local float_ptr = ffi.typeof("float *")
+
+-- name -> what a model's handle and layout are, per worker (a worker's
+-- models never change: a reload starts new workers with a new Lua VM)
+local models = {}
+
+-- phases whose handler may yield (ngx.sleep): elsewhere calls run inline
+local yieldable = {
+    rewrite = true, access = true, content = true, timer = true,
+    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+
+local function c_error()
+    return ffi_string(errbuf, errlen[0])
+end
+
+
+local function model_of(name)
+    local m = models[name]
+    if m then
+        return m
+    end
+
+    if type(name) ~= "string" then
+        return nil, "model name must be a string, not " .. type(name)
+    end
+
+    local h = C.ngx_http_learn_ffi_model(name, #name, info)
+    if h == nil then
+        if info.ready == 0 then
+            return nil, "resty.learn works in a worker (not in init_by_lua"
+                        .. " or before ngx_http_learn_module's"
+                        .. " init_process)"
+        end
+        return nil, 'model "' .. name .. '" not found'
+    end
+
+    m = {
+        name = name,
+        handle = h,
+        in_dim = info.in_dim,
+        out_dim = info.out_dim,
+        nparams = info.nparams,
+        param_count = tonumber(info.param_count),
+        classes = info.classes ~= 0,
+        max_rows = tonumber(info.max_rows),
+        xbuf = nil, xcap = 0,       -- table inputs, flattened
+        ybuf = nil, ycap = 0,       -- table targets and outputs
+    }
+    models[name] = m
+
+    return m
+end
+
+
+-- tensors: a float buffer and a shape, passed to C as they are
+
+local tensor_mt = {}
+tensor_mt.__index = tensor_mt
+
+local function numel_of(shape)
+    local n = 1
+    for i = 1, #shape do
+        n = n * shape[i]
+    end
+    return n
+end
+
+
+local function check_shape(shape)
+    if type(shape) == "number" then
+        shape = { shape }
+    end
+
+    if type(shape) ~= "table" or #shape < 1 or #shape > 2 then
+        return nil, "shape must be {N} or {N, D}"
+    end
+
+    for i = 1, #shape do
+        local d = shape[i]
+        if type(d) ~= "number" or d < 1 or d ~= floor(d) or d > 2^31 then
+            return nil, "shape[" .. i .. "] must be a positive integer"
+        end
+    end
+
+    return shape
+end
+
+
+local flatten_into
+
+-- learn.tensor(shape [, data]): data nil (zeros), a Lua table (copied,
+-- flat or nested) or a float pointer (viewed, not copied: the caller
+-- keeps that memory alive for as long as the tensor is used)
+function _M.tensor(shape, data)
+    local s, err = check_shape(shape)
+    if not s then
+        return nil, err
+    end
+
+    local shp = { s[1], s[2] }
+    local n = numel_of(shp)
+    if n > MAX_TENSOR then
+        return nil, "a tensor holds at most " .. MAX_TENSOR .. " numbers"
+    end
+    local t = setmetatable({ shape = shp, cap = n }, tensor_mt)
+
+    if data == nil or type(data) == "table" then
+        local okay, buf = pcall(float_arr, n)
+        if not okay then
+            return nil, "no memory for " .. n .. " numbers"
+        end
+        t.buf = buf
+        t.data = buf
+    end
+
+    if data == nil then
+        -- zeros
+
+    elseif type(data) == "table" then
+        local got, ferr = flatten_into(data, t.buf, n, "data")
+        if not got then
+            return nil, ferr
+        end
+        if got ~= n then
+            return nil, "data has " .. got .. " numbers, shape {"
+                        .. table.concat(shp, ", ") .. "} holds " .. n
+        end
+
+    elseif type(data) == "cdata" then
+        -- an array of floats whose size LuaJIT knows: a bare pointer
+        -- could hold fewer numbers than the shape says
+        local size = ffi.sizeof(data)
+        if not tostring(ffi.typeof(data)):find("^ctype<float %[")
+           or not size or size < n * 4
+        then
+            return nil, "data must be a float array (ffi.new(\"float[?]\","
+                        .. " n)) of at least " .. n .. " numbers"
+        end
+        t.data = ffi.cast(float_ptr, data)
+        t.buf = data        -- keeps the array alive with the tensor
+        t.cap = floor(size / 4)
+
+    else
+        return nil, "data must be a table or a float pointer, not "
+                    .. type(data)
+    end
+
+    return t
+end
+
+
+function _M.is_tensor(t)
+    return getmetatable(t) == tensor_mt
+end
+
+
+-- the shape as nested tables (rows of numbers), as predict returns them
+function tensor_mt.totable(t)
+    local shp = t.shape
+    local d = t.data
+
+    if #shp == 1 then
+        local out = new_tab(shp[1], 0)
+        for i = 1, shp[1] do
+            out[i] = d[i - 1]
+        end
+        return out
+    end
+
+    local rows, cols = shp[1], shp[2]
+    local out = new_tab(rows, 0)
+    for i = 1, rows do
+        local row = new_tab(cols, 0)
+        local base = (i - 1) * cols
+        for j = 1, cols do
+            row[j] = d[base + j - 1]
+        end
+        out[i] = row
+    end
+    return out
+end
+
+
+-- shape into a C int64_t[2], checked against what the buffer holds
+local function tensor_args(t, shape_out, what)
+    local shp = t.shape
+    local nd = #shp
+
+    if nd < 1 or nd > 2 then
+        return nil, what .. " must have 1 or 2 dimensions"
+    end
+
+    local n = 1
+    for i = 1, nd do
+        local d = shp[i]
+        if type(d) ~= "number" or d < 1 or d ~= floor(d) then
+            return nil, what .. ".shape[" .. i
+                        .. "] must be a positive integer"
+        end
+        shape_out[i - 1] = d
+        n = n * d
+    end
+
+    if n > t.cap then
+        return nil, what .. " has shape {" .. table.concat(shp, ", ")
+                    .. "}, more than the " .. t.cap
+                    .. " numbers its buffer holds"
+    end
+
+    return nd
+end
+
+
+-- Lua tables into floats
+
+local function grow(m, field, capfield, n)
+    if m[capfield] < n then
+        local cap = m[capfield] * 2
+        if cap < n then
+            cap = n
+        end
+        m[field] = float_arr(cap)
+        m[capfield] = cap
+    end
+    return m[field]
+end
+
+
+local function not_number(what, v)
+    return what .. " is a " .. type(v) .. ", not a number"
+end
+
+
+-- a flat list, or a list of equal rows, into buf: the count, or nil, err
+flatten_into = function(tbl, buf, cap, what)
+    local first = tbl[1]
+
+    if type(first) ~= "table" then
+        local n = #tbl
+        if n > cap then
+            return nil, what .. " has more than " .. cap .. " numbers"
+        end
+        for i = 1, n do
+            local v = tbl[i]
+            if type(v) ~= "number" then
+                return nil, not_number(what .. "[" .. i .. "]", v)
+            end
+            buf[i - 1] = v
+        end
+        return n, 1
+    end
+
+    local rows = #tbl
+    local cols = #first
+    if rows * cols > cap then
+        return nil, what .. " has more than " .. cap .. " numbers"
+    end
+
+    local k = 0
+    for i = 1, rows do
+        local row = tbl[i]
+        if type(row) ~= "table" then
+            return nil, what .. "[" .. i .. "] is a " .. type(row)
+                        .. ", " .. what .. "[1] is a row"
+        end
+        if #row ~= cols then
+            return nil, what .. "[" .. i .. "] has " .. #row
+                        .. " numbers, " .. what .. "[1] has " .. cols
+        end
+        for j = 1, cols do
+            local v = row[j]
+            if type(v) ~= "number" then
+                return nil, not_number(what .. "[" .. i .. "][" .. j .. "]",
+                                       v)
+            end
+            buf[k] = v
+            k = k + 1
+        end
+    end
+
+    return k, 2, rows, cols
+end
+
+
+-- x as a table: into the model's scratch buffer; the dims, or nil, err
+local function table_x(m, x)
+    local first = x[1]
+    if first == nil then
+        return nil, "x is empty"
+    end
+
+    local rows, cols
+    if type(first) == "table" then
+        rows, cols = #x, #first
+        if cols == 0 then
+            return nil, "x[1] is empty"
+        end
+    else
+        rows, cols = 1, #x
+    end
+
+    if rows > m.max_rows then
+        return nil, rows .. " rows are above the " .. m.max_rows
+                    .. " whose activations fit learn_max_elements' default"
+    end
+
+    local buf = grow(m, "xbuf", "xcap", rows * cols)
+    local n, nd, r, c = flatten_into(x, buf, rows * cols, "x")
+    if not n then
+        return nil, nd
+    end
+
+    if nd == 1 then
+        xshape[0] = n
+    else
+        xshape[0], xshape[1] = r, c
+    end
+
+    return nd, buf, rows
+end
+
+
+-- y (a train target) as a table or a number; into the model's y buffer
+local function table_y(m, y)
+    if type(y) == "number" then
+        local buf = grow(m, "ybuf", "ycap", 1)
+        buf[0] = y
+        return 0, buf
+    end
+
+    local first = y[1]
+    if first == nil then
+        return nil, "y is empty"
+    end
+
+    local cap = type(first) == "table" and #y * #first or #y
+    local buf = grow(m, "ybuf", "ycap", cap)
+    local n, nd, r, c = flatten_into(y, buf, cap, "y")
+    if not n then
+        return nil, nd
+    end
+
+    if nd == 1 then
+        yshape[0] = n
+    else
+        yshape[0], yshape[1] = r, c
+    end
+
+    return nd, buf
+end
+
+
+local function output_table(buf, ndim, rows, out_dim)
+    if ndim == 1 then
+        local out = new_tab(out_dim, 0)
+        for j = 1, out_dim do
+            out[j] = buf[j - 1]
+        end
+        return out
+    end
+
+    local out = new_tab(rows, 0)
+    local k = 0
+    for i = 1, rows do
+        local row = new_tab(out_dim, 0)
+        for j = 1, out_dim do
+            row[j] = buf[k]
+            k = k + 1
+        end
+        out[i] = row
+    end
+    return out
+end
+
+
+local predict_opts = { version = true, out = true, thread_pool = true,
+                       threshold = true }
+local train_opts = { thread_pool = true, threshold = true }
+
+local function check_opts(opts, known)
+    if opts == nil then
+        return true
+    end
+
+    if type(opts) ~= "table" then
+        return nil, "opts must be a table, not " .. type(opts)
+    end
+
+    for k in pairs(opts) do
+        if not known[k] then
+            return nil, 'unknown option "' .. tostring(k) .. '"'
+        end
+    end
+
+    if opts.thread_pool ~= nil and type(opts.thread_pool) ~= "string" then
+        return nil, "opts.thread_pool must be a thread_pool's name"
+    end
+
+    if opts.threshold ~= nil and (type(opts.threshold) ~= "number"
+                                  or opts.threshold < 0)
+    then
+        return nil, "opts.threshold must be a number of multiply-adds"
+    end
+
+    return true
+end
+
+
+local function version_of(opts)
+    local v = opts and opts.version
+    if v == nil or v == "live" then
+        return 0
+    end
+
+    if type(v) ~= "number" or v < 1 or v ~= floor(v) or v == huge then
+        return nil, 'version must be a checkpoint\'s step or "live"'
+    end
+
+    return v
+end
+
+
+-- a refusal of resty.learn's own: learn_status counts it with the rest
+local function refuse(m, err)
+    C.ngx_http_learn_ffi_reject(m.handle)
+    return nil, err
+end
+
+
+local function can_yield()
+    return yieldable[ngx.get_phase()]
+end
+
+
+-- Before a call sleeps (and another coroutine may use the model's
+-- scratch buffers and the shapes above), its arguments get copies of
+-- their own.
+local function own(buf, n)
+    local copy = float_arr(n)
+    ffi.copy(copy, buf, n * 4)
+    return copy
+end
+
+
+local function own_shape(shape)
+    return ffi_new("int64_t[2]", shape[0], shape[1])
+end
+
+
+local function numel_c(nd, shape)
+    if nd == 0 then
+        return 1
+    end
+    if nd == 1 then
+        return tonumber(shape[0])
+    end
+    return tonumber(shape[0] * shape[1])
+end
+
+
+-- a task on a thread pool: nil when it should run inline instead
+local function offload(m, opts, x, xnd, y, ynd, yout)
+    local pool = opts and opts.thread_pool
+    if not pool or not can_yield() then
+        return nil
+    end
+
+    local t = C.ngx_http_learn_ffi_task_post(m.handle, pool, #pool,
+                                             opts.threshold
+                                             or THREAD_THRESHOLD,
+                                             x, xnd, xshape, y, ynd or 0,
+                                             yshape, rc_out, errbuf, errlen)
+    if t == nil then
+        local rc = tonumber(rc_out[0])
+        if rc == NGX_DECLINED then
+            return nil
+        end
+        return rc
+    end
+
+    -- if this coroutine dies while it waits, the task frees itself
+    t = ffi_gc(t, C.ngx_http_learn_ffi_task_abandon)
+
+    while C.ngx_http_learn_ffi_task_poll(t) ~= NGX_OK do
+        ngx.sleep(RETRY_SLEEP)
+    end
+
+    ffi_gc(t, nil)
+
+    return tonumber(C.ngx_http_learn_ffi_task_finish(t, yout, loss_out,
+                                                     step_out, errbuf,
+                                                     errlen))
+end
+
+
+-- learn.predict(model, x [, opts]) -> y, or nil, err
+function _M.predict(name, x, opts)
+    local m, err = model_of(name)
+    if not m then
+        return nil, err
+    end
+
+    if opts ~= nil then
+        local okay, oerr = check_opts(opts, predict_opts)
+        if not okay then
+            return refuse(m, oerr)
+        end
+    end
+
+    local version
+    version, err = version_of(opts)
+    if not version then
+        return refuse(m, err)
+    end
+
+    local xdata, xnd, rows, tensor_in
+
+    if getmetatable(x) == tensor_mt then
+        tensor_in = true
+        xnd, err = tensor_args(x, xshape, "x")
+        if not xnd then
+            return refuse(m, err)
+        end
+        xdata = x.data
+        rows = xnd == 1 and 1 or x.shape[1]
+
+    elseif type(x) == "table" then
+        xnd, xdata, rows = table_x(m, x)
+        if not xnd then
+            return refuse(m, xdata)
+        end
+
+    else
+        return refuse(m, "x must be a table or a learn.tensor, not "
+                         .. type(x))
+    end
+
+    local out_dim = m.out_dim
+    local yt, ydata
+
+    if tensor_in then
+        yt = opts and opts.out
+        if yt ~= nil then
+            if getmetatable(yt) ~= tensor_mt then
+                return refuse(m, "opts.out must be a learn.tensor")
+            end
+            if yt.cap < rows * out_dim then
+                return refuse(m, "opts.out holds " .. yt.cap
+                                 .. " numbers, y has " .. rows * out_dim)
+            end
+            local s = yt.shape
+            if xnd == 1 then
+                s[1], s[2] = out_dim, nil
+            else
+                s[1], s[2] = rows, out_dim
+            end
+        else
+            yt = _M.tensor(xnd == 1 and { out_dim } or { rows, out_dim })
+        end
+        ydata = yt.data
+    else
+        ydata = grow(m, "ybuf", "ycap", rows * out_dim)
+    end
+
+    local rc
+    if version == 0 and opts and opts.thread_pool then
+        local own_y = ydata
+        if not tensor_in then
+            -- the scratch buffer is another coroutine's while this sleeps
+            own_y = float_arr(rows * out_dim)
+        end
+        rc = offload(m, opts, xdata, xnd, nil, nil, own_y)
+        if rc then
+            ydata = own_y
+        end
+    end
+
+    if rc == nil then
+        local xs = xshape
+        while true do
+            rc = tonumber(C.ngx_http_learn_ffi_predict(m.handle, version,
+                                                       xdata, xnd, xs,
+                                                       ydata, step_out,
+                                                       errbuf, errlen))
+            if rc ~= NGX_AGAIN or not can_yield() then
+                break
+            end
+            -- a kept version being read by a thread for an HTTP predict
+            if not tensor_in and xs == xshape then
+                xdata = own(xdata, numel_c(xnd, xshape))
+                ydata = float_arr(rows * out_dim)
+                xs = own_shape(xshape)
+            end
+            ngx.sleep(RETRY_SLEEP)
+        end
+    end
+
+    if rc ~= NGX_OK then
+        return nil, c_error()
+    end
+
+    if tensor_in then
+        return yt
+    end
+
+    return output_table(ydata, xnd, rows, out_dim)
+end
+
+
+local function train_args(m, x, y)
+    local xdata, xnd, rows, err
+
+    if getmetatable(x) == tensor_mt then
+        xnd, err = tensor_args(x, xshape, "x")
+        if not xnd then
+            return nil, err
+        end
+        xdata = x.data
+        rows = xnd == 1 and 1 or x.shape[1]
+
+    elseif type(x) == "table" then
+        xnd, xdata, rows = table_x(m, x)
+        if not xnd then
+            return nil, xdata
+        end
+
+    else
+        return nil, "x must be a table or a learn.tensor, not " .. type(x)
+    end
+
+    local ydata, ynd
+
+    if getmetatable(y) == tensor_mt then
+        ynd, err = tensor_args(y, yshape, "y")
+        if not ynd then
+            return nil, err
+        end
+        ydata = y.data
+
+    elseif type(y) == "table" or type(y) == "number" then
+        ynd, ydata = table_y(m, y)
+        if not ynd then
+            return nil, ydata
+        end
+
+    else
+        return nil, "y must be a table, a number or a learn.tensor, not "
+                    .. type(y)
+    end
+
+    return xdata, xnd, ydata, ynd
+end
+
+
+-- learn.train(model, x, y [, opts]) -> loss, step, or nil, err
+function _M.train(name, x, y, opts)
+    local m, err = model_of(name)
+    if not m then
+        return nil, err
+    end
+
+    if opts ~= nil then
+        local okay, oerr = check_opts(opts, train_opts)
+        if not okay then
+            return refuse(m, oerr)
+        end
+    end
+
+    local xdata, xnd, ydata, ynd = train_args(m, x, y)
+    if not xdata then
+        return refuse(m, xnd)
+    end
+
+    local rc
+    if opts and opts.thread_pool then
+        rc = offload(m, opts, xdata, xnd, ydata, ynd, nil)
+    end
+
+    if rc == nil then
+        local yield = can_yield()
+        local xs, ys = xshape, yshape
+
+        while true do
+            rc = tonumber(C.ngx_http_learn_ffi_train(m.handle, xdata, xnd,
+                                                     xs, ydata, ynd, ys,
+                                                     yield and 0 or 1,
+                                                     loss_out, step_out,
+                                                     errbuf, errlen))
+            if rc ~= NGX_AGAIN then
+                break
+            end
+            -- another worker's step holds the mutex
+            if xs == xshape then
+                xdata = own(xdata, numel_c(xnd, xshape))
+                ydata = own(ydata, numel_c(ynd, yshape))
+                xs, ys = own_shape(xshape), own_shape(yshape)
+            end
+            ngx.sleep(RETRY_SLEEP)
+        end
+    end
+
+    if rc ~= NGX_OK then
+        return nil, c_error()
+    end
+
+    return tonumber(loss_out[0]), tonumber(step_out[0])
+end
+
+
+local function params_of(m)
+    if m.params then
+        return m.params
+    end
+
+    local name = ffi_new("const char *[1]")
+    local ndim = ffi_new("int[1]")
+    local shape = ffi_new("int64_t[2]")
+    local offset = ffi_new("size_t[1]")
+    local params = {}
+
+    for i = 0, m.nparams - 1 do
+        C.ngx_http_learn_ffi_param(m.handle, i, name, ndim, shape, offset)
+        params[i + 1] = {
+            name = ffi_string(name[0]),
+            ndim = ndim[0],
+            shape = ndim[0] == 1 and { tonumber(shape[0]) }
+                    or { tonumber(shape[0]), tonumber(shape[1]) },
+            offset = tonumber(offset[0]),
+        }
+    end
+
+    m.params = params
+
+    return params
+end
+
+
+-- learn.weights(model) -> { ["0.weight"] = rows, ["0.bias"] = list }, step
+function _M.weights(name)
+    local m, err = model_of(name)
+    if not m then
+        return nil, err
+    end
+
+    local buf = float_arr(m.param_count)
+
+    if C.ngx_http_learn_ffi_weights(m.handle, buf, step_out, errbuf, errlen)
+       ~= NGX_OK
+    then
+        return nil, c_error()
+    end
+
+    local out = {}
+    for _, p in pairs(params_of(m)) do
+        local t = setmetatable({ shape = p.shape, data = buf + p.offset },
+                               tensor_mt)
+        out[p.name] = t:totable()
+    end
+
+    return out, tonumber(step_out[0])
+end
+
+
+local function shape_str(s)
+    return "[" .. table.concat(s, ", ") .. "]"
+end
+
+
+-- the shape of a nested table (or a tensor), for the checks below
+local function value_shape(v)
+    if getmetatable(v) == tensor_mt then
+        return v.shape
+    end
+
+    if type(v) ~= "table" then
+        return nil
+    end
+
+    if type(v[1]) == "table" then
+        return { #v, #v[1] }
+    end
+
+    return { #v }
+end
+
+
+-- learn.load_weights(model, tbl) -> true, or nil, err: every parameter,
+-- all or nothing, as a learn_weights PUT
+function _M.load_weights(name, tbl)
+    local m, err = model_of(name)
+    if not m then
+        return nil, err
+    end
+
+    if type(tbl) ~= "table" then
+        return refuse(m, "weights must be a table of name = values")
+    end
+
+    local params = params_of(m)
+    local byname = {}
+    for _, p in pairs(params) do
+        byname[p.name] = p
+    end
+
+    for k in pairs(tbl) do
+        if not byname[k] then
+            return refuse(m, 'model "' .. m.name .. '" has no parameter "'
+                             .. tostring(k) .. '"')
+        end
+    end
+
+    local buf = float_arr(m.param_count)
+
+    for _, p in pairs(params) do
+        local v = tbl[p.name]
+        if v == nil then
+            return refuse(m, 'missing "' .. p.name .. '": an import sets '
+                             .. "every parameter (" .. m.nparams .. ")")
+        end
+
+        local s = value_shape(v)
+        local fits = s and #s == #p.shape
+        if fits then
+            for i = 1, #s do
+                fits = fits and s[i] == p.shape[i]
+            end
+        end
+        if not fits then
+            return refuse(m, '"' .. p.name .. '" has shape '
+                             .. (s and shape_str(s) or type(v))
+                             .. ", the model's is " .. shape_str(p.shape))
+        end
+
+        local n = numel_of(p.shape)
+        if getmetatable(v) == tensor_mt then
+            if n > v.cap then
+                return refuse(m, '"' .. p.name .. '" has shape '
+                                 .. shape_str(s) .. ", more than the "
+                                 .. v.cap .. " numbers its buffer holds")
+            end
+            ffi.copy(buf + p.offset, v.data, n * 4)
+        else
+            local got, ferr = flatten_into(v, buf + p.offset, n, p.name)
+            if not got then
+                return refuse(m, ferr)
+            end
+            if got ~= n then
+                return refuse(m, '"' .. p.name .. '" has ' .. got
+                                 .. " numbers, the model's has " .. n)
+            end
+        end
+    end
+
+    local yield = can_yield()
+    local rc
+    while true do
+        rc = tonumber(C.ngx_http_learn_ffi_load_weights(m.handle, buf,
+                                                        yield and 0 or 1,
+                                                        errbuf, errlen))
+        if rc ~= NGX_AGAIN then
+            break
+        end
+        ngx.sleep(RETRY_SLEEP)
+    end
+
+    if rc ~= NGX_OK then
+        return nil, c_error()
+    end
+
+    return true
+end
+
+
+local status = ffi_new("ngx_http_learn_ffi_status_t")
+
+local status_fields = {
+    "trains", "predicts", "rejected", "rejected_steps", "predict_rereads",
+    "batches", "batched_predicts", "device_steps", "device_predicts",
+    "set_evals", "set_empty",
+}
+
+-- learn.status(model) -> a table named as learn_status's JSON
+function _M.status(name)
+    local m, err = model_of(name)
+    if not m then
+        return nil, err
+    end
+
+    C.ngx_http_learn_ffi_status(m.handle, status)
+
+    if status.ready == 0 then
+        return nil, 'model "' .. m.name .. '" is not ready'
+    end
+
+    local st = {
+        step = tonumber(status.step),
+        loss = status.loss,
+        loss_avg = status.loss_avg,
+        device = status.device ~= 0 and "cuda" or "cpu",
+        params = m.param_count,
+        inputs = m.in_dim,
+        outputs = m.out_dim,
+    }
+
+    for _, f in pairs(status_fields) do
+        st[f] = tonumber(status[f])
+    end
+
+    st.checkpoint = {
+        step = tonumber(status.checkpoint_step),
+        writes = tonumber(status.checkpoint_writes),
+        failures = tonumber(status.checkpoint_failures),
+        time = tonumber(status.checkpoint_time),
+    }
+
+    local versions = {}
+    for i = 0, status.nversions - 1 do
+        local v = status.versions[i]
+        versions[i + 1] = {
+            step = tonumber(v.step),
+            loss = v.loss,
+            time = tonumber(v.time),
+            predicts = tonumber(v.predicts),
+        }
+    end
+    st.versions = versions
+
+    return st
+end
+
+
+return _M

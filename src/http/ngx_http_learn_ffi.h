@@ -1,0 +1,106 @@
+
+/*
+ * The C side of lua/resty/learn.lua.  The structs and prototypes below
+ * are also declared, field for field, in that file's ffi.cdef: change
+ * both together.  Every field has a fixed-size type, so the declarations
+ * there need no nginx header; the model handle is a void * there.
+ */
+
+
+#ifndef _NGX_HTTP_LEARN_FFI_H_INCLUDED_
+#define _NGX_HTTP_LEARN_FFI_H_INCLUDED_
+
+
+#include "ngx_http_learn.h"
+
+
+/* the room a caller gives for a message */
+#define NGX_HTTP_LEARN_FFI_ERR_LEN  256
+
+
+typedef struct {
+    int                            ready;     /* 0: not in a worker */
+    int                            in_dim;
+    int                            out_dim;
+    int                            nparams;
+    int                            classes;   /* targets may be indices */
+    size_t                         param_count;
+    int64_t                        max_rows;  /* rows within the bound */
+} ngx_http_learn_ffi_info_t;
+
+
+typedef struct {
+    int64_t                        step;
+    double                         loss;
+    int64_t                        time;
+    uint64_t                       predicts;
+} ngx_http_learn_ffi_version_t;
+
+
+/* learn_status's counters of one model, named as its JSON names them */
+typedef struct {
+    int                            ready;
+    int                            device;    /* on a GPU in this worker */
+    int64_t                        step;
+    double                         loss;
+    double                         loss_avg;
+    uint64_t                       trains;
+    uint64_t                       predicts;
+    uint64_t                       rejected;
+    uint64_t                       rejected_steps;
+    uint64_t                       predict_rereads;
+    uint64_t                       batches;
+    uint64_t                       batched_predicts;
+    uint64_t                       device_steps;
+    uint64_t                       device_predicts;
+    uint64_t                       set_evals;
+    uint64_t                       set_empty;
+    int64_t                        checkpoint_step;
+    uint64_t                       checkpoint_writes;
+    uint64_t                       checkpoint_failures;
+    int64_t                        checkpoint_time;
+    int                            nversions;
+    ngx_http_learn_ffi_version_t   versions[16];
+} ngx_http_learn_ffi_status_t;
+
+
+typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
+
+
+/* called by the module's init_process and exit_process */
+void ngx_http_learn_ffi_init_process(ngx_http_learn_main_conf_t *lmcf);
+void ngx_http_learn_ffi_exit_process(void);
+
+
+/* exported to LuaJIT */
+ngx_http_learn_model_t *ngx_http_learn_ffi_model(const u_char *name,
+    size_t len, ngx_http_learn_ffi_info_t *info);
+ngx_int_t ngx_http_learn_ffi_param(ngx_http_learn_model_t *lm, int i,
+    const char **name, int *ndim, int64_t *shape, size_t *offset);
+ngx_int_t ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm,
+    int64_t version, const float *x, int ndim, const int64_t *shape,
+    float *y, int64_t *step, u_char *err, size_t *errlen);
+ngx_int_t ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm,
+    const float *x, int xndim, const int64_t *xshape, const float *y,
+    int yndim, const int64_t *yshape, int block, float *loss,
+    int64_t *step, u_char *err, size_t *errlen);
+ngx_int_t ngx_http_learn_ffi_weights(ngx_http_learn_model_t *lm,
+    float *out, int64_t *step, u_char *err, size_t *errlen);
+ngx_int_t ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
+    const float *params, int block, u_char *err, size_t *errlen);
+void ngx_http_learn_ffi_status(ngx_http_learn_model_t *lm,
+    ngx_http_learn_ffi_status_t *st);
+void ngx_http_learn_ffi_reject(ngx_http_learn_model_t *lm);
+
+ngx_http_learn_ffi_task_t *ngx_http_learn_ffi_task_post(
+    ngx_http_learn_model_t *lm, const u_char *pool, size_t len,
+    double threshold, const float *x, int xndim, const int64_t *xshape,
+    const float *y, int yndim, const int64_t *yshape, ngx_int_t *rc,
+    u_char *err, size_t *errlen);
+ngx_int_t ngx_http_learn_ffi_task_poll(ngx_http_learn_ffi_task_t *t);
+ngx_int_t ngx_http_learn_ffi_task_finish(ngx_http_learn_ffi_task_t *t,
+    float *y, float *loss, int64_t *step, u_char *err, size_t *errlen);
+void ngx_http_learn_ffi_task_abandon(ngx_http_learn_ffi_task_t *t);
+
+
+#endif /* _NGX_HTTP_LEARN_FFI_H_INCLUDED_ */
