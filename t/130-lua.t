@@ -660,7 +660,38 @@ qr/log-phase train: \d\S* 1 /
 
 
 
-=== TEST 21: status has learn_status's names and the model's shape
+=== TEST 21: a light thread killed while its step is on the pool: the task ends, nothing leaks
+--- config
+    location = /t {
+        content_by_lua_block {
+            local pool = { thread_pool = "lua_pool", threshold = 0 }
+            local th = ngx.thread.spawn(function()
+                return learn.train("xor", {{0, 1}}, {{1}}, pool)
+            end)
+            ngx.thread.kill(th)
+            th = nil
+            collectgarbage()
+            collectgarbage()
+            -- the step is counted when its task's completion reaches the
+            -- event loop, whoever waits for it
+            for _ = 1, 1000 do
+                if learn.status("xor").trains == 1 then break end
+                ngx.sleep(0.005)
+            end
+            local s = learn.status("xor")
+            ngx.say(s.step, " ", s.trains)
+            ngx.say(select(2, learn.train("xor", {{0, 1}}, {{1}}, pool)))
+        }
+    }
+--- request
+GET /t
+--- response_body
+1 1
+2
+
+
+
+=== TEST 22: status has learn_status's names and the model's shape
 --- config
     location = /t {
         content_by_lua_block {

@@ -13,6 +13,7 @@ use Time::HiRes qw(time sleep);
 use POSIX ();
 use List::Util ();
 use Cwd ();
+use File::Path ();
 use LearnServer;
 use LearnClient;
 use LearnBody;
@@ -230,6 +231,22 @@ SKIP: {
     cmp_ok($ok_ms, '>', ($step_ms - $into_ms) * 0.5,
            sprintf('inline, /ok waited %.1f ms for the rest of the %.0f ms '
                    . 'step (sent %.0f ms into it)', $ok_ms, $step_ms, $into_ms));
+}
+
+# 4. make install puts the library where Debian's lua-resty-* live
+{
+    my $root = Cwd::abs_path('.');
+    my $dest = "$root/t/servroot-lua-install";
+    File::Path::remove_tree($dest);
+    is(system("make -s -C $root install DESTDIR=$dest >/dev/null"), 0,
+       'make install DESTDIR=...');
+    my $installed = "$dest/usr/share/lua/5.1/resty/learn.lua";
+    ok(-f $installed && !system('cmp', '-s', $installed, "$root/lua/resty/learn.lua"),
+       'resty/learn.lua is in /usr/share/lua/5.1, as it is in lua/');
+    is(system("make -s -C $root uninstall DESTDIR=$dest >/dev/null"), 0,
+       'make uninstall');
+    ok(!-e $installed, 'and removes it');
+    File::Path::remove_tree($dest);
 }
 
 done_testing;
