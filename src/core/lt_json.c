@@ -440,10 +440,11 @@ lt_json_long(const uint8_t *s, size_t n)
 
 
 /*
- * The number s[0..n) (valid).  Up to 15 significant digits and a decimal
- * exponent within 22, m * 10^e is one correctly rounded operation on
- * exact doubles (Clinger's fast path), the same double strtod() gives;
- * anything else goes to strtod() on a copy.
+ * The number s[0..n) (valid).  With its digits m at most 2^53 and a
+ * decimal exponent within 22, m * 10^e is one correctly rounded operation
+ * on exact doubles (Clinger's fast path), the same double strtod() gives:
+ * that covers %.9g floats and most of Python's shortest reprs (16-17
+ * digits).  Anything else goes to strtod() on a copy.
  */
 static double
 lt_json_double(const uint8_t *s, size_t n)
@@ -467,7 +468,7 @@ lt_json_double(const uint8_t *s, size_t n)
     for ( ; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         m = m * 10 + (uint64_t) (s[i] - '0');
         digits += (m != 0);
-        if (digits > 15) {
+        if (digits > 19) {
             goto slow;
         }
     }
@@ -476,8 +477,7 @@ lt_json_double(const uint8_t *s, size_t n)
         for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
             m = m * 10 + (uint64_t) (s[i] - '0');
             digits += (m != 0);
-            e--;
-            if (digits > 15) {
+            if (digits > 19 || --e < -400) {
                 goto slow;
             }
         }
@@ -503,7 +503,7 @@ lt_json_double(const uint8_t *s, size_t n)
         return neg ? -0.0 : 0.0;
     }
 
-    if (e < -22 || e > 22) {
+    if (e < -22 || e > 22 || m > ((uint64_t) 1 << 53)) {
         goto slow;
     }
 
