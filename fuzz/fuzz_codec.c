@@ -1,18 +1,19 @@
 /*
- * fuzz_codec.c: libFuzzer target for src/core/lt_codec.c.
+ * fuzz_codec.c: libFuzzer target for the codec (src/core/lt_codec*.c and
+ * its two readers, lt_mp.c and lt_json.c).
  *
- * Each input is decoded as a MessagePack body, a JSON body and a weight
- * map in both syntaxes, through an allocator that aborts when a single
- * allocation or the total exceeds the codec's promise (8 * len + 4096;
- * weight maps: plus 72 bytes per entry for the name and lt_tensor arrays
- * the API returns).  What a decode mallocs besides (cJSON's tree) is
- * counted by ASan's malloc hook: nothing for MessagePack, at most
- * lt_codec_json_cap(len, max_elements) for JSON, or the input aborts.
- * Each is also decoded as a learn_feedback body ({"id"/"ids", "y"}).
- * Whatever decodes is encoded again in every encoding and decoded back,
- * and must come back the same; what decodes as a request is finite.  All
- * memory is freed per input, so LeakSanitizer sees the codec's own leaks
- * (cJSON trees).
+ * Each input goes through both readers (lt_rd_ops): where one opens it,
+ * the whole value is walked with next/more/str and must end where skip
+ * ends, with as many entries as count says.  Then it is decoded by every
+ * decoder in both syntaxes: a train/predict body, a weight map and a
+ * learn_feedback body ({"id"/"ids", "y"}), through an allocator that
+ * aborts when a single allocation or the total exceeds the codec's
+ * promise (8 * len + 4096; weight maps: plus 72 bytes per entry for the
+ * name and lt_tensor arrays the API returns).  Whatever a decode mallocs
+ * besides is counted by ASan's malloc hook, and must be nothing, in
+ * either syntax.  Whatever decodes is encoded again in every encoding and
+ * decoded back, and must come back the same; what decodes as a request is
+ * finite.  All memory is freed per input, so LeakSanitizer sees any leak.
  *
  *   make fuzz-quick          10 s
  *   make fuzz FUZZ_TIME=N    N s (default 300)
@@ -23,15 +24,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 #include <sanitizer/allocator_interface.h>
 
-#include "lt_codec.h"
+#include "lt_codec_int.h"
 
 
 /*
  * Bytes malloc'ed by anyone but fz_alloc_fn between fz_heap_begin() and
- * fz_heap_end(): the codec's own heap use, cJSON's tree above all.  The
+ * fz_heap_end(): the codec's own heap use, which must be none.  The
  * fuzzer runs one input at a time on one thread.
  */
 static volatile int     fz_heap_on;
@@ -285,8 +285,7 @@ fz_round_trip(const lt_tensor *t)
         if (e == LT_ENC_JSON) {
             fz_heap_begin();
             rc = lt_codec_decode_json(&c, out, len, &b, &err);
-            fz_heap_end("json decode of encode", len,
-                        lt_codec_json_cap(len, c.max_elements));
+            fz_heap_end("json decode of encode", len, 0);
 
             if (rc != 0) {
                 if (fz_finite(t)) {
@@ -364,8 +363,7 @@ fz_named_round_trip(int n, char **names, const lt_tensor *ts)
         fz_heap_begin();
         rc = lt_codec_decode_named(&c, out, len, e == LT_ENC_JSON, &rn,
                                    &rnames, &rts, &err);
-        fz_heap_end("named decode of encode", len,
-                    e == LT_ENC_JSON ? lt_codec_json_cap(len, 0) : 0);
+        fz_heap_end("named decode of encode", len, 0);
 
         if (rc != 0) {
             if (e != LT_ENC_JSON || finite) {
@@ -395,38 +393,90 @@ fz_named_round_trip(int n, char **names, const lt_tensor *ts)
 }
 
 
-/* Entries a weight map declares: what the name and tensor arrays cost. */
+/* Entries a weight map declares: what the name and tensor arrays cost.
+ * A JSON entry takes 5 bytes at least ("":0,). */
 static size_t
 fz_named_entries(const uint8_t *d, size_t len, int json)
 {
-    const cJSON  *e;
-    cJSON        *root;
-    size_t        n;
-
-    if (!json) {
-        if (len >= 1 && (d[0] & 0xf0) == 0x80) {
-            return d[0] & 0x0f;
-        }
-        if (len >= 3 && d[0] == 0xde) {
-            return ((size_t) d[1] << 8) | d[2];
-        }
-        if (len >= 5 && d[0] == 0xdf) {
-            return ((size_t) d[1] << 24) | ((size_t) d[2] << 16)
-                   | ((size_t) d[3] << 8) | d[4];
-        }
-        return 0;
+    if (json) {
+        return len / 5 + 1;
     }
 
-    n = 0;
-    root = cJSON_ParseWithLength((const char *) d, len);
-    if (root != NULL) {
-        for (e = root->child; e != NULL; e = e->next) {
-            n++;
-        }
-        cJSON_Delete(root);
+    if (len >= 1 && (d[0] & 0xf0) == 0x80) {
+        return d[0] & 0x0f;
+    }
+    if (len >= 3 && d[0] == 0xde) {
+        return ((size_t) d[1] << 8) | d[2];
+    }
+    if (len >= 5 && d[0] == 0xdf) {
+        return ((size_t) d[1] << 24) | ((size_t) d[2] << 16)
+               | ((size_t) d[3] << 8) | d[4];
     }
 
-    return n;
+    return 0;
+}
+
+
+/*
+ * The reader interface on its own: walks one value with next/more/str,
+ * keys included, and checks it against skip and count.
+ */
+static void
+fz_walk(lt_rd *r, int depth)
+{
+    uint8_t   small[16];
+    uint64_t  n, k;
+    size_t    sn;
+    lt_rd     end;
+    lt_rv     v;
+
+    if (depth > 40) {
+        abort();                /* the readers allow 32 levels */
+    }
+
+    end = *r;
+    end.ops->skip(&end);
+
+    r->ops->next(r, &v);
+
+    if (v.kind == LT_RD_ARRAY || v.kind == LT_RD_MAP) {
+        n = r->ops->count(r, &v);
+        if (v.counted && n != v.n) {
+            abort();
+        }
+
+        for (k = 0; r->ops->more(r, &v); k++) {
+            if (v.kind == LT_RD_MAP) {
+                fz_walk(r, depth + 1);
+            }
+            fz_walk(r, depth + 1);
+        }
+
+        if (k != n) {
+            fprintf(stderr, "fuzz_codec: %s count %llu, walked %llu\n",
+                    r->ops->name, (unsigned long long) n,
+                    (unsigned long long) k);
+            abort();
+        }
+
+    } else if (v.kind == LT_RD_STR || v.kind == LT_RD_BIN) {
+        /* escapes undone are never longer than their text */
+        sn = r->ops->str(&v, small, sizeof(small));
+        if (sn > v.n || (!v.escaped && sn != v.n)) {
+            abort();
+        }
+
+    } else if (v.kind == LT_RD_NUMBER) {
+        if (v.is_dim && (!v.integer || v.f < 0)) {
+            abort();
+        }
+    }
+
+    if (r->pos != end.pos) {
+        fprintf(stderr, "fuzz_codec: %s walk ends at %zu, skip at %zu\n",
+                r->ops->name, r->pos, end.pos);
+        abort();
+    }
 }
 
 
@@ -470,6 +520,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_alloc             a;
     lt_body              b;
     lt_feedback          fb;
+    lt_rd                r;
     lt_err               err;
     size_t               bound;
     char               **names;
@@ -485,6 +536,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bound = 8 * size + 4096;
 
     for (json = 0; json < 2; json++) {
+        fz_heap_begin();
+        if (lt_rd_open(&r, json, copy, size, &err) == 0) {
+            fz_walk(&r, 0);
+            if (r.pos != size) {
+                abort();
+            }
+        }
+        fz_heap_end(json ? "json reader" : "msgpack reader", size, 0);
+
         for (k = 0; k < 2; k++) {
             fz_init(&a, json ? "decode json" : "decode msgpack", bound);
             c.alloc = fz_alloc_fn;
@@ -496,8 +556,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_heap_begin();
             rc = json ? lt_codec_decode_json(&c, copy, size, &b, &err)
                       : lt_codec_decode_msgpack(&c, copy, size, &b, &err);
-            fz_heap_end(json ? "json decode" : "msgpack decode", size,
-                        json ? lt_codec_json_cap(size, limits[k]) : 0);
+            fz_heap_end(json ? "json decode" : "msgpack decode", size, 0);
 
             if (rc != 0) {
                 if (err.msg[0] == '\0' || strlen(err.msg) >= LT_ERR_LEN) {
@@ -533,8 +592,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_heap_begin();
         rc = lt_codec_decode_named(&c, copy, size, json, &n, &names, &ts,
                                    &err);
-        fz_heap_end("named decode", size,
-                    json ? lt_codec_json_cap(size, 0) : 0);
+        fz_heap_end("named decode", size, 0);
         if (rc == 0) {
             fz_named_round_trip(n, names, ts);
         } else if (n != 0 || names != NULL || ts != NULL) {
@@ -550,8 +608,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fz_heap_begin();
         rc = lt_codec_decode_feedback(&c, copy, size, json, &fb, &err);
-        fz_heap_end("feedback decode", size,
-                    json ? lt_codec_json_cap(size, 0) : 0);
+        fz_heap_end("feedback decode", size, 0);
         if (rc == 0) {
             fz_feedback_check(&fb);
         } else if (fb.nids != 0 || fb.ids != NULL || err.msg[0] == '\0') {

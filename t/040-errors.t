@@ -343,7 +343,7 @@ Content-Type: application/json
 
 
 
-=== TEST 23: a JSON body whose parse tree would pass the cap is 400 before it is built
+=== TEST 23: a JSON tensor over learn_max_elements is 400 before anything is allocated
 --- config
     learn_max_elements 8;
     location = /xor/predict { learn_predict xor; }
@@ -353,4 +353,4 @@ Content-Type: application/json
 Content-Type: application/json
 --- error_code: 400
 --- response_body
-{"error": "JSON body too large to parse"}
+{"error": "tensor has 30000 elements, learn_max_elements is 8"}

@@ -7,9 +7,8 @@
  * [...]}).  Every declared length is checked against the bytes left
  * before anything is allocated, and the tensors' memory comes from the
  * caller's allocator (an nginx pool, or malloc in tests and fuzzers):
- * at most 8 * len + 4096 bytes for a body of len bytes.  A MessagePack
- * decode allocates nothing else.  A JSON decode also builds cJSON's tree
- * with malloc (freed before it returns), capped by lt_codec_json_cap().
+ * at most 8 * len + 4096 bytes for a body of len bytes.  A decode
+ * allocates nothing else, in either syntax: no tree, no malloc.
  */
 #ifndef LT_CODEC_H
 #define LT_CODEC_H
@@ -52,19 +51,9 @@ int lt_codec_decode_msgpack(const lt_codec_ctx *c, const uint8_t *buf,
     size_t len, lt_body *out, lt_err *err);
 
 /* The same for a JSON body (RFC 8259 strictly: no leading zeros, no byte
- * order mark, no \u0000 in strings; 1e999 is Inf and refused).  Fails
- * with "JSON body too large to parse" when cJSON's tree would need more
- * than lt_codec_json_cap(len, max_elements) bytes. */
+ * order mark, no \u0000 in strings; 1e999 is Inf and refused). */
 int lt_codec_decode_json(const lt_codec_ctx *c, const uint8_t *buf,
     size_t len, lt_body *out, lt_err *err);
-
-/* The most cJSON may allocate for a JSON body of len bytes:
- * min(64 * len, 256 * max_elements) + 1 MiB (256: four 64-byte values
- * per element, as x [N, 1] and y [N, 1] take; max_elements 0: no limit).
- * 64 * len is above the tree of any valid body (at most one value per
- * 2 bytes), so only max_elements makes it bind: every body whose tensors
- * fit learn_max_elements still decodes.  Counted per decode, per thread. */
-size_t lt_codec_json_cap(size_t len, size_t max_elements);
 
 /* Encode {"y": tensor} in the given encoding (LT_ENC_JSON: JSON text;
  * NaN and Inf as null; floats with %.9g).  msgpack-numpy replies use bin
@@ -84,8 +73,8 @@ int lt_codec_encode_named(const lt_codec_ctx *c, int n,
 
 /* Decode a map name -> tensor (weight import).  *names and *tensors are
  * arrays of *n entries from the allocator; names are NUL-terminated.
- * JSON as in lt_codec_decode_json(), max_elements bounding the cJSON
- * tree; values are not checked for NaN or Inf here. */
+ * JSON as in lt_codec_decode_json(); max_elements bounds each tensor;
+ * values are not checked for NaN or Inf here. */
 int lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf,
     size_t len, int json, int *n, char ***names, lt_tensor **tensors,
     lt_err *err);

@@ -5,12 +5,14 @@
 #include "lt_codec_int.h"
 
 
-/* ---- feedback (learn_feedback) ------------------------------------------ */
-
+/* one id: its bytes with escapes undone, checked, copied */
 static int
-lt_feedback_id(lt_dec *d, const uint8_t *s, size_t n, char **id)
+lt_feedback_id(lt_dec *d, const lt_rd *r, const lt_rv *v, char **id)
 {
-    size_t  i;
+    uint8_t  s[LT_FEEDBACK_ID_MAX];
+    size_t   i, n;
+
+    n = r->ops->str(v, s, sizeof(s));
 
     if (n == 0 || n > LT_FEEDBACK_ID_MAX) {
         return lt_error(d->err, "an id must be 1 to %d bytes, not %zu",
@@ -65,7 +67,7 @@ lt_feedback_ids(lt_dec *d, uint64_t n, lt_feedback *out)
 
 /* a number label: a tensor of one element, shape [1] */
 static int
-lt_feedback_scalar(lt_dec *d, double v, int integer, lt_feedback *out)
+lt_feedback_scalar(lt_dec *d, float v, int integer, lt_feedback *out)
 {
     float     *data;
     uint64_t   one;
@@ -76,7 +78,7 @@ lt_feedback_scalar(lt_dec *d, double v, int integer, lt_feedback *out)
     }
 
     one = 1;
-    data[0] = (float) v;
+    data[0] = v;
     lt_dec_set(&out->y, data, 1, &one);
     out->y_integer = integer;
 
@@ -84,224 +86,135 @@ lt_feedback_scalar(lt_dec *d, double v, int integer, lt_feedback *out)
 }
 
 
+/* "id": a string, or "ids": an array of strings */
 static int
-lt_feedback_msgpack(lt_dec *d, const uint8_t *buf, size_t len,
-    lt_feedback *out)
+lt_feedback_read_ids(lt_dec *d, lt_rd *r, int batched, lt_feedback *out)
 {
-    lt_encoding  enc;
-    size_t       at_y;
-    lt_mpv       v, k, e, s;
-    uint32_t     i, j;
-    lt_mp        mp, peek;
-    int          has_id;
+    uint64_t  j;
+    lt_rv     e, s;
 
-    if (lt_mp_open(&mp, buf, len, &v, d->err) != 0) {
+    r->ops->next(r, &e);
+
+    if (!batched) {
+        if (e.kind != LT_RD_STR && e.kind != LT_RD_BIN) {
+            return lt_error(d->err, "\"id\" must be a string, not a %s",
+                            r->ops->type_name(&e));
+        }
+
+        if (lt_feedback_ids(d, 1, out) != 0
+            || lt_feedback_id(d, r, &e, &out->ids[0]) != 0)
+        {
+            return -1;
+        }
+
+        return 0;
+    }
+
+    if (e.kind != LT_RD_ARRAY) {
+        return lt_error(d->err, "\"ids\" must be an array of strings, not "
+                        "a %s", r->ops->type_name(&e));
+    }
+
+    if (lt_feedback_ids(d, e.counted ? e.n : r->ops->count(r, &e), out)
+        != 0)
+    {
         return -1;
     }
+    out->batched = 1;
 
-    if (v.type != LT_MP_MAP) {
-        return lt_error(d->err, "feedback must be a map with \"id\" (or "
-                        "\"ids\") and \"y\", not a %s",
-                        lt_mp_type_name(v.type));
+    for (j = 0; r->ops->more(r, &e); j++) {
+        r->ops->next(r, &s);
+        if (s.kind != LT_RD_STR && s.kind != LT_RD_BIN) {
+            return lt_error(d->err, "\"ids\" must be an array of strings, "
+                            "not of %s", r->ops->type_name(&s));
+        }
+        if (lt_feedback_id(d, r, &s, &out->ids[j]) != 0) {
+            return -1;
+        }
     }
 
-    at_y = 0;
+    return 0;
+}
+
+
+static int
+lt_feedback_read(lt_dec *d, lt_rd *r, lt_feedback *out)
+{
+    lt_encoding  enc;
+    uint8_t      kbuf[LT_NAME_MAX + 4];
+    size_t       kn;
+    lt_rv        v, k, e;
+    lt_rd        at_y, peek;
+    int          has_id, has_y;
+
+    r->ops->next(r, &v);
+
+    if (v.kind != LT_RD_MAP) {
+        return lt_error(d->err, "feedback must be %s with \"id\" (or "
+                        "\"ids\") and \"y\", not a %s", r->ops->a_map,
+                        r->ops->type_name(&v));
+    }
+
+    has_y = 0;
     has_id = 0;
 
-    for (i = 0; i < v.n; i++) {
-        lt_mp_key(&mp, &k);
+    while (r->ops->more(r, &v)) {
+        lt_rd_key(r, &k);
 
-        if (lt_mp_is(&k, "id") || lt_mp_is(&k, "ids")) {
+        if (lt_rd_is(r, &k, "id") || lt_rd_is(r, &k, "ids")) {
             if (has_id) {
                 return lt_error(d->err, "feedback has both \"id\" and "
                                 "\"ids\", or one twice");
             }
             has_id = 1;
 
-            (void) lt_mp_read(&mp, &e);
-
-            if (k.n == 2) {
-                if (e.type != LT_MP_STR && e.type != LT_MP_BIN) {
-                    return lt_error(d->err, "\"id\" must be a string, not "
-                                    "a %s", lt_mp_type_name(e.type));
-                }
-
-                if (lt_feedback_ids(d, 1, out) != 0
-                    || lt_feedback_id(d, e.ptr, e.n, &out->ids[0]) != 0)
-                {
-                    return -1;
-                }
-
-                continue;
-            }
-
-            if (e.type != LT_MP_ARRAY) {
-                return lt_error(d->err, "\"ids\" must be an array of "
-                                "strings, not a %s", lt_mp_type_name(e.type));
-            }
-
-            if (lt_feedback_ids(d, e.n, out) != 0) {
+            if (lt_feedback_read_ids(d, r, lt_rd_is(r, &k, "ids"), out)
+                != 0)
+            {
                 return -1;
-            }
-            out->batched = 1;
-
-            for (j = 0; j < e.n; j++) {
-                (void) lt_mp_read(&mp, &s);
-                if (s.type != LT_MP_STR && s.type != LT_MP_BIN) {
-                    return lt_error(d->err, "\"ids\" must be an array of "
-                                    "strings, not of %s",
-                                    lt_mp_type_name(s.type));
-                }
-                if (lt_feedback_id(d, s.ptr, s.n, &out->ids[j]) != 0) {
-                    return -1;
-                }
             }
 
             continue;
         }
 
-        if (lt_mp_is(&k, "y")) {
-            if (at_y != 0) {
+        if (lt_rd_is(r, &k, "y")) {
+            if (has_y) {
                 return lt_error(d->err, "duplicate key \"y\"");
             }
-            at_y = mp.pos;
+            has_y = 1;
+            at_y = *r;
 
-        } else if (!lt_mp_is(&k, "kind")) {
-            if (k.type == LT_MP_STR || k.type == LT_MP_BIN) {
-                lt_dec_name(d, k.ptr, k.n);
+        } else if (!lt_rd_is(r, &k, "kind")) {
+            if (k.kind == LT_RD_STR || k.kind == LT_RD_BIN) {
+                kn = r->ops->str(&k, kbuf, sizeof(kbuf));
+                lt_dec_name(d, kbuf, kn);
                 return lt_error(d->err, "unknown key \"%s\": feedback has "
                                 "\"id\" (or \"ids\") and \"y\"", d->name);
             }
             return lt_error(d->err, "feedback keys must be strings");
         }
 
-        (void) lt_mp_skip(&mp, 0, NULL);
+        r->ops->skip(r);
     }
 
     if (!has_id) {
         return lt_error(d->err, "missing \"id\" (or \"ids\")");
     }
 
-    if (at_y == 0) {
-        return lt_error(d->err, "missing \"y\"");
-    }
-
-    strcpy(d->name, "y");
-    mp.pos = at_y;
-
-    peek = mp;
-    (void) lt_mp_read(&peek, &e);
-
-    if (lt_mp_is_number(&e)) {
-        return lt_feedback_scalar(d, e.type == LT_MP_FLOAT ? e.f
-                                     : (double) lt_mp_float(&e),
-                                  e.type != LT_MP_FLOAT, out);
-    }
-
-    return lt_mp_tensor(d, &mp, &out->y, &out->y_integer, &enc);
-}
-
-
-static int
-lt_feedback_json(lt_dec *d, const cJSON *root, lt_feedback *out)
-{
-    const cJSON  *e, *y, *s;
-    int           has_id, j;
-
-    if (!cJSON_IsObject(root)) {
-        return lt_error(d->err, "feedback must be an object with \"id\" "
-                        "(or \"ids\") and \"y\", not a %s",
-                        lt_json_type_name(root));
-    }
-
-    y = NULL;
-    has_id = 0;
-
-    for (e = root->child; e != NULL; e = e->next) {
-        if (strcmp(e->string, "id") == 0 || strcmp(e->string, "ids") == 0) {
-            if (has_id) {
-                return lt_error(d->err, "feedback has both \"id\" and "
-                                "\"ids\", or one twice");
-            }
-            has_id = 1;
-
-            if (e->string[2] == '\0') {
-                if (!cJSON_IsString(e)) {
-                    return lt_error(d->err, "\"id\" must be a string, not "
-                                    "a %s", lt_json_type_name(e));
-                }
-
-                if (lt_feedback_ids(d, 1, out) != 0
-                    || lt_feedback_id(d, (const uint8_t *) e->valuestring,
-                                      strlen(e->valuestring), &out->ids[0])
-                       != 0)
-                {
-                    return -1;
-                }
-
-                continue;
-            }
-
-            if (!cJSON_IsArray(e)) {
-                return lt_error(d->err, "\"ids\" must be an array of "
-                                "strings, not a %s", lt_json_type_name(e));
-            }
-
-            if (lt_feedback_ids(d, (uint64_t) cJSON_GetArraySize(e), out)
-                != 0)
-            {
-                return -1;
-            }
-            out->batched = 1;
-
-            j = 0;
-            for (s = e->child; s != NULL; s = s->next, j++) {
-                if (!cJSON_IsString(s)) {
-                    return lt_error(d->err, "\"ids\" must be an array of "
-                                    "strings, not of %s",
-                                    lt_json_type_name(s));
-                }
-                if (lt_feedback_id(d, (const uint8_t *) s->valuestring,
-                                   strlen(s->valuestring), &out->ids[j])
-                    != 0)
-                {
-                    return -1;
-                }
-            }
-
-            continue;
-        }
-
-        if (strcmp(e->string, "y") == 0) {
-            if (y != NULL) {
-                return lt_error(d->err, "duplicate key \"y\"");
-            }
-            y = e;
-
-        } else if (strcmp(e->string, "kind") != 0) {
-            lt_dec_name(d, (const uint8_t *) e->string, strlen(e->string));
-            return lt_error(d->err, "unknown key \"%s\": feedback has "
-                            "\"id\" (or \"ids\") and \"y\"", d->name);
-        }
-    }
-
-    if (!has_id) {
-        return lt_error(d->err, "missing \"id\" (or \"ids\")");
-    }
-
-    if (y == NULL) {
+    if (!has_y) {
         return lt_error(d->err, "missing \"y\"");
     }
 
     strcpy(d->name, "y");
 
-    if (cJSON_IsNumber(y)) {
-        return lt_feedback_scalar(d, y->valuedouble,
-                                  floor(y->valuedouble) == y->valuedouble,
-                                  out);
+    peek = at_y;
+    peek.ops->next(&peek, &e);
+
+    if (e.kind == LT_RD_NUMBER) {
+        return lt_feedback_scalar(d, e.f, e.integer, out);
     }
 
-    return lt_json_tensor(d, y, &out->y, &out->y_integer);
+    return lt_rd_tensor(d, &at_y, &out->y, &out->y_integer, &enc);
 }
 
 
@@ -309,8 +222,8 @@ int
 lt_codec_decode_feedback(const lt_codec_ctx *c, const uint8_t *buf,
     size_t len, int json, lt_feedback *out, lt_err *err)
 {
-    cJSON   *root;
     lt_dec   d;
+    lt_rd    r;
     int      rc;
     int64_t  at;
 
@@ -319,17 +232,9 @@ lt_codec_decode_feedback(const lt_codec_ctx *c, const uint8_t *buf,
     d.err = err;
     d.name[0] = '\0';
 
-    if (!json) {
-        rc = lt_feedback_msgpack(&d, buf, len, out);
-
-    } else {
-        root = lt_json_parse(buf, len, c->max_elements, err);
-        if (root == NULL) {
-            return -1;
-        }
-
-        rc = lt_feedback_json(&d, root, out);
-        cJSON_Delete(root);
+    rc = lt_rd_open(&r, json, buf, len, err);
+    if (rc == 0) {
+        rc = lt_feedback_read(&d, &r, out);
     }
 
     if (rc == 0) {

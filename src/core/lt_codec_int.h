@@ -2,37 +2,35 @@
  * lt_codec_int.h: what the codec's files share, and nobody else uses.
  *
  * The codec turns request bodies into tensors and tensors into replies
- * (lt_codec.h is its interface).  One job per file:
+ * (lt_codec.h is its interface).  One job per file, calls going down:
  *
- *   lt_mp.c              the MessagePack reader
- *   lt_codec_dec.c       names, shapes, dtypes, allocation: both decoders
- *   lt_codec_mp.c        MessagePack tensors and train/predict bodies
- *   lt_codec_json.c      JSON tensors and bodies
- *   lt_codec_named.c     named tensors (learn_weights)
- *   lt_codec_feedback.c  feedback bodies (learn_feedback)
+ *   lt_codec_named.c     named tensors (learn_weights)          \
+ *   lt_codec_feedback.c  feedback bodies (learn_feedback)        > decoders
+ *   lt_codec_body.c      train/predict bodies, the reader's open /
+ *   lt_codec_tensor.c    the tensor builder: nested arrays and tensor maps
+ *   lt_codec_dec.c       names, shapes, dtypes, allocation
+ *   lt_mp.c, lt_json.c   the two readers (below)
  *   lt_codec_enc.c       replies: JSON, MessagePack, msgpack-numpy
  *
- * Decoding MessagePack does not use msgpack-c's unpacker.  Even with
- * every length checked beforehand, msgpack_unpack_next() builds a tree
- * of msgpack_object in a zone it mallocs itself: 24 bytes per array
- * element and 48 per map entry, so a body of one-byte integers costs 24
- * times its size outside the caller's pool before the first float is
- * converted (a 4 MB nested-array body: about 100 MB of malloc in a
- * worker).  Instead a validating pre-scan walks the bytes once (every
- * declared length against the bytes left, depth at most 32, exactly one
- * object), and the decoder then reads the validated bytes in place.  The
- * only memory a decode takes is the output, from the caller's allocator,
- * at most 4 bytes per float and never before the shape, the element
- * limit and the data length have been checked.  Encoding uses msgpack-c's
- * packer with a write callback into one buffer whose size a first,
- * counting pass computed exactly.
+ * Every decoder is written once, against one pull reader (lt_rd): the
+ * next value's kind (map, array, number, string, bool, nil, bin, ext),
+ * its entries, a number, a key, a skip.  Two implementations: lt_mp.c
+ * reads MessagePack, lt_json.c reads JSON.  Both open a body by scanning
+ * it whole (the same code that skips a value), so a syntax error anywhere
+ * wins over a semantic one and the decoders then walk valid bytes in
+ * place.  Neither allocates: the only memory a decode takes is its
+ * output, from the caller's allocator, and never before the shape, the
+ * element limit and the bytes left have been checked.
  *
- * JSON goes through cJSON (its tree is malloc'ed and always deleted
- * before returning), after a pre-scan that bounds nesting depth and
- * rejects what cJSON would accept but JSON does not.  cJSON's tree takes
- * about 32 times the body (64 bytes per value), so its allocations are
- * counted per decode, per thread, and a parse fails once they pass
- * lt_codec_json_cap().
+ * Why not the libraries.  msgpack-c's unpacker builds a tree of
+ * msgpack_object in a zone it mallocs itself, 24 bytes per array element
+ * and 48 per map entry (a 4 MB body of small integers: about 100 MB of
+ * malloc in a worker).  cJSON builds a tree of 64 bytes per value with
+ * malloc, through allocation hooks that are process-global, after which
+ * every tree is walked again; and it accepts what JSON does not (leading
+ * zeros, "1.", a byte order mark, any control byte as space, "\uZZZZ"
+ * as a NUL), which needed a second, validating parser in front of it.
+ * bench/README.md has the figures.
  *
  * A request's tensors are finite: NaN or Inf in x or y would poison the
  * model for good (one step, and every later prediction is NaN), so the
@@ -47,8 +45,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "lt_codec.h"
 
 
@@ -61,16 +57,6 @@
  * overflow in code that later does arithmetic on them. */
 #define LT_NUMEL_LIMIT     ((uint64_t) INT64_MAX / 16)
 
-/* lt_codec_json_cap(): what cJSON may allocate for one body */
-#define LT_JSON_PER_BYTE   64
-#define LT_JSON_PER_ELEM   (4 * sizeof(cJSON))
-#define LT_JSON_SLACK      ((size_t) 1 << 20)
-
-#if defined(__GNUC__)
-#define LT_THREAD_LOCAL    __thread
-#else
-#define LT_THREAD_LOCAL    _Thread_local
-#endif
 
 
 enum {
@@ -86,11 +72,68 @@ enum {
     LT_MP_EXT
 };
 
+/* ---- the reader interface -------------------------------------------- */
+
+/* what the next value is, in either syntax */
+enum {
+    LT_RD_NIL = 0,
+    LT_RD_BOOL,
+    LT_RD_NUMBER,
+    LT_RD_STR,
+    LT_RD_BIN,                  /* MessagePack only */
+    LT_RD_ARRAY,
+    LT_RD_MAP,                  /* a JSON object */
+    LT_RD_EXT                   /* MessagePack only */
+};
+
 typedef struct {
-    const uint8_t  *buf;
-    size_t          len;
-    size_t          pos;
-} lt_mp;
+    int             kind;
+    int             type;       /* MessagePack: its LT_MP_ type (names) */
+    int             boolean;
+    int             integer;    /* a number without a fraction: MessagePack
+                                   int, or a JSON number with an integral
+                                   value */
+    float           f;          /* a number, as float */
+    uint64_t        dim;        /* a number a shape may hold, if is_dim */
+    int             is_dim;
+    int             escaped;    /* a JSON string with a backslash in it */
+    const uint8_t  *ptr;        /* str, bin, ext: the bytes in the body
+                                   (JSON: the text between the quotes) */
+    uint64_t        n;          /* their length; containers: entries, if
+                                   counted */
+    int             counted;    /* n of a container is known (MessagePack;
+                                   JSON counts with ops->count) */
+} lt_rv;
+
+typedef struct lt_rd_s  lt_rd;
+
+typedef struct {
+    const char  *name;          /* "MessagePack", "JSON" */
+    const char  *a_map;         /* "a map", "an object": for messages */
+    int          binary;        /* bin data and msgpack-numpy maps */
+
+    /* reads the next value: a scalar whole, a container's opening */
+    void         (*next)(lt_rd *r, lt_rv *v);
+    /* another entry in the container c that next() opened? (a map's
+     * entry is a key, then a value); 0 consumes its end */
+    int          (*more)(lt_rd *r, lt_rv *c);
+    /* skips one whole value */
+    void         (*skip)(lt_rd *r);
+    /* the entries of the container c just opened, without moving */
+    uint64_t     (*count)(const lt_rd *r, const lt_rv *c);
+    /* a str's bytes, escapes undone: writes at most cap, returns all */
+    size_t       (*str)(const lt_rv *v, uint8_t *buf, size_t cap);
+    const char  *(*type_name)(const lt_rv *v);
+} lt_rd_ops;
+
+/* A position in a body that lt_mp_open() or lt_json_open() validated:
+ * copying the struct saves it. */
+struct lt_rd_s {
+    const lt_rd_ops  *ops;
+    const uint8_t    *buf;
+    size_t            len;
+    size_t            pos;
+};
 
 typedef struct {
     int             type;
@@ -120,19 +163,20 @@ typedef struct {
 extern const lt_dtype  lt_dtypes[8];
 
 
-/* lt_mp.c: MessagePack reader: validates, then reads values in place */
-float lt_mp_float(const lt_mpv *v);
-int lt_mp_is(const lt_mpv *k, const char *s);
-int lt_mp_is_number(const lt_mpv *v);
-int lt_mp_open(lt_mp *mp, const uint8_t *buf, size_t len, lt_mpv *v,
-    lt_err *err);
-void lt_mp_key(lt_mp *mp, lt_mpv *k);
-int lt_mp_read(lt_mp *mp, lt_mpv *v);
-int lt_mp_skip(lt_mp *mp, int depth, lt_err *err);
-const char *lt_mp_type_name(int type);
+/* lt_mp.c: the MessagePack reader */
+extern const lt_rd_ops  lt_mp_ops;
+
+int lt_mp_open(lt_rd *r, const uint8_t *buf, size_t len, lt_err *err);
+int lt_mp_read(lt_rd *r, lt_mpv *v);
+int lt_mp_skip(lt_rd *r, int depth, lt_err *err);
 int64_t lt_sext(uint64_t n, int bytes);
 
-/* lt_codec_dec.c: names, shapes, dtypes, allocation for both decoders */
+/* lt_json.c: the JSON reader */
+extern const lt_rd_ops  lt_json_ops;
+
+int lt_json_open(lt_rd *r, const uint8_t *buf, size_t len, lt_err *err);
+
+/* lt_codec_dec.c: names, shapes, dtypes, allocation for every decoder */
 int lt_body_finite(const lt_body *b, lt_err *err);
 void lt_convert(float *out, const uint8_t *p, uint64_t numel,
     const lt_dtype *dt);
@@ -149,15 +193,18 @@ const lt_dtype *lt_dtype_find(const uint8_t *s, size_t n);
 void lt_fmt_shape(char *buf, size_t size, int ndim, const uint64_t *dims);
 uint64_t lt_mul_sat(uint64_t a, uint64_t b);
 
-/* lt_codec_mp.c: MessagePack tensors and bodies */
-int lt_mp_tensor(lt_dec *d, lt_mp *mp, lt_tensor *t, int *integer,
-    lt_encoding *enc);
-
-/* lt_codec_json.c: JSON: pre-scan, bounded cJSON parse, tensors */
-cJSON *lt_json_parse(const uint8_t *buf, size_t len, size_t max_elements,
+/* lt_codec_body.c: opening a body, train/predict bodies */
+int lt_rd_open(lt_rd *r, int json, const uint8_t *buf, size_t len,
     lt_err *err);
-int lt_json_tensor(lt_dec *d, const cJSON *j, lt_tensor *t, int *integer);
-const char *lt_json_type_name(const cJSON *j);
-int lt_json_validate(const uint8_t *buf, size_t len, lt_err *err);
+
+/* lt_codec_tensor.c: the tensor builder, and keys */
+void lt_rd_key(lt_rd *r, lt_rv *k);
+int lt_rd_is(const lt_rd *r, const lt_rv *k, const char *s);
+int lt_rd_tensor(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
+    lt_encoding *enc);
+int lt_rd_tensor_map(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
+    lt_encoding *enc);
+int lt_rd_nested(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer);
+int lt_rd_tensor_key(const lt_rd *r, const lt_rv *k);
 
 #endif /* LT_CODEC_INT_H */

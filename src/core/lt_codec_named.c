@@ -5,8 +5,6 @@
 #include "lt_codec_int.h"
 
 
-/* ---- named tensors (weights) -------------------------------------------- */
-
 /*
  * Memory: besides the tensors' floats, n names and n lt_tensor structs
  * (about 72 bytes per entry, from as little as 2 bytes of body), so the
@@ -36,96 +34,55 @@ lt_named_arrays(const lt_codec_ctx *c, uint64_t n, char ***names,
 }
 
 
+/* a weight's name, escapes undone, as a C string from the allocator */
 static char *
-lt_named_name(lt_dec *d, const uint8_t *s, size_t n)
+lt_named_name(lt_dec *d, const lt_rd *r, const lt_rv *k)
 {
-    char  *name;
+    size_t  n;
+    char   *name;
 
-    if (memchr(s, '\0', n) != NULL) {
-        lt_error(d->err, "weight name \"%s\" contains a NUL byte", d->name);
-        return NULL;
-    }
+    n = r->ops->str(k, NULL, 0);
 
+    /* the decoded name is never longer than its text */
     name = d->c->alloc(d->c->ctx, n + 1);
     if (name == NULL) {
         lt_error(d->err, "out of memory decoding weights");
         return NULL;
     }
 
-    memcpy(name, s, n);
+    (void) r->ops->str(k, (uint8_t *) name, n);
     name[n] = '\0';
+
+    lt_dec_name(d, (const uint8_t *) name, n);
+
+    /* JSON cannot hold one (lt_json_open() refuses \u0000), MessagePack
+     * can */
+    if (memchr(name, '\0', n) != NULL) {
+        lt_error(d->err, "weight name \"%s\" contains a NUL byte", d->name);
+        return NULL;
+    }
 
     return name;
 }
 
 
 static int
-lt_named_msgpack(lt_dec *d, const uint8_t *buf, size_t len, int *n,
-    char ***names, lt_tensor **tensors)
-{
-    lt_encoding  enc;
-    lt_mpv       v, k;
-    uint32_t     i;
-    lt_mp        mp;
-    int          integer;
-
-    if (lt_mp_open(&mp, buf, len, &v, d->err) != 0) {
-        return -1;
-    }
-
-    if (v.type != LT_MP_MAP) {
-        return lt_error(d->err, "weights must be a map of name to tensor, "
-                        "not a %s", lt_mp_type_name(v.type));
-    }
-
-    if (v.n > INT32_MAX) {
-        return lt_error(d->err, "too many weights");
-    }
-
-    if (lt_named_arrays(d->c, v.n, names, tensors, d->err) != 0) {
-        return -1;
-    }
-
-    for (i = 0; i < v.n; i++) {
-        (void) lt_mp_read(&mp, &k);
-        if (k.type != LT_MP_STR && k.type != LT_MP_BIN) {
-            return lt_error(d->err, "weight names must be strings, not a %s",
-                            lt_mp_type_name(k.type));
-        }
-
-        lt_dec_name(d, k.ptr, k.n);
-        (*names)[i] = lt_named_name(d, k.ptr, k.n);
-        if ((*names)[i] == NULL) {
-            return -1;
-        }
-
-        if (lt_mp_tensor(d, &mp, &(*tensors)[i], &integer, &enc) != 0) {
-            return -1;
-        }
-    }
-
-    *n = (int) v.n;
-    return 0;
-}
-
-
-static int
-lt_named_json(lt_dec *d, const cJSON *root, int *n, char ***names,
+lt_named_read(lt_dec *d, lt_rd *r, int *n, char ***names,
     lt_tensor **tensors)
 {
-    const cJSON  *e;
-    uint64_t      count, i;
-    int           integer;
+    lt_encoding  enc;
+    uint64_t     count, i;
+    lt_rv        v, k;
+    int          integer;
 
-    if (!cJSON_IsObject(root)) {
-        return lt_error(d->err, "weights must be an object of name to "
-                        "tensor, not a %s", lt_json_type_name(root));
+    r->ops->next(r, &v);
+
+    if (v.kind != LT_RD_MAP) {
+        return lt_error(d->err, "weights must be %s of name to tensor, "
+                        "not a %s", r->ops->a_map, r->ops->type_name(&v));
     }
 
-    count = 0;
-    for (e = root->child; e != NULL; e = e->next) {
-        count++;
-    }
+    count = v.counted ? v.n : r->ops->count(r, &v);
 
     if (count > INT32_MAX) {
         return lt_error(d->err, "too many weights");
@@ -135,17 +92,19 @@ lt_named_json(lt_dec *d, const cJSON *root, int *n, char ***names,
         return -1;
     }
 
-    i = 0;
-    for (e = root->child; e != NULL; e = e->next, i++) {
-        /* no NUL inside: lt_json_validate() refuses \u0000 */
-        lt_dec_name(d, (const uint8_t *) e->string, strlen(e->string));
-        (*names)[i] = lt_named_name(d, (const uint8_t *) e->string,
-                                    strlen(e->string));
+    for (i = 0; r->ops->more(r, &v); i++) {
+        r->ops->next(r, &k);
+        if (k.kind != LT_RD_STR && k.kind != LT_RD_BIN) {
+            return lt_error(d->err, "weight names must be strings, not a %s",
+                            r->ops->type_name(&k));
+        }
+
+        (*names)[i] = lt_named_name(d, r, &k);
         if ((*names)[i] == NULL) {
             return -1;
         }
 
-        if (lt_json_tensor(d, e, &(*tensors)[i], &integer) != 0) {
+        if (lt_rd_tensor(d, r, &(*tensors)[i], &integer, &enc) != 0) {
             return -1;
         }
     }
@@ -159,9 +118,9 @@ int
 lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf, size_t len,
     int json, int *n, char ***names, lt_tensor **tensors, lt_err *err)
 {
-    cJSON   *root;
-    lt_dec   d;
-    int      rc;
+    lt_dec  d;
+    lt_rd   r;
+    int     rc;
 
     *n = 0;
     *names = NULL;
@@ -170,17 +129,9 @@ lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf, size_t len,
     d.err = err;
     d.name[0] = '\0';
 
-    if (!json) {
-        rc = lt_named_msgpack(&d, buf, len, n, names, tensors);
-
-    } else {
-        root = lt_json_parse(buf, len, c->max_elements, err);
-        if (root == NULL) {
-            return -1;
-        }
-
-        rc = lt_named_json(&d, root, n, names, tensors);
-        cJSON_Delete(root);
+    rc = lt_rd_open(&r, json, buf, len, err);
+    if (rc == 0) {
+        rc = lt_named_read(&d, &r, n, names, tensors);
     }
 
     if (rc != 0) {

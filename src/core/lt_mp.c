@@ -1,14 +1,9 @@
 /*
- * lt_mp.c: the MessagePack reader: a validating pre-scan, then values read in
- * place from the validated bytes (no msgpack-c unpacker, see lt_codec_int.h).
+ * lt_mp.c: the MessagePack reader: a validating scan of the whole body,
+ * then values read in place from the validated bytes (lt_rd_ops; no
+ * msgpack-c unpacker, see lt_codec_int.h).
  */
 #include "lt_codec_int.h"
-
-
-/* ---- MessagePack reader ---------------------------------------------- */
-
-
-
 
 
 static uint64_t
@@ -53,7 +48,7 @@ lt_sext(uint64_t n, int bytes)
  * built for it: an array entry takes at least 1 byte, a map entry 2.
  */
 int
-lt_mp_read(lt_mp *mp, lt_mpv *v)
+lt_mp_read(lt_rd *mp, lt_mpv *v)
 {
     const uint8_t  *p;
     uint64_t        n, need;
@@ -264,7 +259,7 @@ lt_mp_read(lt_mp *mp, lt_mpv *v)
  * by LT_MP_MAX_DEPTH; msgpack-c itself gives up at 32 levels as well.
  */
 int
-lt_mp_skip(lt_mp *mp, int depth, lt_err *err)
+lt_mp_skip(lt_rd *mp, int depth, lt_err *err)
 {
     lt_mpv    v;
     uint64_t  i, n;
@@ -295,94 +290,141 @@ lt_mp_skip(lt_mp *mp, int depth, lt_err *err)
 
 /*
  * A body to decode: it must be exactly one valid value (checked whole,
- * before anything is read for real); then mp reads it from the start,
- * and v is its first value's header.
+ * before anything is read for real); then r reads it from the start.
  */
 int
-lt_mp_open(lt_mp *mp, const uint8_t *buf, size_t len, lt_mpv *v,
-    lt_err *err)
+lt_mp_open(lt_rd *r, const uint8_t *buf, size_t len, lt_err *err)
 {
     if (len == 0) {
         return lt_error(err, "body is empty");
     }
 
-    mp->buf = buf;
-    mp->len = len;
-    mp->pos = 0;
+    r->ops = &lt_mp_ops;
+    r->buf = buf;
+    r->len = len;
+    r->pos = 0;
 
-    if (lt_mp_skip(mp, 0, err) != 0) {
+    if (lt_mp_skip(r, 0, err) != 0) {
         return -1;
     }
 
-    if (mp->pos != len) {
+    if (r->pos != len) {
         return lt_error(err, "trailing bytes after the MessagePack body");
     }
 
-    mp->pos = 0;
-    (void) lt_mp_read(mp, v);
+    r->pos = 0;
 
     return 0;
 }
 
 
-/* Reads a map key: str and bin keys come back as such; any other key
- * (even a container) is skipped and comes back as LT_MP_NIL. */
-void
-lt_mp_key(lt_mp *mp, lt_mpv *k)
+/* ---- lt_rd_ops over the validated bytes -------------------------------- */
+
+static float
+lt_mp_float(const lt_mpv *m)
 {
-    size_t  at;
-
-    at = mp->pos;
-    (void) lt_mp_read(mp, k);
-
-    if (k->type == LT_MP_ARRAY || k->type == LT_MP_MAP) {
-        mp->pos = at;
-        (void) lt_mp_skip(mp, 0, NULL);
-        k->type = LT_MP_NIL;
-    }
-}
-
-
-int
-lt_mp_is(const lt_mpv *k, const char *s)
-{
-    size_t  n;
-
-    n = strlen(s);
-    return (k->type == LT_MP_STR || k->type == LT_MP_BIN)
-           && k->n == n && memcmp(k->ptr, s, n) == 0;
-}
-
-
-int
-lt_mp_is_number(const lt_mpv *v)
-{
-    return v->type == LT_MP_UINT || v->type == LT_MP_INT
-           || v->type == LT_MP_FLOAT;
-}
-
-
-float
-lt_mp_float(const lt_mpv *v)
-{
-    switch (v->type) {
+    switch (m->type) {
     case LT_MP_UINT:
-        return (float) v->u;
+        return (float) m->u;
     case LT_MP_INT:
-        return (float) v->i;
+        return (float) m->i;
     default:
-        return (float) v->f;
+        return (float) m->f;
     }
 }
 
 
-const char *
-lt_mp_type_name(int type)
+static void
+lt_mp_next(lt_rd *r, lt_rv *v)
+{
+    static const int  kinds[] = {
+        LT_RD_NIL, LT_RD_BOOL, LT_RD_NUMBER, LT_RD_NUMBER, LT_RD_NUMBER,
+        LT_RD_STR, LT_RD_BIN, LT_RD_ARRAY, LT_RD_MAP, LT_RD_EXT
+    };
+    lt_mpv  m;
+
+    m.type = LT_MP_NIL;
+    (void) lt_mp_read(r, &m);
+
+    v->kind = kinds[m.type];
+    v->type = m.type;
+    v->ptr = m.ptr;
+    v->n = m.n;
+    v->counted = 1;
+    v->escaped = 0;
+
+    switch (m.type) {
+    case LT_MP_BOOL:
+        v->boolean = m.boolean;
+        break;
+
+    case LT_MP_UINT:
+    case LT_MP_INT:
+    case LT_MP_FLOAT:
+        v->f = lt_mp_float(&m);
+        v->integer = (m.type != LT_MP_FLOAT);
+        v->is_dim = (m.type == LT_MP_UINT
+                     || (m.type == LT_MP_INT && m.i >= 0));
+        v->dim = (m.type == LT_MP_UINT) ? m.u : (uint64_t) m.i;
+        break;
+
+    default:
+        break;
+    }
+}
+
+
+static int
+lt_mp_more(lt_rd *r, lt_rv *c)
+{
+    if (c->n == 0) {
+        return 0;
+    }
+
+    c->n--;
+    return 1;
+}
+
+
+static void
+lt_mp_skip_value(lt_rd *r)
+{
+    (void) lt_mp_skip(r, 0, NULL);
+}
+
+
+static uint64_t
+lt_mp_count(const lt_rd *r, const lt_rv *c)
+{
+    return c->n;
+}
+
+
+static size_t
+lt_mp_str(const lt_rv *v, uint8_t *buf, size_t cap)
+{
+    if (cap > 0) {
+        memcpy(buf, v->ptr, v->n < cap ? (size_t) v->n : cap);
+    }
+
+    return (size_t) v->n;
+}
+
+
+static const char *
+lt_mp_type_name(const lt_rv *v)
 {
     static const char *const  names[] = {
         "nil", "boolean", "integer", "integer", "float", "str", "bin",
         "array", "map", "ext"
     };
 
-    return names[type];
+    return names[v->type];
 }
+
+
+const lt_rd_ops  lt_mp_ops = {
+    "MessagePack", "a map", 1,
+    lt_mp_next, lt_mp_more, lt_mp_skip_value, lt_mp_count, lt_mp_str,
+    lt_mp_type_name
+};
