@@ -93,8 +93,8 @@ $(BUILD)/core/%.o: src/core/%.c $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -c $< -o $@
 
-$(BUILD)/core/liblt.a: $(CORE_OBJS)
-	ar rcs $@ $^
+$(BUILD)/core/liblt.a: $(CORE_OBJS) $(BUILD)/srcs.list
+	rm -f $@ && ar rcs $@ $(CORE_OBJS)   # afresh: no member of a removed file
 
 $(BUILD)/unit/%: t/unit/%.c t/unit/tap.h $(BUILD)/core/liblt.a
 	@mkdir -p $(dir $@)

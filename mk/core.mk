@@ -27,7 +27,7 @@ $(ASAN_DIR)/core/%.o: src/core/%.c $(wildcard src/core/*.h)
 	$(CC) $(CORE_CFLAGS) $(ASAN_FLAGS) -c $< -o $@
 
 $(ASAN_DIR)/core/liblt.a: $(ASAN_CORE_OBJS)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(ASAN_DIR)/unit/test_optim: t/unit/fixtures/optim_fixtures.h
 

@@ -300,30 +300,11 @@ ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
                    pi->numel * sizeof(float));
     }
 
-    ngx_http_learn_weights_publish(lm);
+    ngx_http_learn_zone_publish_import(lm->shm);
 
     return NGX_OK;
 }
 
-
-/*
- * Under the mutex, with the new parameters in the unpublished buffer:
- * publish them, the optimizer state starting over (see above).
- */
-
-void
-ngx_http_learn_weights_publish(ngx_http_learn_model_t *lm)
-{
-    ngx_http_learn_shm_t  *shm;
-
-    shm = lm->shm;
-
-    ngx_memzero(ngx_http_learn_zone_state(shm, shm->version + 1),
-                shm->state_count * sizeof(float));
-    shm->optim_step = 0;
-
-    ngx_http_learn_zone_publish(shm);
-}
 
 
 static ngx_int_t

@@ -390,6 +390,24 @@ ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm, ngx_pid_t pid,
 
 
 /*
+ * Under the mutex, with imported parameters written to the unpublished
+ * buffer: publish them with an optimizer state that starts over
+ * (momentum, Adam's moments and bias correction earned by other weights
+ * would push the new ones).
+ */
+
+void
+ngx_http_learn_zone_publish_import(ngx_http_learn_shm_t *shm)
+{
+    ngx_memzero(ngx_http_learn_zone_state(shm, shm->version + 1),
+                shm->state_count * sizeof(float));
+    shm->optim_step = 0;
+
+    ngx_http_learn_zone_publish(shm);
+}
+
+
+/*
  * The parameters a predict should read, and the version to validate the
  * read with afterwards.
  */
