@@ -4,11 +4,16 @@
 #     learn.predict (one sample as a table, as rows, as a learn.tensor
 #     with opts.out reused, as a tensor with a new output each call) and
 #     of learn.train (one sample, rows), against the same loop around an
-#     empty Lua function; microseconds per call, median of ROUNDS;
+#     empty Lua function; microseconds per call, the best and the median
+#     of ROUNDS (the best is the cost without the machine's noise);
 #  2. req/s with wrk -t2 -c64 on 2 workers: a content_by_lua location
 #     that predicts (or trains) on x from the query string, against
 #     learn_predict (learn_train) with a one-sample msgpack-numpy body,
-#     and a content_by_lua location that only answers "ok".
+#     a content_by_lua location that only answers "ok", and one that
+#     does all the predict location does but the predict (reads the
+#     args, makes the table, prints a number of as many digits): the
+#     difference in the workers' CPU time per request between those two
+#     is learn.predict's own (and learn.train's, which prints the loss).
 #   bench/lua_bench.sh [SECONDS]  (make bench-lua; ROUNDS=3, N=200000)
 set -euo pipefail
 
@@ -57,6 +62,14 @@ http {
         listen 127.0.0.1:$PORT backlog=4096;
         location = /return200 { return 200 "ok"; }
         location = /lua-ok { content_by_lua_block { ngx.print("ok") } }
+        location = /lua-args {
+            content_by_lua_block {
+                local a = ngx.var.arg_a
+                local x = { tonumber(a) or 0, tonumber(ngx.var.arg_b) or 0 }
+                -- a number with as many digits as a model's output
+                ngx.print((x[1] + x[2] + 0.1) / 3)
+            }
+        }
         location = /lua-predict {
             content_by_lua_block {
                 local a = ngx.var.arg_a
@@ -70,7 +83,7 @@ http {
                 local loss, step = learn.train("xor",
                     { tonumber(ngx.var.arg_a) or 0, tonumber(ngx.var.arg_b) or 0 },
                     tonumber(ngx.var.arg_y) or 0)
-                ngx.print(step)
+                ngx.print(loss)
             }
         }
         location = /predict { learn_predict xor; }
@@ -140,8 +153,9 @@ for f in $FORMS; do US[$f]=""; done
 for i in $(seq "$ROUNDS"); do
     for f in $FORMS; do US[$f]="${US[$f]} $(loop "$f")"; done
 done
-printf '%-44s %9s %9s\n' call "us/call" "-empty"
-E=$(median ${US[empty]})
+best() { printf '%s\n' "$@" | sort -g | head -1; }
+printf '%-44s %9s %9s %9s\n' call "best us" "median us" "-empty"
+E=$(best ${US[empty]})
 label() {
     case $1 in
         empty)        echo "an empty Lua function (the loop's own cost)" ;;
@@ -154,20 +168,36 @@ label() {
     esac
 }
 for f in $FORMS; do
-    m=$(median ${US[$f]})
-    printf '%-44s %9.3f %9.3f\n' "$(label "$f")" "$m" "$(echo "$m - $E" | bc -l)"
+    b=$(best ${US[$f]})
+    printf '%-44s %9.3f %9.3f %9.3f\n' "$(label "$f")" "$b" \
+        "$(median ${US[$f]})" "$(echo "$b - $E" | bc -l)"
 done
 
-run() {   # name uri [body] -> req/s
+# CPU ticks (user + system) the workers have used so far
+worker_ticks() {
+    local t=0 p
+    for p in $(pgrep -P "$(cat "$PREFIX/logs/nginx.pid")"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+
+run() {   # name uri [body] -> req/s; the workers' CPU us/request in $1.cpu
+    local t0 t1 n
+    t0=$(worker_ticks)
     if [ -n "${3:-}" ]; then
         BODY=$PREFIX/$3 wrk -t2 -c64 -d"${DUR}s" -s "$ROOT/bench/post.lua" \
             "http://127.0.0.1:$PORT$2" > "$PREFIX/$1.txt"
     else
         wrk -t2 -c64 -d"${DUR}s" "http://127.0.0.1:$PORT$2" > "$PREFIX/$1.txt"
     fi
+    t1=$(worker_ticks)
     if grep -q "Non-2xx" "$PREFIX/$1.txt"; then
         echo "$1: non-2xx answers:" >&2; cat "$PREFIX/$1.txt" >&2; exit 1
     fi
+    n=$(awk '/requests in/ {print $1}' "$PREFIX/$1.txt")
+    echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l \
+        >> "$PREFIX/$1.cpu"
     awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
 }
 
@@ -175,30 +205,37 @@ echo >&2
 echo "2. wrk -t2 -c64, ${ROUNDS} rounds of ${DUR}s each, interleaved; nginx 2" \
      "workers; median of rounds" >&2
 run warmup "/lua-predict?a=0&b=1" > /dev/null
-R=(); O=(); LP=(); P=(); LT=(); T=()
+R=(); O=(); A=(); LP=(); P=(); LT=(); T=()
 for i in $(seq "$ROUNDS"); do
     R+=("$(run return200 /return200)")
     O+=("$(run lua-ok /lua-ok)")
+    A+=("$(run lua-args '/lua-args?a=0&b=1')")
     LP+=("$(run lua-predict '/lua-predict?a=0&b=1')")
     P+=("$(run predict /predict predict.mp)")
     LT+=("$(run lua-train '/lua-train?a=0&b=1&y=1')")
     T+=("$(run train /train train.mp)")
-    echo "  round $i: return200 ${R[-1]}  lua-ok ${O[-1]}  lua-predict" \
+    echo "  round $i: return200 ${R[-1]}  lua-ok ${O[-1]}  lua-args ${A[-1]}  lua-predict" \
          "${LP[-1]}  learn_predict ${P[-1]}  lua-train ${LT[-1]}" \
          " learn_train ${T[-1]}" >&2
 done
-R=$(median "${R[@]}"); O=$(median "${O[@]}"); LP=$(median "${LP[@]}")
+R=$(median "${R[@]}"); O=$(median "${O[@]}"); A=$(median "${A[@]}")
+LP=$(median "${LP[@]}")
 P=$(median "${P[@]}"); LT=$(median "${LT[@]}"); T=$(median "${T[@]}")
 
-printf '%-40s %10s %11s %9s\n' location req/s "/learn_*" "/lua-ok"
-printf '%-40s %10.0f %11s %9.2f\n' 'return 200' "$R" - "$(echo "$R / $O" | bc -l)"
-printf '%-40s %10.0f %11s %9.2f\n' 'content_by_lua: ngx.print("ok")' "$O" - 1
-printf '%-40s %10.0f %11.2f %9.2f\n' 'content_by_lua: learn.predict (GET args)' "$LP" \
-    "$(echo "$LP / $P" | bc -l)" "$(echo "$LP / $O" | bc -l)"
-printf '%-40s %10.0f %11s %9.2f\n' 'learn_predict (POST msgpack)' "$P" 1 \
-    "$(echo "$P / $O" | bc -l)"
-printf '%-40s %10.0f %11.2f %9.2f\n' 'content_by_lua: learn.train (GET args)' "$LT" \
-    "$(echo "$LT / $T" | bc -l)" "$(echo "$LT / $O" | bc -l)"
-printf '%-40s %10.0f %11s %9.2f\n' 'learn_train (POST msgpack)' "$T" 1 \
-    "$(echo "$T / $O" | bc -l)"
+cpu() { median $(cat "$PREFIX/$1.cpu"); }     # workers' CPU us/request
+printf '%-38s %9s %9s %9s %11s\n' location req/s "/learn_*" "/lua-args" "cpu us/req"
+row() {   # label req/s ratio-to-learn name
+    printf '%-38s %9.0f %9s %9.2f %11.2f\n' "$1" "$2" "$3" \
+        "$(echo "$2 / $A" | bc -l)" "$(cpu "$4")"
+}
+row 'return 200' "$R" - return200
+row 'content_by_lua: ngx.print("ok")' "$O" - lua-ok
+row 'content_by_lua: args, table, print' "$A" - lua-args
+row 'content_by_lua: + learn.predict' "$LP" "$(printf %.2f "$(echo "$LP / $P" | bc -l)")" lua-predict
+row 'learn_predict (POST msgpack)' "$P" 1 predict
+row 'content_by_lua: + learn.train' "$LT" "$(printf %.2f "$(echo "$LT / $T" | bc -l)")" lua-train
+row 'learn_train (POST msgpack)' "$T" 1 train
+echo "in a request, learn.predict adds $(printf %.2f "$(echo "$(cpu lua-predict) - $(cpu lua-args)" | bc -l)")" \
+     "and learn.train $(printf %.2f "$(echo "$(cpu lua-train) - $(cpu lua-args)" | bc -l)")" \
+     "CPU us to the args location's (medians of the workers' CPU time per request)"
 curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; m=json.load(sys.stdin)["models"]["xor"]; print("learn_status: step %d, trains %d, predicts %d, rejected %d" % (m["step"], m["trains"], m["predicts"], m["rejected"]))'

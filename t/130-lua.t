@@ -368,6 +368,8 @@ nilweights must be a table of name = values
                 { "xor", {0, 0/0} },
                 { "xor", {{0, 1}, {1/0, 1}} },
                 { "xor", {0, 1}, { foo = 1 } },
+                { "xor", {0, 1}, { 5 } },
+                { "xor", {0, 1}, { version = "live", [true] = 1 } },
                 { "xor", {0, 1}, "live" },
                 { "xor", {0, 1}, { version = -1 } },
                 { "xor", {0, 1}, { version = 1.5 } },
@@ -401,6 +403,8 @@ nilx[1][2] is a boolean, not a number
 nilx has a non-finite value (NaN or Inf) at element 1
 nilx has a non-finite value (NaN or Inf) at element 2
 nilunknown option "foo"
+nilunknown option "1"
+nilunknown option "true"
 nilopts must be a table, not string
 nilversion must be a checkpoint's step or "live"
 nilversion must be a checkpoint's step or "live"
@@ -409,7 +413,7 @@ nilopts.thread_pool must be a thread_pool's name
 nilx has shape [3], expected [N, 2]
 nilopts.out must be a learn.tensor
 nilopts.out holds 1 numbers, y has 2
-0 20
+0 22
 
 
 

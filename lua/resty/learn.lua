@@ -31,6 +31,17 @@ if not ok then
     new_tab = function() return {} end
 end
 
+-- OpenResty's LuaJIT has it (compiled); elsewhere, count with pairs()
+local nkeys
+ok, nkeys = pcall(require, "table.nkeys")
+if not ok then
+    nkeys = function(t)
+        local n = 0
+        for _ in pairs(t) do n = n + 1 end
+        return n
+    end
+end
+
 -- must match src/http/ngx_http_learn_ffi.h field for field
 ffi.cdef [[
 typedef struct {
@@ -319,23 +330,30 @@ end
 
 
 -- shape into a C int64_t[2], checked against what the buffer holds
+local function dim_ok(d)
+    return type(d) == "number" and d >= 1 and d == floor(d)
+end
+
+
+-- (straight-line for 1 or 2 dimensions: a loop here would split the
+-- caller's trace in two)
 local function tensor_args(t, shape_out, what)
     local shp = t.shape
-    local nd = #shp
+    local d1, d2 = shp[1], shp[2]
 
-    if nd < 1 or nd > 2 then
+    if d1 == nil or shp[3] ~= nil then
         return nil, what .. " must have 1 or 2 dimensions"
     end
 
-    local n = 1
-    for i = 1, nd do
-        local d = shp[i]
-        if type(d) ~= "number" or d < 1 or d ~= floor(d) then
-            return nil, what .. ".shape[" .. i
-                        .. "] must be a positive integer"
-        end
-        shape_out[i - 1] = d
-        n = n * d
+    if not dim_ok(d1) or (d2 ~= nil and not dim_ok(d2)) then
+        return nil, what .. ".shape must hold positive integers"
+    end
+
+    shape_out[0] = d1
+    local n, nd = d1, 1
+    if d2 ~= nil then
+        shape_out[1] = d2
+        n, nd = d1 * d2, 2
     end
 
     if n > t.cap then
@@ -510,9 +528,16 @@ local function output_table(buf, ndim, rows, out_dim)
 end
 
 
-local predict_opts = { version = true, out = true, thread_pool = true,
-                       threshold = true }
-local train_opts = { thread_pool = true, threshold = true }
+local function option_set(...)
+    local set = { ... }
+    for i = 1, #set do
+        set[set[i]] = true
+    end
+    return set
+end
+
+local predict_opts = option_set("version", "out", "thread_pool", "threshold")
+local train_opts = option_set("thread_pool", "threshold")
 
 local function check_opts(opts, known)
     if opts == nil then
@@ -523,9 +548,19 @@ local function check_opts(opts, known)
         return nil, "opts must be a table, not " .. type(opts)
     end
 
-    for k in pairs(opts) do
-        if not known[k] then
-            return nil, 'unknown option "' .. tostring(k) .. '"'
+    -- counted without pairs(), which no trace compiles: only a table
+    -- with a key of its own is walked, to name it
+    local n = 0
+    for i = 1, #known do
+        if opts[known[i]] ~= nil then
+            n = n + 1
+        end
+    end
+    if n ~= nkeys(opts) then
+        for k in pairs(opts) do
+            if known[k] ~= true then
+                return nil, 'unknown option "' .. tostring(k) .. '"'
+            end
         end
     end
 
