@@ -145,7 +145,7 @@ test "$(curl -s "http://127.0.0.1:$PORT/lua-predict?a=0&b=1")" != "" \
     || { echo "/lua-predict answers nothing" >&2; exit 1; }
 
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
-echo "1. one call inside one request: $N calls, ${ROUNDS} rounds, median;" \
+echo "1. one call inside one request: $N calls, ${ROUNDS} rounds;" \
      "XOR 2-20-1 tanh; $CPU" >&2
 FORMS="empty table rows tensor tensor-new train train-tensor"
 declare -A US
