@@ -233,7 +233,54 @@ SKIP: {
                    . 'step (sent %.0f ms into it)', $ok_ms, $step_ms, $into_ms));
 }
 
-# 4. make install puts the library where Debian's lua-resty-* live
+# 4. conf/lua.conf, as make run-lua serves it (on a port of its own):
+# failed logins teach the access-phase scorer to refuse their client
+{
+    my $root = Cwd::abs_path('.');
+    my $prefix = "$root/t/servroot-lua-conf";
+    File::Path::remove_tree($prefix);
+    File::Path::make_path("$prefix/logs", "$prefix/tmp", "$prefix/state",
+                          "$prefix/conf");
+    my $port = LearnServer::free_port();
+    open my $in, '<', "$root/conf/lua.conf" or die $!;
+    my $conf = do { local $/; <$in> };
+    close $in;
+    $conf =~ s/listen  127\.0\.0\.1:8083;/listen  127.0.0.1:$port;/ or die 'no listen';
+    $conf =~ s/error_log         stderr warn;/error_log logs\/error.log warn;/;
+    $conf =~ s{lua_package_path  "\$prefix/\.\./\.\./lua/\?\.lua;;";}
+              {lua_package_path "$lua_dir/?.lua;;";} or die 'no lua_package_path';
+    open my $out, '>', "$prefix/conf/lua.conf" or die $!;
+    print {$out} $conf;
+    close $out;
+    my $modules = $ENV{TEST_NGINX_LOAD_MODULES} || "$root/build/ngx_http_learn_module.so";
+    my $user = LearnServer::worker_user();
+    my $g = "load_module $ndk_so; load_module $lua_so; "
+          . join('', map { "load_module $_; " } split ' ', $modules)
+          . ($user ne '' ? "user $user; " : '');
+    my $bin = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+    is(system(LearnValgrind::wrap("$prefix/logs", $bin, '-p', "$prefix/",
+                                  '-c', 'conf/lua.conf', '-g', $g)), 0,
+       'conf/lua.conf starts');
+    my $srv = LearnServer->attach(port => $port, prefix => $prefix, bin => $bin);
+    $srv->wait_listening;
+    my $c = LearnClient->new;
+    my %person = (Cookie => 's=1', 'User-Agent' => 'Mozilla/5.0',
+                  'Accept-Language' => 'en');
+    my $r = $c->get($srv->url('/login?password=secret'), { headers => \%person });
+    is($r->{status}, 200, 'a person logs in');
+    like($r->{headers}{'x-bot-score'}, qr/^0\.\d+$/, 'scored in the access phase');
+    my @codes = map { $c->get($srv->url('/login?password=guess'))->{status} }
+                1 .. 40;
+    is($codes[0], 401, 'a bad client first reaches /login');
+    ok((grep { $_ == 429 } @codes), 'and is refused (429) once the log phase '
+       . 'has trained on its failures: ' . join(' ', @codes[0 .. 14]));
+    my $st = json_decode($c->get($srv->url('/status'))->{content})->{models}{abuse};
+    cmp_ok($st->{step}, '>=', 1, "the log phase trained $st->{step} steps");
+    $srv->stop;
+    File::Path::remove_tree($prefix);
+}
+
+# 5. make install puts the library where Debian's lua-resty-* live
 {
     my $root = Cwd::abs_path('.');
     my $dest = "$root/t/servroot-lua-install";

@@ -34,6 +34,13 @@ sub new {
     return $self;
 }
 
+# an nginx that a suite started itself from a configuration of its own
+# (an example file): stop() and url() work on it as on one start() made
+sub attach {
+    my ($class, %args) = @_;
+    return bless { name => 'attached', workers => 1, %args }, $class;
+}
+
 # a port nothing listens on now, chosen by the kernel
 sub free_port {
     my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
