@@ -695,7 +695,82 @@ GET /t
 
 
 
-=== TEST 22: status has learn_status's names and the model's shape
+=== TEST 22: a tensor whose fields the caller changed: C keeps to its own buffer
+--- config
+    location = /t {
+        content_by_lua_block {
+            local y = learn.tensor({1, 1}, {{1}})
+            y.data = nil                  -- C has its own pointer
+            ngx.say(select(2, learn.train("xor", {{0, 1}}, y)))
+            ngx.say(select(2, learn.train("xor", {{0, 1}}, y,
+                                          { thread_pool = "lua_pool", threshold = 0 })))
+            local x = learn.tensor({2}, {0, 1})
+            local out = learn.tensor({1})
+            out.data = "nothing"
+            ngx.say(#learn.predict("xor", x, { out = out }):totable())
+            local t = learn.tensor({2})
+            t.shape[1] = 5e7
+            ngx.say(t:totable())
+            ngx.say(learn.predict("xor", t))
+            x.shape = 5
+            ngx.say(learn.predict("xor", x))
+            x.shape = {2, 1}
+            ngx.say(learn.predict("xor", x))
+            ngx.say(learn.predict("xor", setmetatable({ shape = {2} },
+                                                      getmetatable(x))))
+            local w = learn.tensor({1, 2}, {1, 1})
+            w.data = nil
+            ngx.say(learn.load_weights("lin", { ["0.weight"] = w,
+                                                ["0.bias"] = {0} }))
+            ngx.say(learn.predict("lin", {3, 4})[1])
+        }
+    }
+--- request
+GET /t
+--- response_body
+1
+2
+1
+nilthe tensor has shape {50000000}, more than the 2 numbers its buffer holds
+nilx has shape {50000000}, more than the 2 numbers its buffer holds
+nilx.shape must be {N} or {N, D}
+nilx has shape [2, 1], expected [N, 2]
+nilx is not a learn.tensor
+true
+7
+
+
+
+=== TEST 23: a table bigger than any target or input is refused before a buffer grows for it
+--- config
+    location = /t {
+        content_by_lua_block {
+            local wide = {}
+            for i = 1, 100000 do wide[i] = 0 end
+            ngx.say(learn.predict("xor", { wide, {1} }))
+            ngx.say(learn.predict("xor", wide))
+            ngx.say(learn.train("xor", {{0, 1}}, { wide, {1} }))
+            ngx.say(learn.train("cls", {{0, 1}}, wide))
+            local rows = {}
+            for i = 1, 60000 do rows[i] = {0, 1} end
+            ngx.say(learn.predict("xor", rows))
+            local s = learn.status("xor")
+            ngx.say(s.step, " ", s.rejected)
+        }
+    }
+--- request
+GET /t
+--- response_body
+nilx has shape [2, 100000], expected [N, 2]
+nilx has shape [100000], expected [N, 2]
+nily has shape [2, 100000], expected [1, 1]
+nily has shape [100000], expected [1] class indices or [1, 3] one-hot rows
+nil60000 rows make activations of 1200000 elements (60000 x 20), above 1048576
+0 4
+
+
+
+=== TEST 24: status has learn_status's names and the model's shape
 --- config
     location = /t {
         content_by_lua_block {
@@ -703,12 +778,16 @@ GET /t
             local s = learn.status("cls")
             ngx.say(s.inputs, " ", s.outputs, " ", s.params, " ", s.device,
                     " ", s.step, " ", s.trains, " ", s.loss == s.loss,
-                    " ", type(s.versions), " ", type(s.checkpoint))
+                    " ", s.predict_latency_us >= 0)
+            -- no checkpoint= and no checkpoint_keep: no such keys, as
+            -- in learn_status's JSON
+            ngx.say(tostring(s.versions), " ", tostring(s.checkpoint))
             ngx.say(learn.status("none"))
         }
     }
 --- request
 GET /t
 --- response_body
-2 3 9 cpu 1 1 true table table
+2 3 9 cpu 1 1 true true
+nil nil
 nilmodel "none" not found

@@ -233,6 +233,49 @@ SKIP: {
                    . 'step (sent %.0f ms into it)', $ok_ms, $step_ms, $into_ms));
 }
 
+# 3b. a call that cannot yield (log_by_lua) while a pool thread's step
+# holds the mutex: it waits 10 ms at most, then says the model is busy
+SKIP: {
+    skip 'steps of 1024 rows of the 784-1024-1024-10 model under memcheck', 2
+        if LearnValgrind::heavy('t/131-lua-server.t');
+
+    my $srv = LearnServer->new(
+        name    => 'lua-busy',
+        workers => 1,
+        main    => "$main\nthread_pool learn threads=2;",
+        http    => lua_http(big_batch(1024)) . "
+                    learn_model big models/mlp_big.lua seed=1;",
+        server  => "location = /long {
+                        content_by_lua_block {
+                            local loss, step = learn.train('big', X, Y,
+                                                 { thread_pool = 'learn' })
+                            ngx.say(step or loss)
+                        }
+                    }
+                    location = /logtrain {
+                        content_by_lua_block { ngx.say('ok') }
+                        log_by_lua_block {
+                            local x = learn.tensor({1, 784})
+                            local loss, err = learn.train('big', x, {3})
+                            ngx.log(ngx.WARN, 'log train: ', tostring(loss),
+                                    ' ', tostring(err))
+                        }
+                    }",
+    )->start;
+    my $c = LearnClient->new(timeout => 60);
+    my $tick = POSIX::sysconf(POSIX::_SC_CLK_TCK());
+    my $cpu0 = worker_ticks($srv);
+    my $t0 = time;
+    my $long = LearnClient::raw_post($srv, '/long', '');
+    sleep 0.002 until worker_ticks($srv) - $cpu0 >= 0.03 * $tick
+                      || time - $t0 > 10;
+    $c->get($srv->url('/logtrain'));
+    like(LearnClient::read_all($long), qr/\r\n1\r?\n/, 'the pool step answered');
+    ok($srv->wait_log(qr/log train: nil model "big" is busy: another step held it for 10 ms/),
+       'the log-phase train gave up after 10 ms: busy');
+    $srv->stop;
+}
+
 # 4. conf/lua.conf, as make run-lua serves it (on a port of its own):
 # failed logins teach the access-phase scorer to refuse their client
 {

@@ -51,7 +51,8 @@ typedef struct {
     int       nparams;
     int       classes;
     size_t    param_count;
-    int64_t   max_rows;
+    size_t    max_width;
+    size_t    max_elements;
 } ngx_http_learn_ffi_info_t;
 
 typedef struct {
@@ -59,11 +60,14 @@ typedef struct {
     double    loss;
     int64_t   time;
     uint64_t  predicts;
+    uint64_t  predict_latency_us;
 } ngx_http_learn_ffi_version_t;
 
 typedef struct {
     int       ready;
-    int       device;
+    int       checkpoint;
+    int       keep;
+    unsigned char  device[32];
     int64_t   step;
     double    loss;
     double    loss_avg;
@@ -78,6 +82,7 @@ typedef struct {
     uint64_t  device_predicts;
     uint64_t  set_evals;
     uint64_t  set_empty;
+    uint64_t  predict_latency_us;
     int64_t   checkpoint_step;
     uint64_t  checkpoint_writes;
     uint64_t  checkpoint_failures;
@@ -97,8 +102,8 @@ intptr_t ngx_http_learn_ffi_predict(void *lm, int64_t version,
     int64_t *step, unsigned char *err, size_t *errlen);
 intptr_t ngx_http_learn_ffi_train(void *lm, const float *x, int xndim,
     const int64_t *xshape, const float *y, int yndim,
-    const int64_t *yshape, int block, float *loss, int64_t *step,
-    unsigned char *err, size_t *errlen);
+    const int64_t *yshape, int block, uint64_t *start_us, float *loss,
+    int64_t *step, unsigned char *err, size_t *errlen);
 intptr_t ngx_http_learn_ffi_weights(void *lm, float *out, int64_t *step,
     unsigned char *err, size_t *errlen);
 intptr_t ngx_http_learn_ffi_load_weights(void *lm, const float *params,
@@ -106,8 +111,10 @@ intptr_t ngx_http_learn_ffi_load_weights(void *lm, const float *params,
 void ngx_http_learn_ffi_status(void *lm, ngx_http_learn_ffi_status_t *st);
 void ngx_http_learn_ffi_reject(void *lm);
 
+intptr_t ngx_http_learn_ffi_pool(const unsigned char *pool, size_t len,
+    unsigned char *err, size_t *errlen);
 ngx_http_learn_ffi_task_t *ngx_http_learn_ffi_task_post(void *lm,
-    const unsigned char *pool, size_t len, double threshold,
+    const unsigned char *pool, size_t len, double threshold, int train,
     const float *x, int xndim, const int64_t *xshape, const float *y,
     int yndim, const int64_t *yshape, intptr_t *rc, unsigned char *err,
     size_t *errlen);
@@ -140,6 +147,7 @@ local errlen = ffi_new("size_t[1]")
 local step_out = ffi_new("int64_t[1]")
 local loss_out = ffi_new("float[1]")
 local rc_out = ffi_new("intptr_t[1]")
+local start_out = ffi_new("uint64_t[1]")
 local xshape = ffi_new("int64_t[2]")
 local yshape = ffi_new("int64_t[2]")
 local info = ffi_new("ngx_http_learn_ffi_info_t")
@@ -152,7 +160,8 @@ local models = {}
 
 -- phases whose handler may yield (ngx.sleep): elsewhere calls run inline
 local yieldable = {
-    rewrite = true, access = true, content = true, timer = true,
+    server_rewrite = true, rewrite = true, access = true, content = true,
+    timer = true,
     ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
 }
 
@@ -190,7 +199,8 @@ local function model_of(name)
         nparams = info.nparams,
         param_count = tonumber(info.param_count),
         classes = info.classes ~= 0,
-        max_rows = tonumber(info.max_rows),
+        max_width = tonumber(info.max_width),
+        max_elements = tonumber(info.max_elements),
         xbuf = nil, xcap = 0,       -- table inputs, flattened
         ybuf = nil, ycap = 0,       -- table targets and outputs
     }
@@ -236,9 +246,15 @@ end
 
 local flatten_into
 
+-- What C reads and writes, kept out of the user's reach: a tensor's
+-- t.data is for the caller's own reads and writes, but a t.data or a
+-- t.shape set to something else must not make C read past a buffer.
+-- tensor -> { ptr = float *, cap = floats it holds, buf = its anchor }
+local priv = setmetatable({}, { __mode = "k" })
+
+
 -- learn.tensor(shape [, data]): data nil (zeros), a Lua table (copied,
--- flat or nested) or a float pointer (viewed, not copied: the caller
--- keeps that memory alive for as long as the tensor is used)
+-- flat or nested) or a float array (used in place, not copied)
 function _M.tensor(shape, data)
     local s, err = check_shape(shape)
     if not s then
@@ -250,28 +266,26 @@ function _M.tensor(shape, data)
     if n > MAX_TENSOR then
         return nil, "a tensor holds at most " .. MAX_TENSOR .. " numbers"
     end
-    local t = setmetatable({ shape = shp, cap = n }, tensor_mt)
+
+    local buf, ptr, cap
 
     if data == nil or type(data) == "table" then
-        local okay, buf = pcall(float_arr, n)
+        local okay
+        okay, buf = pcall(float_arr, n)
         if not okay then
             return nil, "no memory for " .. n .. " numbers"
         end
-        t.buf = buf
-        t.data = buf
-    end
+        ptr, cap = ffi.cast(float_ptr, buf), n
 
-    if data == nil then
-        -- zeros
-
-    elseif type(data) == "table" then
-        local got, ferr = flatten_into(data, t.buf, n, "data")
-        if not got then
-            return nil, ferr
-        end
-        if got ~= n then
-            return nil, "data has " .. got .. " numbers, shape {"
-                        .. table.concat(shp, ", ") .. "} holds " .. n
+        if data ~= nil then
+            local got, ferr = flatten_into(data, ptr, n, "data")
+            if not got then
+                return nil, ferr
+            end
+            if got ~= n then
+                return nil, "data has " .. got .. " numbers, shape {"
+                            .. table.concat(shp, ", ") .. "} holds " .. n
+            end
         end
 
     elseif type(data) == "cdata" then
@@ -284,14 +298,15 @@ function _M.tensor(shape, data)
             return nil, "data must be a float array (ffi.new(\"float[?]\","
                         .. " n)) of at least " .. n .. " numbers"
         end
-        t.data = ffi.cast(float_ptr, data)
-        t.buf = data        -- keeps the array alive with the tensor
-        t.cap = floor(size / 4)
+        buf, ptr, cap = data, ffi.cast(float_ptr, data), floor(size / 4)
 
     else
-        return nil, "data must be a table or a float pointer, not "
+        return nil, "data must be a table or a float array, not "
                     .. type(data)
     end
+
+    local t = setmetatable({ shape = shp, data = ptr }, tensor_mt)
+    priv[t] = { ptr = ptr, cap = cap, buf = buf }
 
     return t
 end
@@ -302,12 +317,60 @@ function _M.is_tensor(t)
 end
 
 
--- the shape as nested tables (rows of numbers), as predict returns them
-function tensor_mt.totable(t)
-    local shp = t.shape
-    local d = t.data
+local function dim_ok(d)
+    return type(d) == "number" and d >= 1 and d == floor(d)
+end
 
-    if #shp == 1 then
+
+-- The tensor's shape into a C int64_t[2], checked against what its
+-- buffer holds: the dimensions and the buffer, or nil, err.
+-- (Straight-line for 1 or 2 dimensions: a loop here would split the
+-- caller's trace in two.)
+local function tensor_args(t, shape_out, what)
+    local shp = t.shape
+    local p = priv[t]
+
+    if p == nil then
+        return nil, what .. " is not a learn.tensor"
+    end
+
+    if type(shp) ~= "table" then
+        return nil, what .. ".shape must be {N} or {N, D}"
+    end
+
+    local d1, d2 = shp[1], shp[2]
+
+    if d1 == nil or shp[3] ~= nil then
+        return nil, what .. " must have 1 or 2 dimensions"
+    end
+
+    if not dim_ok(d1) or (d2 ~= nil and not dim_ok(d2)) then
+        return nil, what .. ".shape must hold positive integers"
+    end
+
+    shape_out[0] = d1
+    local n, nd = d1, 1
+    if d2 ~= nil then
+        shape_out[1] = d2
+        n, nd = d1 * d2, 2
+    end
+
+    if n > p.cap then
+        return nil, what .. " has shape {" .. table.concat(shp, ", ")
+                    .. "}, more than the " .. p.cap
+                    .. " numbers its buffer holds"
+    end
+
+    return nd, p.ptr
+end
+
+
+local tshape = ffi_new("int64_t[2]")
+
+
+-- floats at d as a list ({N}) or rows ({N, D})
+local function rows_of(d, shp)
+    if shp[2] == nil then
         local out = new_tab(shp[1], 0)
         for i = 1, shp[1] do
             out[i] = d[i - 1]
@@ -329,44 +392,33 @@ function tensor_mt.totable(t)
 end
 
 
--- shape into a C int64_t[2], checked against what the buffer holds
-local function dim_ok(d)
-    return type(d) == "number" and d >= 1 and d == floor(d)
-end
-
-
--- (straight-line for 1 or 2 dimensions: a loop here would split the
--- caller's trace in two)
-local function tensor_args(t, shape_out, what)
-    local shp = t.shape
-    local d1, d2 = shp[1], shp[2]
-
-    if d1 == nil or shp[3] ~= nil then
-        return nil, what .. " must have 1 or 2 dimensions"
+-- the shape as nested tables (rows of numbers), as predict returns them;
+-- nil, err when the shape is more than the buffer holds
+function tensor_mt.totable(t)
+    local nd, d = tensor_args(t, tshape, "the tensor")
+    if not nd then
+        return nil, d
     end
 
-    if not dim_ok(d1) or (d2 ~= nil and not dim_ok(d2)) then
-        return nil, what .. ".shape must hold positive integers"
-    end
-
-    shape_out[0] = d1
-    local n, nd = d1, 1
-    if d2 ~= nil then
-        shape_out[1] = d2
-        n, nd = d1 * d2, 2
-    end
-
-    if n > t.cap then
-        return nil, what .. " has shape {" .. table.concat(shp, ", ")
-                    .. "}, more than the " .. t.cap
-                    .. " numbers its buffer holds"
-    end
-
-    return nd
+    return rows_of(d, t.shape)
 end
 
 
 -- Lua tables into floats
+
+-- what a model's scratch buffers keep between calls (floats): one call
+-- of many rows must not hold its memory for the worker's life
+local SCRATCH_KEEP = 65536
+
+local function fit_scratch(m)
+    if m.xcap > SCRATCH_KEEP then
+        m.xbuf, m.xcap = nil, 0
+    end
+    if m.ycap > SCRATCH_KEEP then
+        m.ybuf, m.ycap = nil, 0
+    end
+end
+
 
 local function grow(m, field, capfield, n)
     if m[capfield] < n then
@@ -437,6 +489,32 @@ flatten_into = function(tbl, buf, cap, what)
 end
 
 
+-- what C would answer for this x, said before anything is allocated
+-- for it (the same messages as lt_check.c's and the bound's)
+local function x_refused(m, nd, d1, d2)
+    if nd == 1 then
+        if d1 ~= m.in_dim then
+            return "x has shape [" .. d1 .. "], expected [N, " .. m.in_dim
+                   .. "]"
+        end
+        return nil
+    end
+
+    if d2 ~= m.in_dim then
+        return "x has shape [" .. d1 .. ", " .. d2 .. "], expected [N, "
+               .. m.in_dim .. "]"
+    end
+
+    if d1 * m.max_width > m.max_elements then
+        return d1 .. " rows make activations of " .. d1 * m.max_width
+               .. " elements (" .. d1 .. " x " .. m.max_width
+               .. "), above " .. m.max_elements
+    end
+
+    return nil
+end
+
+
 -- x as a table: into the model's scratch buffer; the dims, or nil, err
 local function table_x(m, x)
     local first = x[1]
@@ -444,39 +522,41 @@ local function table_x(m, x)
         return nil, "x is empty"
     end
 
-    local rows, cols
+    local rows, cols, nd
     if type(first) == "table" then
-        rows, cols = #x, #first
+        rows, cols, nd = #x, #first, 2
         if cols == 0 then
             return nil, "x[1] is empty"
         end
     else
-        rows, cols = 1, #x
+        rows, cols, nd = 1, #x, 1
     end
 
-    if rows > m.max_rows then
-        return nil, rows .. " rows are above the " .. m.max_rows
-                    .. " whose activations fit learn_max_elements' default"
+    local err = x_refused(m, nd, nd == 1 and cols or rows, cols)
+    if err then
+        return nil, err
     end
 
     local buf = grow(m, "xbuf", "xcap", rows * cols)
-    local n, nd, r, c = flatten_into(x, buf, rows * cols, "x")
+    local n, fnd, r, c = flatten_into(x, buf, rows * cols, "x")
     if not n then
-        return nil, nd
+        return nil, fnd
     end
 
-    if nd == 1 then
+    if fnd == 1 then
         xshape[0] = n
     else
         xshape[0], xshape[1] = r, c
     end
 
-    return nd, buf, rows
+    return fnd, buf, rows
 end
 
 
--- y (a train target) as a table or a number; into the model's y buffer
-local function table_y(m, y)
+-- y (a train target for rows samples) as a table or a number; into the
+-- model's y buffer.  Every target shape holds at most rows x out_dim
+-- numbers: a bigger table is refused, as C would, before the buffer grows.
+local function table_y(m, y, rows)
     if type(y) == "number" then
         local buf = grow(m, "ybuf", "ycap", 1)
         buf[0] = y
@@ -488,7 +568,20 @@ local function table_y(m, y)
         return nil, "y is empty"
     end
 
-    local cap = type(first) == "table" and #y * #first or #y
+    local two = type(first) == "table"
+    local cap = two and #y * #first or #y
+    if cap > rows * m.out_dim then
+        local shape = two and "[" .. #y .. ", " .. #first .. "]"
+                      or "[" .. #y .. "]"
+        if m.classes then
+            return nil, "y has shape " .. shape .. ", expected [" .. rows
+                        .. "] class indices or [" .. rows .. ", "
+                        .. m.out_dim .. "] one-hot rows"
+        end
+        return nil, "y has shape " .. shape .. ", expected [" .. rows
+                    .. ", " .. m.out_dim .. "]"
+    end
+
     local buf = grow(m, "ybuf", "ycap", cap)
     local n, nd, r, c = flatten_into(y, buf, cap, "y")
     if not n then
@@ -630,16 +723,27 @@ local function numel_c(nd, shape)
 end
 
 
--- a task on a thread pool: nil when it should run inline instead
+-- a task on a thread pool: nil when it should run inline instead (a
+-- phase that cannot yield runs it inline, but the pool must exist)
 local function offload(m, opts, x, xnd, y, ynd, yout)
     local pool = opts and opts.thread_pool
-    if not pool or not can_yield() then
+    if not pool then
+        return nil
+    end
+
+    if not can_yield() then
+        local rc = tonumber(C.ngx_http_learn_ffi_pool(pool, #pool, errbuf,
+                                                      errlen))
+        if rc ~= NGX_OK then
+            return rc
+        end
         return nil
     end
 
     local t = C.ngx_http_learn_ffi_task_post(m.handle, pool, #pool,
                                              opts.threshold
                                              or THREAD_THRESHOLD,
+                                             y and 1 or 0,
                                              x, xnd, xshape, y, ynd or 0,
                                              yshape, rc_out, errbuf, errlen)
     if t == nil then
@@ -689,12 +793,16 @@ function _M.predict(name, x, opts)
 
     if getmetatable(x) == tensor_mt then
         tensor_in = true
-        xnd, err = tensor_args(x, xshape, "x")
+        xnd, xdata = tensor_args(x, xshape, "x")
         if not xnd then
+            return refuse(m, xdata)
+        end
+        rows = xnd == 1 and 1 or x.shape[1]
+        -- the output is sized from rows: a shape C refuses allocates none
+        err = x_refused(m, xnd, x.shape[1], x.shape[2])
+        if err then
             return refuse(m, err)
         end
-        xdata = x.data
-        rows = xnd == 1 and 1 or x.shape[1]
 
     elseif type(x) == "table" then
         xnd, xdata, rows = table_x(m, x)
@@ -713,23 +821,23 @@ function _M.predict(name, x, opts)
     if tensor_in then
         yt = opts and opts.out
         if yt ~= nil then
-            if getmetatable(yt) ~= tensor_mt then
+            local p = getmetatable(yt) == tensor_mt and priv[yt]
+            if not p then
                 return refuse(m, "opts.out must be a learn.tensor")
             end
-            if yt.cap < rows * out_dim then
-                return refuse(m, "opts.out holds " .. yt.cap
+            if p.cap < rows * out_dim then
+                return refuse(m, "opts.out holds " .. p.cap
                                  .. " numbers, y has " .. rows * out_dim)
             end
-            local s = yt.shape
-            if xnd == 1 then
-                s[1], s[2] = out_dim, nil
-            else
-                s[1], s[2] = rows, out_dim
-            end
+            yt.shape = xnd == 1 and { out_dim } or { rows, out_dim }
+            ydata = p.ptr
         else
-            yt = _M.tensor(xnd == 1 and { out_dim } or { rows, out_dim })
+            yt, err = _M.tensor(xnd == 1 and { out_dim } or { rows, out_dim })
+            if not yt then
+                return nil, err
+            end
+            ydata = priv[yt].ptr
         end
-        ydata = yt.data
     else
         ydata = grow(m, "ybuf", "ycap", rows * out_dim)
     end
@@ -757,17 +865,21 @@ function _M.predict(name, x, opts)
             if rc ~= NGX_AGAIN or not can_yield() then
                 break
             end
-            -- a kept version being read by a thread for an HTTP predict
-            if not tensor_in and xs == xshape then
-                xdata = own(xdata, numel_c(xnd, xshape))
-                ydata = float_arr(rows * out_dim)
+            -- a kept version being read by a thread for an HTTP predict:
+            -- the shape (and a table's floats) are this call's alone now
+            if xs == xshape then
                 xs = own_shape(xshape)
+                if not tensor_in then
+                    xdata = own(xdata, numel_c(xnd, xshape))
+                    ydata = float_arr(rows * out_dim)
+                end
             end
             ngx.sleep(RETRY_SLEEP)
         end
     end
 
     if rc ~= NGX_OK then
+        fit_scratch(m)
         return nil, c_error()
     end
 
@@ -775,7 +887,9 @@ function _M.predict(name, x, opts)
         return yt
     end
 
-    return output_table(ydata, xnd, rows, out_dim)
+    local y = output_table(ydata, xnd, rows, out_dim)
+    fit_scratch(m)
+    return y
 end
 
 
@@ -783,12 +897,15 @@ local function train_args(m, x, y)
     local xdata, xnd, rows, err
 
     if getmetatable(x) == tensor_mt then
-        xnd, err = tensor_args(x, xshape, "x")
+        xnd, xdata = tensor_args(x, xshape, "x")
         if not xnd then
+            return nil, xdata
+        end
+        rows = xnd == 1 and 1 or x.shape[1]
+        err = x_refused(m, xnd, x.shape[1], x.shape[2])
+        if err then
             return nil, err
         end
-        xdata = x.data
-        rows = xnd == 1 and 1 or x.shape[1]
 
     elseif type(x) == "table" then
         xnd, xdata, rows = table_x(m, x)
@@ -803,14 +920,13 @@ local function train_args(m, x, y)
     local ydata, ynd
 
     if getmetatable(y) == tensor_mt then
-        ynd, err = tensor_args(y, yshape, "y")
+        ynd, ydata = tensor_args(y, yshape, "y")
         if not ynd then
-            return nil, err
+            return nil, ydata
         end
-        ydata = y.data
 
     elseif type(y) == "table" or type(y) == "number" then
-        ynd, ydata = table_y(m, y)
+        ynd, ydata = table_y(m, y, rows)
         if not ynd then
             return nil, ydata
         end
@@ -850,26 +966,32 @@ function _M.train(name, x, y, opts)
 
     if rc == nil then
         local yield = can_yield()
-        local xs, ys = xshape, yshape
+        local xs, ys, start = xshape, yshape, start_out
 
+        start[0] = 0
         while true do
             rc = tonumber(C.ngx_http_learn_ffi_train(m.handle, xdata, xnd,
                                                      xs, ydata, ynd, ys,
                                                      yield and 0 or 1,
-                                                     loss_out, step_out,
-                                                     errbuf, errlen))
+                                                     start, loss_out,
+                                                     step_out, errbuf,
+                                                     errlen))
             if rc ~= NGX_AGAIN then
                 break
             end
-            -- another worker's step holds the mutex
+            -- another worker's step holds the mutex: what this call
+            -- passes is its own while it sleeps
             if xs == xshape then
                 xdata = own(xdata, numel_c(xnd, xshape))
                 ydata = own(ydata, numel_c(ynd, yshape))
                 xs, ys = own_shape(xshape), own_shape(yshape)
+                start = ffi_new("uint64_t[1]", start[0])
             end
             ngx.sleep(RETRY_SLEEP)
         end
     end
+
+    fit_scratch(m)
 
     if rc ~= NGX_OK then
         return nil, c_error()
@@ -924,9 +1046,7 @@ function _M.weights(name)
 
     local out = {}
     for _, p in pairs(params_of(m)) do
-        local t = setmetatable({ shape = p.shape, data = buf + p.offset },
-                               tensor_mt)
-        out[p.name] = t:totable()
+        out[p.name] = rows_of(buf + p.offset, p.shape)
     end
 
     return out, tonumber(step_out[0])
@@ -941,7 +1061,7 @@ end
 -- the shape of a nested table (or a tensor), for the checks below
 local function value_shape(v)
     if getmetatable(v) == tensor_mt then
-        return v.shape
+        return type(v.shape) == "table" and v.shape or nil
     end
 
     if type(v) ~= "table" then
@@ -1005,12 +1125,11 @@ function _M.load_weights(name, tbl)
 
         local n = numel_of(p.shape)
         if getmetatable(v) == tensor_mt then
-            if n > v.cap then
-                return refuse(m, '"' .. p.name .. '" has shape '
-                                 .. shape_str(s) .. ", more than the "
-                                 .. v.cap .. " numbers its buffer holds")
+            local nd, ptr = tensor_args(v, tshape, '"' .. p.name .. '"')
+            if not nd then
+                return refuse(m, ptr)
             end
-            ffi.copy(buf + p.offset, v.data, n * 4)
+            ffi.copy(buf + p.offset, ptr, n * 4)
         else
             local got, ferr = flatten_into(v, buf + p.offset, n, p.name)
             if not got then
@@ -1047,11 +1166,12 @@ local status = ffi_new("ngx_http_learn_ffi_status_t")
 
 local status_fields = {
     "trains", "predicts", "rejected", "rejected_steps", "predict_rereads",
-    "batches", "batched_predicts", "device_steps", "device_predicts",
-    "set_evals", "set_empty",
+    "predict_latency_us", "batches", "batched_predicts", "device_steps",
+    "device_predicts", "set_evals", "set_empty",
 }
 
--- learn.status(model) -> a table named as learn_status's JSON
+-- learn.status(model) -> the counters of learn_status's JSON, by its
+-- names (the latency histograms and feedback counters stay there)
 function _M.status(name)
     local m, err = model_of(name)
     if not m then
@@ -1068,7 +1188,7 @@ function _M.status(name)
         step = tonumber(status.step),
         loss = status.loss,
         loss_avg = status.loss_avg,
-        device = status.device ~= 0 and "cuda" or "cpu",
+        device = ffi_string(status.device),
         params = m.param_count,
         inputs = m.in_dim,
         outputs = m.out_dim,
@@ -1078,24 +1198,29 @@ function _M.status(name)
         st[f] = tonumber(status[f])
     end
 
-    st.checkpoint = {
-        step = tonumber(status.checkpoint_step),
-        writes = tonumber(status.checkpoint_writes),
-        failures = tonumber(status.checkpoint_failures),
-        time = tonumber(status.checkpoint_time),
-    }
-
-    local versions = {}
-    for i = 0, status.nversions - 1 do
-        local v = status.versions[i]
-        versions[i + 1] = {
-            step = tonumber(v.step),
-            loss = v.loss,
-            time = tonumber(v.time),
-            predicts = tonumber(v.predicts),
+    if status.checkpoint ~= 0 then
+        st.checkpoint = {
+            step = tonumber(status.checkpoint_step),
+            writes = tonumber(status.checkpoint_writes),
+            failures = tonumber(status.checkpoint_failures),
+            time = tonumber(status.checkpoint_time),
         }
     end
-    st.versions = versions
+
+    if status.keep ~= 0 then
+        local versions = {}
+        for i = 0, status.nversions - 1 do
+            local v = status.versions[i]
+            versions[i + 1] = {
+                step = tonumber(v.step),
+                loss = v.loss,
+                time = tonumber(v.time),
+                predicts = tonumber(v.predicts),
+                predict_latency_us = tonumber(v.predict_latency_us),
+            }
+        end
+        st.versions = versions
+    end
 
     return st
 end

@@ -56,6 +56,9 @@ struct ngx_http_learn_ffi_task_s {
     ngx_int_t                      rc;
     ngx_pid_t                      unlocked;
     lt_err                         err;
+
+    /* set on the event loop, read by the pool thread before the step */
+    volatile ngx_atomic_t          abandoned;
 };
 
 
@@ -146,8 +149,8 @@ ngx_http_learn_ffi_model(const u_char *name, size_t len,
         info->nparams = lm->model.nparams;
         info->param_count = lm->model.param_count;
         info->classes = (lm->model.spec.loss == LT_LOSS_CE);
-        info->max_rows = (int64_t) (NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS
-                                    / lm->model.max_width);
+        info->max_width = lm->model.max_width;
+        info->max_elements = NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS;
 
         return lm;
     }
@@ -219,6 +222,11 @@ ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm, int64_t version,
         return rc;
     }
 
+    if (y == NULL) {
+        return ngx_http_learn_ffi_error(err, errlen, NGX_DECLINED,
+                                        "no buffer for y");
+    }
+
     rc = ngx_http_learn_ffi_input(lm, &x, data, ndim, shape, NULL, NULL, 0,
                                   NULL, err, errlen);
     if (rc != NGX_OK) {
@@ -266,6 +274,9 @@ ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm, int64_t version,
         ngx_memcpy(y, out.data, lt_tensor_numel(&out) * sizeof(float));
     }
 
+    /* one big predict must not keep its memory for the worker's life */
+    ngx_http_learn_ws_fit(lm, lm->lua_ws);
+
     ngx_http_learn_ffi_predicted(lm, version, start);
 
     return NGX_OK;
@@ -277,16 +288,18 @@ ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm, int64_t version,
  * (bad input, or a step that would make the model NaN or Inf: not
  * applied); NGX_AGAIN: another worker's step holds the mutex, call again
  * later (block: wait for it, a little); NGX_BUSY: it held the mutex for
- * longer than a caller that cannot yield may wait; NGX_ERROR.
+ * longer than a caller that cannot yield may wait; NGX_ERROR.  *start_us
+ * is 0 on a first call, and is set to when the call began: a caller that
+ * calls again after NGX_AGAIN passes it back, so the latency histogram
+ * counts the wait for the mutex, as learn_train's does.
  */
 
 ngx_int_t
 ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm, const float *xdata,
     int xndim, const int64_t *xshape, const float *ydata, int yndim,
-    const int64_t *yshape, int block, float *loss, int64_t *step,
-    u_char *err, size_t *errlen)
+    const int64_t *yshape, int block, uint64_t *start_us, float *loss,
+    int64_t *step, u_char *err, size_t *errlen)
 {
-    uint64_t   start;
     ngx_int_t  rc;
     lt_err     e;
     lt_tensor  x, y;
@@ -302,7 +315,9 @@ ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm, const float *xdata,
         return rc;
     }
 
-    start = ngx_http_learn_now_us();
+    if (*start_us == 0) {
+        *start_us = ngx_http_learn_now_us();
+    }
 
     rc = ngx_http_learn_ffi_lock(lm, block);
     if (rc != NGX_OK) {
@@ -325,7 +340,7 @@ ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm, const float *xdata,
     ngx_http_learn_ws_fit(lm, lm->lua_ws);
 
     if (rc == NGX_OK) {
-        ngx_http_learn_ffi_trained(lm, start);
+        ngx_http_learn_ffi_trained(lm, *start_us);
     }
 
     return ngx_http_learn_ffi_train_reply(lm, rc, &e, err, errlen);
@@ -451,7 +466,12 @@ ngx_http_learn_ffi_status(ngx_http_learn_model_t *lm,
     st->checkpoint_writes = shm->ckpt_writes;
     st->checkpoint_failures = shm->ckpt_failures;
     st->checkpoint_time = (int64_t) shm->ckpt_time;
-    st->device = (lm->dev != NULL);
+    st->predict_latency_us = shm->live_latency_us;
+    st->checkpoint = (lm->ckpt_path.len != 0);
+    st->keep = (int) lm->ckpt_keep;
+
+    /* "cuda:N" only while the device works here, as learn_status says */
+    *ngx_http_learn_device_name(st->device, lm) = '\0';
 
     n = 0;
 
@@ -471,10 +491,36 @@ ngx_http_learn_ffi_status(ngx_http_learn_model_t *lm,
         st->versions[j].loss = shm->versions[i].loss;
         st->versions[j].time = (int64_t) shm->versions[i].time;
         st->versions[j].predicts = shm->versions[i].predicts;
+        st->versions[j].predict_latency_us = shm->versions[i].latency_us;
         n++;
     }
 
     st->nversions = (int) n;
+}
+
+
+/* a caller that will not use the pool (it cannot yield) still names one:
+ * it must exist, as for one that does */
+
+ngx_int_t
+ngx_http_learn_ffi_pool(const u_char *pool, size_t len, u_char *err,
+    size_t *errlen)
+{
+#if (NGX_THREADS)
+    ngx_str_t  name;
+
+    name.data = (u_char *) pool;
+    name.len = len;
+
+    if (ngx_thread_pool_get((ngx_cycle_t *) ngx_cycle, &name) != NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_learn_ffi_error(err, errlen, NGX_ABORT,
+                                    "no thread_pool \"%V\"", &name);
+#else
+    return NGX_OK;
+#endif
 }
 
 
@@ -489,7 +535,7 @@ ngx_http_learn_ffi_status(ngx_http_learn_model_t *lm,
 
 ngx_http_learn_ffi_task_t *
 ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
-    size_t len, double threshold, const float *xdata, int xndim,
+    size_t len, double threshold, int train, const float *xdata, int xndim,
     const int64_t *xshape, const float *ydata, int yndim,
     const int64_t *yshape, ngx_int_t *rc, u_char *err, size_t *errlen)
 {
@@ -507,7 +553,7 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
 
     if (*rc == NGX_OK) {
         *rc = ngx_http_learn_ffi_input(lm, &x, xdata, xndim, xshape,
-                                       ydata ? &y : NULL, ydata, yndim,
+                                       train ? &y : NULL, ydata, yndim,
                                        yshape, err, errlen);
     }
 
@@ -517,7 +563,7 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
     }
 
     rows = (x.ndim == 1) ? 1 : x.shape[0];
-    cost = ydata ? lt_model_step_flops(&lm->model, (int) rows)
+    cost = train ? lt_model_step_flops(&lm->model, (int) rows)
                  : lt_model_forward_flops(&lm->model, (int) rows);
 
     *rc = NGX_DECLINED;
@@ -537,7 +583,7 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
     }
 
     xn = (size_t) lt_tensor_numel(&x);
-    yn = ydata ? (size_t) lt_tensor_numel(&y)
+    yn = train ? (size_t) lt_tensor_numel(&y)
                : (size_t) rows * lm->model.out_dim;
 
     /* not from a request's pool: the task may outlive the caller */
@@ -554,13 +600,13 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
     task->ctx = t;
 
     t->model = lm;
-    t->train = (ydata != NULL);
+    t->train = (train != 0);
     t->state = NGX_HTTP_LEARN_FFI_RUNNING;
     t->x = x;
     t->x.data = (float *) (t + 1);
     ngx_memcpy(t->x.data, xdata, xn * sizeof(float));
 
-    if (ydata) {
+    if (train) {
         t->y = y;
         t->y.data = t->x.data + xn;
         ngx_memcpy(t->y.data, ydata, yn * sizeof(float));
@@ -638,11 +684,10 @@ ngx_http_learn_ffi_task_finish(ngx_http_learn_ffi_task_t *t, float *y,
         *loss = t->loss;
         *step = t->step;
 
-        if (rc == NGX_OK) {
-            ngx_http_learn_ffi_trained(lm, t->start_us);
-        }
-
-        rc = ngx_http_learn_ffi_train_reply(lm, rc, &t->err, err, errlen);
+        rc = (rc == NGX_ABORT) ? NGX_ERROR
+                               : ngx_http_learn_ffi_train_reply(lm, rc,
+                                                                &t->err,
+                                                                err, errlen);
 
     } else if (rc == NGX_OK) {
         ngx_memcpy(y, t->out.data, lt_tensor_numel(&t->out) * sizeof(float));
@@ -671,6 +716,7 @@ ngx_http_learn_ffi_task_abandon(ngx_http_learn_ffi_task_t *t)
     }
 
     t->state = NGX_HTTP_LEARN_FFI_ABANDONED;
+    t->abandoned = 1;
 }
 
 
@@ -703,8 +749,13 @@ ngx_http_learn_ffi_task_run(void *data, ngx_log_t *log)
 
     t->unlocked = ngx_http_learn_zone_lock_wait(lm->shm);
 
-    t->rc = ngx_http_learn_train_step(lm, t->ws, &t->x, &t->y, &t->loss,
-                                      &t->step, 1, &t->err);
+    /* its caller died while it waited: no step nobody would hear of */
+    ngx_memory_barrier();
+
+    t->rc = t->abandoned ? NGX_ABORT
+                         : ngx_http_learn_train_step(lm, t->ws, &t->x, &t->y,
+                                                     &t->loss, &t->step, 1,
+                                                     &t->err);
 
     ngx_shmtx_unlock(&lm->shm->mutex);
 }
@@ -726,12 +777,12 @@ ngx_http_learn_ffi_task_done(ngx_event_t *ev)
         t->unlocked = 0;
     }
 
-    if (t->state == NGX_HTTP_LEARN_FFI_ABANDONED) {
-        if (t->train && t->rc == NGX_OK) {
-            /* applied, and nobody to tell: it counts all the same */
-            ngx_http_learn_ffi_trained(t->model, t->start_us);
-        }
+    /* an applied step counts, whether its caller still waits or not */
+    if (t->train && t->rc == NGX_OK) {
+        ngx_http_learn_ffi_trained(t->model, t->start_us);
+    }
 
+    if (t->state == NGX_HTTP_LEARN_FFI_ABANDONED) {
         ngx_http_learn_ffi_task_free(t);
         return;
     }
@@ -810,12 +861,18 @@ ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
     int64_t  rows, at;
     lt_err   e;
 
-    if (data == NULL || ndim < 1 || ndim > 2 || (y && (yndim < 0
-                                                      || yndim > 2)))
-    {
+    if (data == NULL || ndim < 1 || ndim > 2) {
         (void) ngx_atomic_fetch_add(&lm->shm->rejects, 1);
         return ngx_http_learn_ffi_error(err, errlen, NGX_DECLINED,
-                                        "x must have 1 or 2 dimensions");
+                                        "x must be a buffer of 1 or 2 "
+                                        "dimensions");
+    }
+
+    if (y && (ydata == NULL || yndim < 0 || yndim > 2)) {
+        (void) ngx_atomic_fetch_add(&lm->shm->rejects, 1);
+        return ngx_http_learn_ffi_error(err, errlen, NGX_DECLINED,
+                                        "y must be a buffer of at most 2 "
+                                        "dimensions");
     }
 
     lt_tensor_view(x, (float *) data, ndim, shape);

@@ -25,7 +25,8 @@ typedef struct {
     int                            nparams;
     int                            classes;   /* targets may be indices */
     size_t                         param_count;
-    int64_t                        max_rows;  /* rows within the bound */
+    size_t                         max_width; /* widest activation */
+    size_t                         max_elements; /* rows x max_width bound */
 } ngx_http_learn_ffi_info_t;
 
 
@@ -34,13 +35,16 @@ typedef struct {
     double                         loss;
     int64_t                        time;
     uint64_t                       predicts;
+    uint64_t                       predict_latency_us;
 } ngx_http_learn_ffi_version_t;
 
 
 /* learn_status's counters of one model, named as its JSON names them */
 typedef struct {
     int                            ready;
-    int                            device;    /* on a GPU in this worker */
+    int                            checkpoint; /* checkpoint= configured */
+    int                            keep;      /* checkpoint_keep */
+    u_char                         device[32]; /* "cpu", "cuda:0" */
     int64_t                        step;
     double                         loss;
     double                         loss_avg;
@@ -55,6 +59,7 @@ typedef struct {
     uint64_t                       device_predicts;
     uint64_t                       set_evals;
     uint64_t                       set_empty;
+    uint64_t                       predict_latency_us;
     int64_t                        checkpoint_step;
     uint64_t                       checkpoint_writes;
     uint64_t                       checkpoint_failures;
@@ -62,6 +67,11 @@ typedef struct {
     int                            nversions;
     ngx_http_learn_ffi_version_t   versions[16];
 } ngx_http_learn_ffi_status_t;
+
+
+/* the cdef's versions[16] is a literal: it must stay the table's size */
+typedef char  ngx_http_learn_ffi_versions_fit[
+    (NGX_HTTP_LEARN_MAX_VERSIONS == 16) ? 1 : -1];
 
 
 typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
@@ -82,8 +92,8 @@ ngx_int_t ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm,
     float *y, int64_t *step, u_char *err, size_t *errlen);
 ngx_int_t ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm,
     const float *x, int xndim, const int64_t *xshape, const float *y,
-    int yndim, const int64_t *yshape, int block, float *loss,
-    int64_t *step, u_char *err, size_t *errlen);
+    int yndim, const int64_t *yshape, int block, uint64_t *start_us,
+    float *loss, int64_t *step, u_char *err, size_t *errlen);
 ngx_int_t ngx_http_learn_ffi_weights(ngx_http_learn_model_t *lm,
     float *out, int64_t *step, u_char *err, size_t *errlen);
 ngx_int_t ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
@@ -92,11 +102,13 @@ void ngx_http_learn_ffi_status(ngx_http_learn_model_t *lm,
     ngx_http_learn_ffi_status_t *st);
 void ngx_http_learn_ffi_reject(ngx_http_learn_model_t *lm);
 
+ngx_int_t ngx_http_learn_ffi_pool(const u_char *pool, size_t len,
+    u_char *err, size_t *errlen);
 ngx_http_learn_ffi_task_t *ngx_http_learn_ffi_task_post(
     ngx_http_learn_model_t *lm, const u_char *pool, size_t len,
-    double threshold, const float *x, int xndim, const int64_t *xshape,
-    const float *y, int yndim, const int64_t *yshape, ngx_int_t *rc,
-    u_char *err, size_t *errlen);
+    double threshold, int train, const float *x, int xndim,
+    const int64_t *xshape, const float *y, int yndim,
+    const int64_t *yshape, ngx_int_t *rc, u_char *err, size_t *errlen);
 ngx_int_t ngx_http_learn_ffi_task_poll(ngx_http_learn_ffi_task_t *t);
 ngx_int_t ngx_http_learn_ffi_task_finish(ngx_http_learn_ffi_task_t *t,
     float *y, float *loss, int64_t *step, u_char *err, size_t *errlen);
