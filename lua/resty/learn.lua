@@ -215,12 +215,15 @@ end
 local tensor_mt = {}
 tensor_mt.__index = tensor_mt
 
+-- (no loops over the one or two dimensions, here and below: a loop
+-- that a call enters and leaves every time splits the caller's trace)
 local function numel_of(shape)
-    local n = 1
-    for i = 1, #shape do
-        n = n * shape[i]
-    end
-    return n
+    return shape[1] * (shape[2] or 1)
+end
+
+
+local function positive(d)
+    return type(d) == "number" and d >= 1 and d == floor(d) and d <= 2^31
 end
 
 
@@ -229,15 +232,16 @@ local function check_shape(shape)
         shape = { shape }
     end
 
-    if type(shape) ~= "table" or #shape < 1 or #shape > 2 then
+    if type(shape) ~= "table" or shape[1] == nil or shape[3] ~= nil then
         return nil, "shape must be {N} or {N, D}"
     end
 
-    for i = 1, #shape do
-        local d = shape[i]
-        if type(d) ~= "number" or d < 1 or d ~= floor(d) or d > 2^31 then
-            return nil, "shape[" .. i .. "] must be a positive integer"
-        end
+    if not positive(shape[1]) then
+        return nil, "shape[1] must be a positive integer"
+    end
+
+    if shape[2] ~= nil and not positive(shape[2]) then
+        return nil, "shape[2] must be a positive integer"
     end
 
     return shape
@@ -249,8 +253,9 @@ local flatten_into
 -- What C reads and writes, kept out of the user's reach: a tensor's
 -- t.data is for the caller's own reads and writes, but a t.data or a
 -- t.shape set to something else must not make C read past a buffer.
--- tensor -> { ptr = float *, cap = floats it holds, buf = its anchor }
-local priv = setmetatable({}, { __mode = "k" })
+-- The pointer, the floats it holds and the array that keeps it alive
+-- are under keys only this file has.
+local PTR, CAP, BUF = {}, {}, {}
 
 
 -- learn.tensor(shape [, data]): data nil (zeros), a Lua table (copied,
@@ -270,10 +275,15 @@ function _M.tensor(shape, data)
     local buf, ptr, cap
 
     if data == nil or type(data) == "table" then
-        local okay
-        okay, buf = pcall(float_arr, n)
-        if not okay then
-            return nil, "no memory for " .. n .. " numbers"
+        if n < 65536 then
+            buf = float_arr(n)
+        else
+            -- only a big one may fail, and that is an answer, not an error
+            local okay
+            okay, buf = pcall(float_arr, n)
+            if not okay then
+                return nil, "no memory for " .. n .. " numbers"
+            end
         end
         ptr, cap = ffi.cast(float_ptr, buf), n
 
@@ -305,8 +315,8 @@ function _M.tensor(shape, data)
                     .. type(data)
     end
 
-    local t = setmetatable({ shape = shp, data = ptr }, tensor_mt)
-    priv[t] = { ptr = ptr, cap = cap, buf = buf }
+    local t = setmetatable({ shape = shp, data = ptr, [PTR] = ptr,
+                             [CAP] = cap, [BUF] = buf }, tensor_mt)
 
     return t
 end
@@ -328,9 +338,9 @@ end
 -- caller's trace in two.)
 local function tensor_args(t, shape_out, what)
     local shp = t.shape
-    local p = priv[t]
+    local ptr, cap = t[PTR], t[CAP]
 
-    if p == nil then
+    if ptr == nil then
         return nil, what .. " is not a learn.tensor"
     end
 
@@ -355,13 +365,13 @@ local function tensor_args(t, shape_out, what)
         n, nd = d1 * d2, 2
     end
 
-    if n > p.cap then
+    if n > cap then
         return nil, what .. " has shape {" .. table.concat(shp, ", ")
-                    .. "}, more than the " .. p.cap
+                    .. "}, more than the " .. cap
                     .. " numbers its buffer holds"
     end
 
-    return nd, p.ptr
+    return nd, ptr
 end
 
 
@@ -821,22 +831,31 @@ function _M.predict(name, x, opts)
     if tensor_in then
         yt = opts and opts.out
         if yt ~= nil then
-            local p = getmetatable(yt) == tensor_mt and priv[yt]
-            if not p then
+            local cap = getmetatable(yt) == tensor_mt and yt[CAP]
+            if not cap then
                 return refuse(m, "opts.out must be a learn.tensor")
             end
-            if p.cap < rows * out_dim then
-                return refuse(m, "opts.out holds " .. p.cap
+            if cap < rows * out_dim then
+                return refuse(m, "opts.out holds " .. cap
                                  .. " numbers, y has " .. rows * out_dim)
             end
-            yt.shape = xnd == 1 and { out_dim } or { rows, out_dim }
-            ydata = p.ptr
+            local s = yt.shape
+            if type(s) ~= "table" then
+                s = {}
+                yt.shape = s
+            end
+            if xnd == 1 then
+                s[1], s[2], s[3] = out_dim, nil, nil
+            else
+                s[1], s[2], s[3] = rows, out_dim, nil
+            end
+            ydata = yt[PTR]
         else
             yt, err = _M.tensor(xnd == 1 and { out_dim } or { rows, out_dim })
             if not yt then
                 return nil, err
             end
-            ydata = priv[yt].ptr
+            ydata = yt[PTR]
         end
     else
         ydata = grow(m, "ybuf", "ycap", rows * out_dim)
@@ -856,25 +875,27 @@ function _M.predict(name, x, opts)
     end
 
     if rc == nil then
-        local xs = xshape
-        while true do
-            rc = tonumber(C.ngx_http_learn_ffi_predict(m.handle, version,
-                                                       xdata, xnd, xs,
-                                                       ydata, step_out,
-                                                       errbuf, errlen))
-            if rc ~= NGX_AGAIN or not can_yield() then
-                break
-            end
+        rc = tonumber(C.ngx_http_learn_ffi_predict(m.handle, version, xdata,
+                                                   xnd, xshape, ydata,
+                                                   step_out, errbuf, errlen))
+
+        -- (a loop entered only when needed: see numel_of)
+        if rc == NGX_AGAIN and can_yield() then
             -- a kept version being read by a thread for an HTTP predict:
             -- the shape (and a table's floats) are this call's alone now
-            if xs == xshape then
-                xs = own_shape(xshape)
-                if not tensor_in then
-                    xdata = own(xdata, numel_c(xnd, xshape))
-                    ydata = float_arr(rows * out_dim)
-                end
+            local xs = own_shape(xshape)
+            if not tensor_in then
+                xdata = own(xdata, numel_c(xnd, xshape))
+                ydata = float_arr(rows * out_dim)
             end
-            ngx.sleep(RETRY_SLEEP)
+
+            repeat
+                ngx.sleep(RETRY_SLEEP)
+                rc = tonumber(C.ngx_http_learn_ffi_predict(m.handle, version,
+                                                           xdata, xnd, xs,
+                                                           ydata, step_out,
+                                                           errbuf, errlen))
+            until rc ~= NGX_AGAIN
         end
     end
 
@@ -966,28 +987,30 @@ function _M.train(name, x, y, opts)
 
     if rc == nil then
         local yield = can_yield()
-        local xs, ys, start = xshape, yshape, start_out
 
-        start[0] = 0
-        while true do
-            rc = tonumber(C.ngx_http_learn_ffi_train(m.handle, xdata, xnd,
-                                                     xs, ydata, ynd, ys,
-                                                     yield and 0 or 1,
-                                                     start, loss_out,
-                                                     step_out, errbuf,
-                                                     errlen))
-            if rc ~= NGX_AGAIN then
-                break
-            end
+        start_out[0] = 0
+        rc = tonumber(C.ngx_http_learn_ffi_train(m.handle, xdata, xnd, xshape,
+                                                 ydata, ynd, yshape,
+                                                 yield and 0 or 1, start_out,
+                                                 loss_out, step_out, errbuf,
+                                                 errlen))
+
+        if rc == NGX_AGAIN then
             -- another worker's step holds the mutex: what this call
             -- passes is its own while it sleeps
-            if xs == xshape then
-                xdata = own(xdata, numel_c(xnd, xshape))
-                ydata = own(ydata, numel_c(ynd, yshape))
-                xs, ys = own_shape(xshape), own_shape(yshape)
-                start = ffi_new("uint64_t[1]", start[0])
-            end
-            ngx.sleep(RETRY_SLEEP)
+            local xs, ys = own_shape(xshape), own_shape(yshape)
+            local start = ffi_new("uint64_t[1]", start_out[0])
+            xdata = own(xdata, numel_c(xnd, xshape))
+            ydata = own(ydata, numel_c(ynd, yshape))
+
+            repeat
+                ngx.sleep(RETRY_SLEEP)
+                rc = tonumber(C.ngx_http_learn_ffi_train(m.handle, xdata, xnd,
+                                                         xs, ydata, ynd, ys,
+                                                         0, start, loss_out,
+                                                         step_out, errbuf,
+                                                         errlen))
+            until rc ~= NGX_AGAIN
         end
     end
 
