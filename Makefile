@@ -149,6 +149,9 @@ bench-http: all
 bench-checkpoint: all
 	bench/checkpoint_bench.sh $(BENCH_SECONDS)
 
+bench-store: all
+	bench/store_bench.sh $(BENCH_ROUNDS)
+
 bench: bench-core bench-http bench-checkpoint bench-batch bench-pick bench-balancer
 
 bench-batch: all

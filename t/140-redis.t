@@ -135,6 +135,14 @@ sub log_lines {
     return grep { /$re/ } <$fh>;
 }
 
+# error.log lines matching re, from byte offset "from" on
+sub log_lines_from {
+    my ($srv, $from, $re) = @_;
+    open my $fh, '<', $srv->error_log or return ();
+    seek $fh, $from, 0;
+    return grep { /$re/ } <$fh>;
+}
+
 sub wait_step {
     my ($srv, $step, $timeout) = @_;
     return LearnServer::wait_for(sub { (status($srv)->{step} // -1) == $step },
@@ -301,8 +309,16 @@ for my $step (sort keys %bad) {
 }
 is(status($f)->{store}{refused}, 4, 'status counts 4 refused values');
 is(scalar(log_lines($f, qr/refused version 1003/)), 1, 'each logged once');
-redis_cmd($rport, 'SET', "$k:latest", $latest);
 redis_cmd($rport, 'DEL', map { "$k:v:$_" } keys %bad);
+$from = $f->log_size;
+redis_cmd($rport, 'SET', "$k:latest", 'garbage');
+ok($f->wait_log(qr/\[error\].*store \Q$url\E: "\Q$k\E:latest" is not "STEP:MS"/,
+                from => $from), 'a pointer that is not STEP:MS: one error line');
+sleep 0.5;
+is((predict($f))[1], $y25, 'step 25 keeps serving');
+redis_cmd($rport, 'SET', "$k:latest", $latest);
+ok($f->wait_log(qr/answers again/, from => $from), 'the pointer mended: back');
+is(scalar(log_lines_from($f, $from, qr/\[error\]/)), 1, 'one error line for it');
 
 # ---- 5. another layout: refused, nothing served ---------------------------
 
@@ -330,7 +346,7 @@ $rpid = redis_start($rport, $rdir);
 ok(wait_step($f, 30, 10), 'Redis back: the follower catches up to 30');
 ok($t->wait_log(qr/store \Q$url\E answers again/, from => $tfrom), 'the trainer says it is back');
 ok($f->wait_log(qr/store \Q$url\E answers again/, from => $ffrom), 'so does the follower');
-my @down = grep { /\[error\].*store / } log_lines($f, qr/./);
+my @down = log_lines_from($f, $ffrom, qr/\[error\].*store /);
 is(scalar @down, 1, 'the follower logged the outage once, not per attempt')
     or diag(@down);
 

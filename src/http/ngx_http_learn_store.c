@@ -865,11 +865,12 @@ ngx_http_learn_store_follow_thread(void *data, ngx_log_t *log)
                                         &job->latest_ms)
            != 0)
     {
+        /* not a version to refuse: a store in a bad state, logged once */
         freeReplyObject(rep);
         snprintf(job->msg, LT_ERR_LEN, "\"%s\" is not \"STEP:MS\"",
                  st->key_latest);
-        job->refused = 1;
-        job->latest = -1;
+        job->rc = NGX_ERROR;
+        job->latest = 0;
         return;
     }
 
