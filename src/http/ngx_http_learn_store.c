@@ -2,7 +2,10 @@
 /*
  * Model versions replicated through Redis: learn_model ... store=URL
  * publishes every checkpoint version; learn_model ... follow=URL serves
- * the newest version published there.
+ * the newest version published there.  This file: the URL, the
+ * connection, the trainer's publication, outages, the request-side
+ * checks and status; the follower's checks are in
+ * ngx_http_learn_store_follow.c.
  *
  * Keys, for PREFIX (default "learn") and model NAME; the braces are a
  * Redis Cluster hash tag, so every key of one model is in one slot (the
@@ -32,66 +35,11 @@
 
 #include "ngx_http_learn.h"
 
-#include <hiredis/hiredis.h>
 #include <sys/time.h>
 
 
-#define NGX_HTTP_LEARN_STORE_POLL         200    /* ms between checks */
-#define NGX_HTTP_LEARN_STORE_BACKOFF_MIN  200    /* ms, after a failure */
-#define NGX_HTTP_LEARN_STORE_BACKOFF_MAX  5000
-#define NGX_HTTP_LEARN_STORE_CONNECT_S    1      /* connect timeout */
-#define NGX_HTTP_LEARN_STORE_COMMAND_S    5      /* a reply's timeout */
-#define NGX_HTTP_LEARN_STORE_KEY_LEN      200    /* prefix 64 + name 64 + 19 */
+#include "ngx_http_learn_store.h"
 
-
-/* a follower's check, owned by the thread while it runs */
-typedef struct {
-    ngx_http_learn_model_t        *lm;
-#if (NGX_THREADS)
-    ngx_thread_task_t              task;
-#endif
-    ngx_int_t                      rc;        /* NGX_ERROR: Redis failed */
-    ngx_uint_t                     took;      /* a new version is served */
-    ngx_uint_t                     refused;   /* a value was not valid */
-    int64_t                        latest;    /* the store's newest */
-    int64_t                        latest_ms; /* when it was published */
-    int64_t                        step;      /* taken */
-    uint64_t                       took_ms;   /* fetch, check and swap */
-    ngx_pid_t                      unlocked;  /* a dead lock owner */
-    char                           vkey[256];  /* KEY_LEN + a step */
-    char                           cap[24];
-    char                           msg[LT_ERR_LEN];
-} ngx_http_learn_store_job_t;
-
-
-struct ngx_http_learn_store_s {
-    ngx_str_t                      url;       /* without the credentials */
-    char                          *host;      /* NUL-terminated */
-    int                            port;
-    char                          *user;      /* NULL: none */
-    char                          *pass;      /* NULL: no AUTH */
-    ngx_uint_t                     follow;
-
-    char                           key_latest[NGX_HTTP_LEARN_STORE_KEY_LEN];
-    char                           key_versions[NGX_HTTP_LEARN_STORE_KEY_LEN];
-    char                           key_v[NGX_HTTP_LEARN_STORE_KEY_LEN];
-    char                           channel[NGX_HTTP_LEARN_STORE_KEY_LEN];
-
-    void                          *pool;      /* ngx_thread_pool_t */
-    size_t                         cap;       /* largest valid value */
-
-    /* per worker: the connection (one task uses it at a time) */
-    redisContext                  *rc;
-    ngx_uint_t                     down;      /* an outage was logged */
-    ngx_uint_t                     failures;  /* attempts in this outage */
-    ngx_msec_t                     backoff;
-
-    /* follow=, in worker 0 */
-    ngx_event_t                    timer;
-    ngx_http_learn_store_job_t    *job;
-    ngx_uint_t                     busy;      /* job posted, not done */
-    int64_t                        bad_step;  /* refused: not again */
-};
 
 
 /*
@@ -136,22 +84,6 @@ static const char  ngx_http_learn_store_script[] =
 static ngx_int_t ngx_http_learn_store_parse_url(ngx_http_learn_store_t *st,
     ngx_pool_t *pool, u_char *p, u_char *last, u_char *prefix,
     size_t *prefix_len, const char **why);
-static int ngx_http_learn_store_connect(ngx_http_learn_store_t *st,
-    char *msg);
-static redisReply *ngx_http_learn_store_command(ngx_http_learn_store_t *st,
-    int argc, const char **argv, const size_t *lens, char *msg);
-static int64_t ngx_http_learn_store_now_ms(void);
-static int ngx_http_learn_store_pointer(const char *s, size_t len,
-    int64_t *step, int64_t *ms);
-#if (NGX_THREADS)
-static void ngx_http_learn_store_timer(ngx_event_t *ev);
-static void ngx_http_learn_store_follow_thread(void *data, ngx_log_t *log);
-static void ngx_http_learn_store_follow_done(ngx_event_t *ev);
-static void ngx_http_learn_store_take(ngx_http_learn_store_job_t *job,
-    const uint8_t *value, size_t len);
-#endif
-static void ngx_http_learn_store_outcome(ngx_http_learn_model_t *lm,
-    ngx_int_t rc, const char *msg, ngx_log_t *log);
 
 
 /*
@@ -418,7 +350,7 @@ ngx_http_learn_store_sized(ngx_http_learn_model_t *lm)
 
 /* ---- the connection (pool threads, or the event loop at exit) -------- */
 
-static int
+int
 ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
 {
     int              argc;
@@ -504,7 +436,7 @@ ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
  * next attempt reconnects), an error reply leaves it open.
  */
 
-static redisReply *
+redisReply *
 ngx_http_learn_store_command(ngx_http_learn_store_t *st, int argc,
     const char **argv, const size_t *lens, char *msg)
 {
@@ -531,7 +463,7 @@ ngx_http_learn_store_command(ngx_http_learn_store_t *st, int argc,
 }
 
 
-static int64_t
+int64_t
 ngx_http_learn_store_now_ms(void)
 {
     struct timeval  tv;
@@ -539,46 +471,6 @@ ngx_http_learn_store_now_ms(void)
     (void) gettimeofday(&tv, NULL);
 
     return (int64_t) tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
-
-/* "STEP:MS", each 1-16 digits: what the publish script writes */
-
-static int
-ngx_http_learn_store_pointer(const char *s, size_t len, int64_t *step,
-    int64_t *ms)
-{
-    size_t    i, n;
-    int64_t   v[2];
-    unsigned  part;
-
-    part = 0;
-    n = 0;
-    v[0] = 0;
-    v[1] = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == ':' && part == 0 && n > 0) {
-            part = 1;
-            n = 0;
-            continue;
-        }
-
-        if (s[i] < '0' || s[i] > '9' || ++n > 16) {
-            return -1;
-        }
-
-        v[part] = v[part] * 10 + (s[i] - '0');
-    }
-
-    if (part != 1 || n == 0 || v[0] < 1 || v[0] > LT_CHECKPOINT_MAX_STEP) {
-        return -1;
-    }
-
-    *step = v[0];
-    *ms = v[1];
-
-    return 0;
 }
 
 
@@ -752,311 +644,6 @@ ngx_http_learn_store_behind(ngx_http_learn_model_t *lm)
 }
 
 
-/* ---- follow=: a follower ------------------------------------------- */
-
-#if (NGX_THREADS)
-
-ngx_int_t
-ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
-    ngx_http_learn_model_t *lm)
-{
-    ngx_http_learn_store_t      *st;
-    ngx_http_learn_store_job_t  *job;
-
-    st = lm->store;
-
-    job = ngx_calloc(sizeof(ngx_http_learn_store_job_t), cycle->log);
-    if (job == NULL) {
-        return NGX_ERROR;
-    }
-
-    job->lm = lm;
-    job->task.ctx = job;
-    job->task.handler = ngx_http_learn_store_follow_thread;
-    job->task.event.handler = ngx_http_learn_store_follow_done;
-    job->task.event.data = job;
-    job->task.event.log = cycle->log;
-
-    st->job = job;
-    st->timer.handler = ngx_http_learn_store_timer;
-    st->timer.data = lm;
-    st->timer.log = cycle->log;
-    st->timer.cancelable = 1;
-
-    /* the first check at once: a follower without state waits for it */
-    ngx_add_timer(&st->timer, 1);
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_learn_store_timer(ngx_event_t *ev)
-{
-    ngx_http_learn_model_t  *lm = ev->data;
-
-    ngx_http_learn_store_t  *st;
-
-    st = lm->store;
-
-    if (st->busy || lm->shm->retired) {
-        return;
-    }
-
-    st->busy = 1;
-
-    if (ngx_thread_task_post(st->pool, &st->job->task) != NGX_OK) {
-        st->busy = 0;
-        ngx_add_timer(ev, st->backoff);
-    }
-}
-
-
-/* a pool thread: is there a newer version?  fetch, check, swap */
-
-static void
-ngx_http_learn_store_follow_thread(void *data, ngx_log_t *log)
-{
-    ngx_http_learn_store_job_t  *job = data;
-
-    int64_t                  start;
-    size_t                   lens[4];
-    const char              *argv[4];
-    redisReply              *rep;
-    ngx_http_learn_store_t  *st;
-    ngx_http_learn_model_t  *lm;
-
-    lm = job->lm;
-    st = lm->store;
-    job->rc = NGX_OK;
-    job->latest = 0;
-    job->latest_ms = 0;
-    job->took = 0;
-    job->refused = 0;
-    job->unlocked = 0;
-    job->msg[0] = '\0';
-
-    if (ngx_http_learn_store_connect(st, job->msg) != 0) {
-        job->rc = NGX_ERROR;
-        return;
-    }
-
-    start = ngx_http_learn_store_now_ms();
-
-    argv[0] = "GET";
-    argv[1] = st->key_latest;
-    lens[0] = 3;
-    lens[1] = strlen(argv[1]);
-
-    rep = ngx_http_learn_store_command(st, 2, argv, lens, job->msg);
-    if (rep == NULL) {
-        job->rc = NGX_ERROR;
-        return;
-    }
-
-    if (rep->type == REDIS_REPLY_NIL) {
-        /* nothing published yet */
-        freeReplyObject(rep);
-        return;
-    }
-
-    if (rep->type != REDIS_REPLY_STRING
-        || ngx_http_learn_store_pointer(rep->str, rep->len, &job->latest,
-                                        &job->latest_ms)
-           != 0)
-    {
-        /* not a version to refuse: a store in a bad state, logged once */
-        freeReplyObject(rep);
-        snprintf(job->msg, LT_ERR_LEN, "\"%s\" is not \"STEP:MS\"",
-                 st->key_latest);
-        job->rc = NGX_ERROR;
-        job->latest = 0;
-        return;
-    }
-
-    freeReplyObject(rep);
-
-    if (((ngx_atomic_uint_t) job->latest == lm->shm->store_step
-         && lm->shm->ready)
-        || job->latest == st->bad_step)
-    {
-        return;
-    }
-
-    /* at most one byte more than a valid value: a larger one is refused */
-    snprintf(job->vkey, sizeof(job->vkey), "%s%lld", st->key_v,
-             (long long) job->latest);
-    snprintf(job->cap, sizeof(job->cap), "%lld", (long long) st->cap);
-
-    argv[0] = "GETRANGE";
-    argv[1] = job->vkey;
-    argv[2] = "0";
-    argv[3] = job->cap;
-    lens[0] = 8;
-    lens[1] = strlen(argv[1]);
-    lens[2] = 1;
-    lens[3] = strlen(argv[3]);
-
-    rep = ngx_http_learn_store_command(st, 4, argv, lens, job->msg);
-    if (rep == NULL) {
-        job->rc = NGX_ERROR;
-        return;
-    }
-
-    if (rep->type != REDIS_REPLY_STRING || rep->len == 0) {
-        /* pruned since the pointer moved on: the next check sees it */
-        snprintf(job->msg, LT_ERR_LEN, "version %lld is not in the store",
-                 (long long) job->latest);
-        freeReplyObject(rep);
-        job->rc = NGX_ERROR;
-        return;
-    }
-
-    if ((size_t) rep->len > st->cap) {
-        snprintf(job->msg, LT_ERR_LEN, "the value is larger than a "
-                 "checkpoint of this model (%lld bytes)",
-                 (long long) st->cap);
-        job->refused = 1;
-
-    } else {
-        ngx_http_learn_store_take(job, (const uint8_t *) rep->str,
-                                  (size_t) rep->len);
-    }
-
-    freeReplyObject(rep);
-
-    job->took_ms = (uint64_t) (ngx_http_learn_store_now_ms() - start);
-}
-
-
-/*
- * Checked whole (CRC, layout hash, finite numbers, its step) before the
- * zone is touched; then written to the unpublished buffer and published
- * under the train mutex, as a weights import is, with the trainer's
- * optimizer state, step and loss: every worker's next predict reads it.
- */
-
-static void
-ngx_http_learn_store_take(ngx_http_learn_store_job_t *job,
-    const uint8_t *value, size_t len)
-{
-    float                   *back;
-    lt_err                   err;
-    const uint8_t           *params, *state;
-    lt_checkpoint_meta       meta;
-    ngx_http_learn_shm_t    *shm;
-    ngx_http_learn_model_t  *lm;
-
-    lm = job->lm;
-    shm = lm->shm;
-
-    if (lt_checkpoint_decode(&lm->model, value, len, &meta, &params, &state,
-                             &err)
-        != 0)
-    {
-        ngx_cpystrn((u_char *) job->msg, (u_char *) err.msg, LT_ERR_LEN);
-        job->refused = 1;
-        return;
-    }
-
-    if (meta.step != job->latest) {
-        snprintf(job->msg, LT_ERR_LEN, "its header says step %lld",
-                 (long long) meta.step);
-        job->refused = 1;
-        return;
-    }
-
-    job->unlocked = ngx_http_learn_zone_lock_wait(shm);
-
-    if (shm->retired) {
-        ngx_shmtx_unlock(&shm->mutex);
-        return;
-    }
-
-    back = ngx_http_learn_zone_begin_write(shm);
-    ngx_memcpy(back, params, shm->param_count * sizeof(float));
-    ngx_memcpy(ngx_http_learn_zone_state(shm, shm->version + 1), state,
-               shm->state_count * sizeof(float));
-
-    shm->step = (ngx_atomic_uint_t) meta.step;
-    shm->optim_step = (ngx_atomic_uint_t) meta.optim_step;
-    shm->loss = (float) meta.loss;
-    shm->loss_avg = shm->loss;
-
-    ngx_http_learn_zone_publish(shm);
-
-    shm->store_step = (ngx_atomic_uint_t) meta.step;
-    shm->ready = 1;
-
-    ngx_shmtx_unlock(&shm->mutex);
-
-    job->took = 1;
-    job->step = meta.step;
-}
-
-
-static void
-ngx_http_learn_store_follow_done(ngx_event_t *ev)
-{
-    ngx_http_learn_store_job_t  *job = ev->data;
-
-    int64_t                  lag;
-    ngx_http_learn_shm_t    *shm;
-    ngx_http_learn_store_t  *st;
-    ngx_http_learn_model_t  *lm;
-
-    lm = job->lm;
-    st = lm->store;
-    shm = lm->shm;
-    st->busy = 0;
-
-    if (job->unlocked) {
-        ngx_http_learn_zone_lock_unlocked(lm, job->unlocked, ev->log);
-    }
-
-    if (job->latest > 0) {
-        shm->store_latest = (ngx_atomic_uint_t) job->latest;
-    }
-
-    ngx_http_learn_store_outcome(lm, job->rc, job->msg, ev->log);
-
-    if (job->refused) {
-        (void) ngx_atomic_fetch_add(&shm->store_refused, 1);
-
-        if (job->latest != st->bad_step) {
-            ngx_log_error(NGX_LOG_ERR, ev->log, 0,
-                          "learn_model \"%V\": refused version %L from %V: "
-                          "%s; step %uA keeps serving",
-                          &lm->name, job->latest, &st->url, job->msg,
-                          shm->step);
-            st->bad_step = job->latest;
-        }
-    }
-
-    if (job->took) {
-        lag = ngx_http_learn_store_now_ms() - job->latest_ms;
-
-        (void) ngx_atomic_fetch_add(&shm->store_transfers, 1);
-        shm->store_time = ngx_time();
-        shm->store_lag_ms = (ngx_atomic_uint_t) ngx_max(lag, 0);
-        st->bad_step = 0;
-
-        ngx_log_error(NGX_LOG_INFO, ev->log, 0,
-                      "learn_model \"%V\": serving version %L from %V "
-                      "(taken in %uL ms, %L ms after its publication)",
-                      &lm->name, job->step, &st->url, job->took_ms,
-                      ngx_max(lag, 0));
-    }
-
-    if (ngx_exiting || ngx_terminate || shm->retired) {
-        return;
-    }
-
-    ngx_add_timer(&st->timer, st->down ? st->backoff
-                                       : NGX_HTTP_LEARN_STORE_POLL);
-}
-
-#endif
 
 
 /*
@@ -1065,7 +652,7 @@ ngx_http_learn_store_follow_done(ngx_event_t *ev)
  * 200 ms to 5 s meanwhile.  Messages never hold the credentials.
  */
 
-static void
+void
 ngx_http_learn_store_outcome(ngx_http_learn_model_t *lm, ngx_int_t rc,
     const char *msg, ngx_log_t *log)
 {
