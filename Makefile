@@ -47,7 +47,8 @@ DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
                python3-numpy python3-prometheus-client \
                libnginx-mod-http-echo libnginx-mod-http-lua \
                libnginx-mod-http-ndk lua-resty-core clang-14 \
-               libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl zlib1g-dev
+               libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl zlib1g-dev \
+               libhiredis-dev redis-server
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
@@ -147,6 +148,9 @@ bench-http: all
 
 bench-checkpoint: all
 	bench/checkpoint_bench.sh $(BENCH_SECONDS)
+
+bench-store: all
+	bench/store_bench.sh $(BENCH_ROUNDS)
 
 bench: bench-core bench-http bench-checkpoint bench-batch bench-pick bench-balancer
 

@@ -460,6 +460,15 @@ ngx_http_learn_init_process(ngx_cycle_t *cycle)
         if (lmp[i]->ckpt_path.len && ngx_http_learn_checkpoint_writer()) {
             ngx_http_learn_checkpoint_init_worker(cycle, lmp[i]);
         }
+
+#if (NGX_THREADS)
+        /* one process checks the store; the zone serves every worker */
+        if (lmp[i]->follow && ngx_http_learn_checkpoint_writer()
+            && ngx_http_learn_store_init_worker(cycle, lmp[i]) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+#endif
     }
 
     /* resty.learn may look models up from now on */
@@ -491,6 +500,10 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
     for (i = 0; i < lmcf->models.nelts; i++) {
         if (lmp[i]->ckpt_path.len && ngx_http_learn_checkpoint_writer()) {
             ngx_http_learn_checkpoint_exit_worker(cycle, lmp[i]);
+        }
+
+        if (lmp[i]->store && ngx_http_learn_checkpoint_writer()) {
+            ngx_http_learn_store_exit_worker(lmp[i]);
         }
 
         if (lmp[i]->ws) {

@@ -100,6 +100,23 @@ typedef struct {
     ngx_atomic_t                   feedback_unknown;  /* 404 */
     ngx_atomic_t                   feedback_repeated; /* 409 */
 
+    /*
+     * store= / follow= (ngx_http_learn_store.c): the zone version last
+     * published (store=), the step last published or served, the newest
+     * step seen in the store, and outcomes; "ready": a follower has
+     * parameters to serve (restored from its checkpoint, or taken)
+     */
+    ngx_atomic_t                   ready;
+    ngx_atomic_t                   store_version;
+    ngx_atomic_t                   store_step;
+    ngx_atomic_t                   store_latest;
+    ngx_atomic_t                   store_up;
+    ngx_atomic_t                   store_transfers;
+    ngx_atomic_t                   store_errors;
+    ngx_atomic_t                   store_refused;
+    ngx_atomic_t                   store_lag_ms; /* publication -> served */
+    time_t                         store_time;
+
     /* time to answer, of every answered predict (any version) and train */
     ngx_http_learn_hist_t          predict_hist;
     ngx_http_learn_hist_t          train_hist;
@@ -112,6 +129,21 @@ typedef struct ngx_http_learn_ckpt_job_s  ngx_http_learn_ckpt_job_t;
 typedef struct ngx_http_learn_dev_s       ngx_http_learn_dev_t;
 typedef struct ngx_http_learn_vcache_s    ngx_http_learn_vcache_t;
 typedef struct ngx_http_learn_feedback_s  ngx_http_learn_feedback_t;
+typedef struct ngx_http_learn_store_s     ngx_http_learn_store_t;
+
+
+/* one publication of a checkpoint version (store=), in the writer's job */
+typedef struct {
+    ngx_int_t                      rc;        /* NGX_ABORT: not tried */
+    ngx_uint_t                     keep;      /* newest versions kept */
+    ngx_uint_t                     pruned;
+    int64_t                        protect[NGX_HTTP_LEARN_MAX_VERSIONS];
+    ngx_uint_t                     nprotect;
+    char                           vkey[256];
+    char                           pointer[48];
+    char                           num[2 + NGX_HTTP_LEARN_MAX_VERSIONS][24];
+    char                           msg[LT_ERR_LEN];
+} ngx_http_learn_store_op_t;
 
 
 typedef struct {
@@ -172,6 +204,11 @@ typedef struct {
 
     /* learn_feedback: the features its learn_set evaluations left */
     ngx_http_learn_feedback_t     *feedback;
+
+    /* store=URL (publishes its versions) or follow=URL (serves them) */
+    ngx_http_learn_store_t        *store;
+    ngx_flag_t                     follow;
+    ngx_str_t                      store_url; /* without credentials */
 } ngx_http_learn_model_t;
 
 
@@ -394,6 +431,33 @@ void ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
 void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
+
+/* ngx_http_learn_store.c: store= and follow= through Redis */
+ngx_int_t ngx_http_learn_store_parse(ngx_conf_t *cf,
+    ngx_http_learn_model_t *lm, ngx_str_t *value);
+void ngx_http_learn_store_sized(ngx_http_learn_model_t *lm);
+void ngx_http_learn_store_prepare(ngx_http_learn_model_t *lm,
+    ngx_http_learn_store_op_t *op, ngx_uint_t keep, int64_t *protect,
+    ngx_uint_t nprotect);
+void ngx_http_learn_store_publish(ngx_http_learn_model_t *lm,
+    ngx_http_learn_store_op_t *op, const uint8_t *buf, size_t len,
+    int64_t step);
+void ngx_http_learn_store_published(ngx_http_learn_model_t *lm,
+    ngx_http_learn_store_op_t *op, ngx_atomic_uint_t version, int64_t step,
+    ngx_log_t *log);
+ngx_uint_t ngx_http_learn_store_behind(ngx_http_learn_model_t *lm);
+ngx_int_t ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_store_exit_worker(ngx_http_learn_model_t *lm);
+ngx_int_t ngx_http_learn_store_check(ngx_http_request_t *r,
+    ngx_http_learn_model_t *lm, ngx_uint_t writes);
+u_char *ngx_http_learn_store_status(u_char *p, ngx_http_learn_model_t *lm);
+u_char *ngx_http_learn_store_sample(u_char *p, ngx_uint_t which,
+    ngx_http_learn_model_t *lm);
+
+/* a follower without parameters to serve yet (nothing restored or taken) */
+#define ngx_http_learn_store_waiting(lm)                                      \
+    ((lm)->follow && !(lm)->shm->ready)
 
 /* ngx_http_learn_handler.c: learn_train, learn_predict */
 ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);

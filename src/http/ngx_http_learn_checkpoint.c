@@ -18,6 +18,11 @@
  * With checkpoint_keep the write also leaves PATH.vSTEP (never for step
  * 0, never over an existing one) and removes the oldest beyond N, except
  * the versions that learn_candidate names.
+ *
+ * With store=URL the same thread then publishes the file's bytes to
+ * Redis as that version (ngx_http_learn_store.c); while the newest
+ * version is not in the store (Redis down), each interval writes again,
+ * and that write is the retry.
  */
 
 
@@ -58,6 +63,8 @@ struct ngx_http_learn_ckpt_job_s {
     int                            failed;
     int                            linked;    /* PATH.vSTEP is new */
     char                           msg[LT_ERR_LEN];
+    ngx_uint_t                     publish;   /* store=: to Redis too */
+    ngx_http_learn_store_op_t      store;
 };
 
 
@@ -181,6 +188,7 @@ ngx_http_learn_checkpoint_restore(ngx_http_learn_model_t *lm, ngx_log_t *log)
     shm->ckpt_version = shm->version;
     shm->loss = (float) lm->ckpt_meta.loss;
     shm->loss_avg = shm->loss;
+    shm->ready = 1;           /* a follower serves it until the store moves */
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0,
                   "learn_model \"%V\": restored step %L from \"%V\"",
@@ -335,7 +343,9 @@ ngx_http_learn_checkpoint_timer(ngx_event_t *ev)
     lm = ev->data;
 
     if (lm->ckpt_job
-        || lm->shm->version == lm->shm->ckpt_version || lm->shm->retired)
+        || (lm->shm->version == lm->shm->ckpt_version
+            && !ngx_http_learn_store_behind(lm))
+        || lm->shm->retired)
     {
         /* a write in flight re-arms the timer when it completes */
         if (lm->ckpt_job == NULL) {
@@ -425,6 +435,12 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
         job->keep = ngx_http_learn_versions_keep(lm);
         job->nprotect = lm->nprotect;
         ngx_memcpy(job->protect, lm->protect, sizeof(job->protect));
+    }
+
+    if (lm->store && !lm->follow) {
+        job->publish = 1;
+        ngx_http_learn_store_prepare(lm, &job->store, job->keep,
+                                     lm->protect, lm->nprotect);
     }
 
     job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
@@ -519,6 +535,11 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
                       "step %L", &lm->name, job->path, job->meta.step);
     }
 
+    if (job->publish) {
+        ngx_http_learn_store_published(lm, &job->store, job->version,
+                                       job->meta.step, log);
+    }
+
     ngx_http_learn_checkpoint_free(job);
 }
 
@@ -588,6 +609,12 @@ ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
     } else {
         job->failed = ngx_http_learn_checkpoint_write_file(job, job->file,
                                                            len);
+
+        /* a version in the store is one on the trainer's disk as well */
+        if (!job->failed && job->publish) {
+            ngx_http_learn_store_publish(job->lm, &job->store, job->file,
+                                         len, job->meta.step);
+        }
     }
 
     ngx_memory_barrier();

@@ -150,6 +150,16 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        rc = ngx_http_learn_store_parse(cf, lm, &value[i]);
+
+        if (rc == NGX_OK) {
+            continue;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_CONF_ERROR;
+        }
+
         rc = ngx_http_learn_device_parse(cf, lm, &value[i]);
 
         if (rc == NGX_OK) {
@@ -167,6 +177,18 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "learn_model \"%V\": \"%V\" needs "
                            "checkpoint=PATH", &lm->name, &value[ckpt_opts]);
+        return NGX_CONF_ERROR;
+    }
+
+    /*
+     * a trainer publishes what its checkpoint writer writes; a follower
+     * may keep a checkpoint of what it serves, for a start without Redis
+     */
+    if (lm->store && !lm->follow && lm->ckpt_path.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": store= needs "
+                           "checkpoint=PATH (the versions it publishes are "
+                           "the checkpoints written)", &lm->name);
         return NGX_CONF_ERROR;
     }
 
@@ -193,6 +215,8 @@ ngx_http_learn_model(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     lm->file = value[2];
+
+    ngx_http_learn_store_sized(lm);
 
     if (ngx_http_learn_device_check(cf, lmcf, lm) != NGX_OK) {
         return NGX_CONF_ERROR;

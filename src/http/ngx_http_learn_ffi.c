@@ -68,7 +68,7 @@ static ngx_http_learn_main_conf_t  *ngx_http_learn_ffi_conf;
 static ngx_int_t ngx_http_learn_ffi_error(u_char *buf, size_t *len,
     ngx_int_t rc, const char *fmt, ...);
 static ngx_int_t ngx_http_learn_ffi_ready(ngx_http_learn_model_t *lm,
-    u_char *err, size_t *errlen);
+    ngx_uint_t writes, u_char *err, size_t *errlen);
 static ngx_int_t ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm,
     lt_tensor *x, const float *data, int ndim, const int64_t *shape,
     lt_tensor *y, const float *ydata, int yndim, const int64_t *yshape,
@@ -217,7 +217,7 @@ ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm, int64_t version,
     lt_tensor     x, out;
     const float  *params;
 
-    rc = ngx_http_learn_ffi_ready(lm, err, errlen);
+    rc = ngx_http_learn_ffi_ready(lm, 0, err, errlen);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -304,7 +304,7 @@ ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm, const float *xdata,
     lt_err     e;
     lt_tensor  x, y;
 
-    rc = ngx_http_learn_ffi_ready(lm, err, errlen);
+    rc = ngx_http_learn_ffi_ready(lm, 1, err, errlen);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -357,7 +357,7 @@ ngx_http_learn_ffi_weights(ngx_http_learn_model_t *lm, float *out,
     const float       *params;
     ngx_atomic_uint_t  version;
 
-    rc = ngx_http_learn_ffi_ready(lm, err, errlen);
+    rc = ngx_http_learn_ffi_ready(lm, 0, err, errlen);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -387,7 +387,7 @@ ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
     ngx_int_t             rc;
     const lt_param_info  *pi;
 
-    rc = ngx_http_learn_ffi_ready(lm, err, errlen);
+    rc = ngx_http_learn_ffi_ready(lm, 1, err, errlen);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -549,7 +549,7 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
     ngx_thread_pool_t          *tp;
     ngx_http_learn_ffi_task_t  *t;
 
-    *rc = ngx_http_learn_ffi_ready(lm, err, errlen);
+    *rc = ngx_http_learn_ffi_ready(lm, ydata != NULL, err, errlen);
 
     if (*rc == NGX_OK) {
         *rc = ngx_http_learn_ffi_input(lm, &x, xdata, xndim, xshape,
@@ -820,18 +820,31 @@ ngx_http_learn_ffi_error(u_char *buf, size_t *len, ngx_int_t rc,
 }
 
 
-/* the zone exists and this worker has a workspace for Lua's calls */
+/*
+ * the zone exists, this worker has a workspace for Lua's calls, and a
+ * follower has a version to serve (writes: it takes no train or import)
+ */
 
 static ngx_int_t
-ngx_http_learn_ffi_ready(ngx_http_learn_model_t *lm, u_char *err,
-    size_t *errlen)
+ngx_http_learn_ffi_ready(ngx_http_learn_model_t *lm, ngx_uint_t writes,
+    u_char *err, size_t *errlen)
 {
     lt_err  e;
 
-    if (lm->shm == NULL || lm->ws == NULL) {
+    if (lm->shm == NULL || lm->ws == NULL
+        || (!writes && ngx_http_learn_store_waiting(lm)))
+    {
         return ngx_http_learn_ffi_error(err, errlen, NGX_DECLINED,
                                         "model \"%V\" is not ready",
                                         &lm->name);
+    }
+
+    /* follow=: the store's versions are served, never changed here */
+    if (writes && lm->follow) {
+        return ngx_http_learn_ffi_error(err, errlen, NGX_DECLINED,
+                                        "model \"%V\" follows %V: train it "
+                                        "on the instance that publishes "
+                                        "there", &lm->name, &lm->store_url);
     }
 
     if (lm->lua_ws == NULL) {

@@ -74,6 +74,13 @@ ngx_http_learn_handler(ngx_http_request_t *r)
                                      &lcf->model->name);
     }
 
+    /* follow=: no train (409), no predict before a first version (503) */
+    rc = ngx_http_learn_store_check(r, lcf->model,
+                                    lcf->role != NGX_HTTP_LEARN_PREDICT);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
     ctx = ngx_http_learn_ctx_create(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

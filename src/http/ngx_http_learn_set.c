@@ -48,7 +48,9 @@ ngx_http_learn_set_variable(ngx_http_request_t *r,
 
     lm = set->model;
 
-    if (lm->shm == NULL || lm->set_ws == NULL) {
+    if (lm->shm == NULL || lm->set_ws == NULL
+        || ngx_http_learn_store_waiting(lm))
+    {
         return ngx_http_learn_set_empty(r, set, v, "the model is not ready");
     }
 

@@ -10,7 +10,7 @@
 
 
 #define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
-    (1536 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
+    (2304 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
      + 2 * NGX_HTTP_LEARN_HIST_JSON_LEN)
 
 /* one model's Prometheus series (model names are at most 64 bytes) */
@@ -24,8 +24,9 @@ typedef struct {
     ngx_str_t                      type;
     ngx_str_t                      help;
     ngx_uint_t                     checkpoint; /* only models with a
-                                                  checkpoint (1) or with
-                                                  learn_feedback (2) */
+                                                  checkpoint (1), with
+                                                  learn_feedback (2), with
+                                                  store= or follow= (3) */
 } ngx_http_learn_status_family_t;
 
 
@@ -96,6 +97,22 @@ static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
     { ngx_string("learn_model_feedback_repeated_total"),
       ngx_string("counter"),
       ngx_string("Labels refused for an id labelled already (409)."), 2 },
+    { ngx_string("learn_model_store_up"), ngx_string("gauge"),
+      ngx_string("1 when the last call to the model's Redis store (store= "
+                 "or follow=) succeeded."), 3 },
+    { ngx_string("learn_model_store_step"), ngx_string("gauge"),
+      ngx_string("Newest version published to the store (store=) or "
+                 "served from it (follow=)."), 3 },
+    { ngx_string("learn_model_store_latest_step"), ngx_string("gauge"),
+      ngx_string("Newest version seen in the store."), 3 },
+    { ngx_string("learn_model_store_transfers_total"), ngx_string("counter"),
+      ngx_string("Versions published to the store, or taken from it."), 3 },
+    { ngx_string("learn_model_store_errors_total"), ngx_string("counter"),
+      ngx_string("Calls to the store that failed (unreachable, refused, "
+                 "timed out)."), 3 },
+    { ngx_string("learn_model_store_refused_total"), ngx_string("counter"),
+      ngx_string("Values in the store a follower refused (corrupt, "
+                 "another layout)."), 3 },
     { ngx_null_string, ngx_null_string, ngx_null_string, 0 }
 };
 
@@ -105,6 +122,7 @@ static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
 
 #define NGX_HTTP_LEARN_STATUS_PREDICT_HIST  15
 #define NGX_HTTP_LEARN_STATUS_TRAIN_HIST    16
+#define NGX_HTTP_LEARN_STATUS_STORE         24   /* the first store family */
 
 
 static u_char *ngx_http_learn_status_json(u_char *p,
@@ -232,6 +250,8 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
         p = ngx_http_learn_status_versions(p, shm);
     }
 
+    p = ngx_http_learn_store_status(p, lm);
+
     *p++ = '}';
 
     return p;
@@ -259,7 +279,8 @@ ngx_http_learn_status_prometheus(u_char *p, ngx_array_t *models)
 
         for (i = 0; i < models->nelts; i++) {
             if ((family->checkpoint == 1 && lmp[i]->ckpt_path.len == 0)
-                || (family->checkpoint == 2 && lmp[i]->feedback == NULL))
+                || (family->checkpoint == 2 && lmp[i]->feedback == NULL)
+                || (family->checkpoint == 3 && lmp[i]->store == NULL))
             {
                 continue;
             }
@@ -302,6 +323,14 @@ ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
     p = ngx_sprintf(p, "%V{model=\"", name);
     p = ngx_http_learn_prom_label(p, &lm->name);
     p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
+
+    if (family >= NGX_HTTP_LEARN_STATUS_STORE) {
+        p = ngx_http_learn_store_sample(p,
+                                        family - NGX_HTTP_LEARN_STATUS_STORE,
+                                        lm);
+        *p++ = '\n';
+        return p;
+    }
 
     switch (family) {
 
@@ -389,8 +418,12 @@ ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
         p = ngx_sprintf(p, "%uA", shm->feedback_unknown);
         break;
 
-    default: /* 23 */
+    case 23:
         p = ngx_sprintf(p, "%uA", shm->feedback_repeated);
+        break;
+
+    default:
+        break;
     }
 
     *p++ = '\n';

@@ -31,6 +31,17 @@ ngx_http_learn_weights_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
 
+    /* follow=: the store's version is served, never replaced here */
+    if (lcf->model->shm
+        && (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD|NGX_HTTP_PUT)))
+    {
+        rc = ngx_http_learn_store_check(r, lcf->model,
+                                        r->method & NGX_HTTP_PUT);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+    }
+
     if (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {

@@ -261,6 +261,16 @@ ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
     shm->ckpt_failures = old->ckpt_failures;
     shm->ckpt_time = old->ckpt_time;
 
+    shm->ready = old->ready;
+    shm->store_version = old->store_version;
+    shm->store_step = old->store_step;
+    shm->store_latest = old->store_latest;
+    shm->store_transfers = old->store_transfers;
+    shm->store_errors = old->store_errors;
+    shm->store_refused = old->store_refused;
+    shm->store_lag_ms = old->store_lag_ms;
+    shm->store_time = old->store_time;
+
     shm->live_latency_us = old->live_latency_us;
     ngx_memcpy(shm->versions, old->versions, sizeof(shm->versions));
     shm->predict_hist = old->predict_hist;
