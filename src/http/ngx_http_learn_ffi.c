@@ -549,7 +549,7 @@ ngx_http_learn_ffi_task_post(ngx_http_learn_model_t *lm, const u_char *pool,
     ngx_thread_pool_t          *tp;
     ngx_http_learn_ffi_task_t  *t;
 
-    *rc = ngx_http_learn_ffi_ready(lm, ydata != NULL, err, errlen);
+    *rc = ngx_http_learn_ffi_ready(lm, train != 0, err, errlen);
 
     if (*rc == NGX_OK) {
         *rc = ngx_http_learn_ffi_input(lm, &x, xdata, xndim, xshape,
