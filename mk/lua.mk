@@ -5,7 +5,8 @@
 #   make bench-lua    the cost of one learn.predict call from Lua, and
 #                     req/s of a content_by_lua predict against the
 #                     learn_predict location (bench/lua_bench.sh)
-#   make install      resty/learn.lua where Debian's lua-resty-* live
+#   make install      resty/learn.lua and resty/learn/ where Debian's
+#                     lua-resty-* live
 #                     (LUA_LIBDIR), so `require "resty.learn"` needs no
 #                     lua_package_path; DESTDIR is honoured
 #   make uninstall
@@ -31,8 +32,10 @@ bench-lua: deps all
 	bench/lua_bench.sh $(BENCH_SECONDS)
 
 install:
-	install -d $(DESTDIR)$(LUA_LIBDIR)/resty
+	install -d $(DESTDIR)$(LUA_LIBDIR)/resty/learn
 	install -m 0644 lua/resty/learn.lua $(DESTDIR)$(LUA_LIBDIR)/resty/learn.lua
+	install -m 0644 lua/resty/learn/*.lua $(DESTDIR)$(LUA_LIBDIR)/resty/learn/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LIBDIR)/resty/learn.lua
+	rm -rf $(DESTDIR)$(LUA_LIBDIR)/resty/learn

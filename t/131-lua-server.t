@@ -331,11 +331,12 @@ SKIP: {
     is(system("make -s -C $root install DESTDIR=$dest >/dev/null"), 0,
        'make install DESTDIR=...');
     my $installed = "$dest/usr/share/lua/5.1/resty/learn.lua";
-    ok(-f $installed && !system('cmp', '-s', $installed, "$root/lua/resty/learn.lua"),
-       'resty/learn.lua is in /usr/share/lua/5.1, as it is in lua/');
+    my @parts = map { s{^\Q$root/lua/\E}{}r } glob("$root/lua/resty/learn.lua $root/lua/resty/learn/*.lua");
+    ok(@parts >= 3 && !grep({ system('cmp', '-s', "$dest/usr/share/lua/5.1/$_", "$root/lua/$_") } @parts),
+       "resty.learn's files (@parts) are in /usr/share/lua/5.1, as they are in lua/");
     is(system("make -s -C $root uninstall DESTDIR=$dest >/dev/null"), 0,
        'make uninstall');
-    ok(!-e $installed, 'and removes it');
+    ok(!-e $installed && !-e "$dest/usr/share/lua/5.1/resty/learn", 'and removes them');
     File::Path::remove_tree($dest);
 }
 

@@ -42,88 +42,17 @@ if not ok then
     end
 end
 
--- must match src/http/ngx_http_learn_ffi.h field for field
-ffi.cdef [[
-typedef struct {
-    int       ready;
-    int       in_dim;
-    int       out_dim;
-    int       nparams;
-    int       classes;
-    size_t    param_count;
-    size_t    max_width;
-    size_t    max_elements;
-} ngx_http_learn_ffi_info_t;
+require "resty.learn.cdef"
 
-typedef struct {
-    int64_t   step;
-    double    loss;
-    int64_t   time;
-    uint64_t  predicts;
-    uint64_t  predict_latency_us;
-} ngx_http_learn_ffi_version_t;
+local tensor = require "resty.learn.tensor"
+local tensor_mt = tensor.mt
+local tensor_args = tensor.args
+local tensor_ptr = tensor.ptr
+local tensor_cap = tensor.cap
+local flatten_into = tensor.flatten
+local rows_of = tensor.rows_of
+local numel_of = tensor.numel_of
 
-typedef struct {
-    int       ready;
-    int       checkpoint;
-    int       keep;
-    unsigned char  device[32];
-    int64_t   step;
-    double    loss;
-    double    loss_avg;
-    uint64_t  trains;
-    uint64_t  predicts;
-    uint64_t  rejected;
-    uint64_t  rejected_steps;
-    uint64_t  predict_rereads;
-    uint64_t  batches;
-    uint64_t  batched_predicts;
-    uint64_t  device_steps;
-    uint64_t  device_predicts;
-    uint64_t  set_evals;
-    uint64_t  set_empty;
-    uint64_t  predict_latency_us;
-    int64_t   checkpoint_step;
-    uint64_t  checkpoint_writes;
-    uint64_t  checkpoint_failures;
-    int64_t   checkpoint_time;
-    int       nversions;
-    ngx_http_learn_ffi_version_t  versions[16];
-} ngx_http_learn_ffi_status_t;
-
-typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
-
-void *ngx_http_learn_ffi_model(const unsigned char *name, size_t len,
-    ngx_http_learn_ffi_info_t *info);
-intptr_t ngx_http_learn_ffi_param(void *lm, int i, const char **name,
-    int *ndim, int64_t *shape, size_t *offset);
-intptr_t ngx_http_learn_ffi_predict(void *lm, int64_t version,
-    const float *x, int ndim, const int64_t *shape, float *y,
-    int64_t *step, unsigned char *err, size_t *errlen);
-intptr_t ngx_http_learn_ffi_train(void *lm, const float *x, int xndim,
-    const int64_t *xshape, const float *y, int yndim,
-    const int64_t *yshape, int block, uint64_t *start_us, float *loss,
-    int64_t *step, unsigned char *err, size_t *errlen);
-intptr_t ngx_http_learn_ffi_weights(void *lm, float *out, int64_t *step,
-    unsigned char *err, size_t *errlen);
-intptr_t ngx_http_learn_ffi_load_weights(void *lm, const float *params,
-    int block, unsigned char *err, size_t *errlen);
-void ngx_http_learn_ffi_status(void *lm, ngx_http_learn_ffi_status_t *st);
-void ngx_http_learn_ffi_reject(void *lm);
-
-intptr_t ngx_http_learn_ffi_pool(const unsigned char *pool, size_t len,
-    unsigned char *err, size_t *errlen);
-ngx_http_learn_ffi_task_t *ngx_http_learn_ffi_task_post(void *lm,
-    const unsigned char *pool, size_t len, double threshold, int train,
-    const float *x, int xndim, const int64_t *xshape, const float *y,
-    int yndim, const int64_t *yshape, intptr_t *rc, unsigned char *err,
-    size_t *errlen);
-intptr_t ngx_http_learn_ffi_task_poll(ngx_http_learn_ffi_task_t *t);
-intptr_t ngx_http_learn_ffi_task_finish(ngx_http_learn_ffi_task_t *t,
-    float *y, float *loss, int64_t *step, unsigned char *err,
-    size_t *errlen);
-void ngx_http_learn_ffi_task_abandon(ngx_http_learn_ffi_task_t *t);
-]]
 
 -- nginx's return codes
 local NGX_OK = 0
@@ -137,10 +66,13 @@ local RETRY_SLEEP = 0.001
 -- learn_thread_pool's default threshold, in multiply-adds
 local THREAD_THRESHOLD = 1e6
 
--- the largest learn.tensor (1 GiB of floats)
-local MAX_TENSOR = 2^28
 
 local _M = { _VERSION = "0.1.0" }
+
+-- learn.tensor(shape [, data]): data nil (zeros), a Lua table (copied,
+-- flat or nested) or a float array (used in place, not copied)
+_M.tensor = tensor.new
+_M.is_tensor = tensor.is
 
 local errbuf = ffi_new("unsigned char[256]")
 local errlen = ffi_new("size_t[1]")
@@ -152,7 +84,7 @@ local xshape = ffi_new("int64_t[2]")
 local yshape = ffi_new("int64_t[2]")
 local info = ffi_new("ngx_http_learn_ffi_info_t")
 local float_arr = ffi.typeof("float[?]")
-local float_ptr = ffi.typeof("float *")
+local tshape = ffi_new("int64_t[2]")
 
 -- name -> what a model's handle and layout are, per worker (a worker's
 -- models never change: a reload starts new workers with a new Lua VM)
@@ -210,210 +142,6 @@ local function model_of(name)
 end
 
 
--- tensors: a float buffer and a shape, passed to C as they are
-
-local tensor_mt = {}
-tensor_mt.__index = tensor_mt
-
--- (no loops over the one or two dimensions, here and below: a loop
--- that a call enters and leaves every time splits the caller's trace)
-local function numel_of(shape)
-    return shape[1] * (shape[2] or 1)
-end
-
-
-local function positive(d)
-    return type(d) == "number" and d >= 1 and d == floor(d) and d <= 2^31
-end
-
-
-local function check_shape(shape)
-    if type(shape) == "number" then
-        shape = { shape }
-    end
-
-    if type(shape) ~= "table" or shape[1] == nil or shape[3] ~= nil then
-        return nil, "shape must be {N} or {N, D}"
-    end
-
-    if not positive(shape[1]) then
-        return nil, "shape[1] must be a positive integer"
-    end
-
-    if shape[2] ~= nil and not positive(shape[2]) then
-        return nil, "shape[2] must be a positive integer"
-    end
-
-    return shape
-end
-
-
-local flatten_into
-
--- What C reads and writes, kept out of the user's reach: a tensor's
--- t.data is for the caller's own reads and writes, but a t.data or a
--- t.shape set to something else must not make C read past a buffer.
--- The pointer, the floats it holds and the array that keeps it alive
--- are under keys only this file has.
-local PTR, CAP, BUF = {}, {}, {}
-
-
--- learn.tensor(shape [, data]): data nil (zeros), a Lua table (copied,
--- flat or nested) or a float array (used in place, not copied)
-function _M.tensor(shape, data)
-    local s, err = check_shape(shape)
-    if not s then
-        return nil, err
-    end
-
-    local shp = { s[1], s[2] }
-    local n = numel_of(shp)
-    if n > MAX_TENSOR then
-        return nil, "a tensor holds at most " .. MAX_TENSOR .. " numbers"
-    end
-
-    local buf, ptr, cap
-
-    if data == nil or type(data) == "table" then
-        if n < 65536 then
-            buf = float_arr(n)
-        else
-            -- only a big one may fail, and that is an answer, not an error
-            local okay
-            okay, buf = pcall(float_arr, n)
-            if not okay then
-                return nil, "no memory for " .. n .. " numbers"
-            end
-        end
-        ptr, cap = ffi.cast(float_ptr, buf), n
-
-        if data ~= nil then
-            local got, ferr = flatten_into(data, ptr, n, "data")
-            if not got then
-                return nil, ferr
-            end
-            if got ~= n then
-                return nil, "data has " .. got .. " numbers, shape {"
-                            .. table.concat(shp, ", ") .. "} holds " .. n
-            end
-        end
-
-    elseif type(data) == "cdata" then
-        -- an array of floats whose size LuaJIT knows: a bare pointer
-        -- could hold fewer numbers than the shape says
-        local size = ffi.sizeof(data)
-        if not tostring(ffi.typeof(data)):find("^ctype<float %[")
-           or not size or size < n * 4
-        then
-            return nil, "data must be a float array (ffi.new(\"float[?]\","
-                        .. " n)) of at least " .. n .. " numbers"
-        end
-        buf, ptr, cap = data, ffi.cast(float_ptr, data), floor(size / 4)
-
-    else
-        return nil, "data must be a table or a float array, not "
-                    .. type(data)
-    end
-
-    local t = setmetatable({ shape = shp, data = ptr, [PTR] = ptr,
-                             [CAP] = cap, [BUF] = buf }, tensor_mt)
-
-    return t
-end
-
-
-function _M.is_tensor(t)
-    return getmetatable(t) == tensor_mt
-end
-
-
-local function dim_ok(d)
-    return type(d) == "number" and d >= 1 and d == floor(d)
-end
-
-
--- The tensor's shape into a C int64_t[2], checked against what its
--- buffer holds: the dimensions and the buffer, or nil, err.
--- (Straight-line for 1 or 2 dimensions: a loop here would split the
--- caller's trace in two.)
-local function tensor_args(t, shape_out, what)
-    local shp = t.shape
-    local ptr, cap = t[PTR], t[CAP]
-
-    if ptr == nil then
-        return nil, what .. " is not a learn.tensor"
-    end
-
-    if type(shp) ~= "table" then
-        return nil, what .. ".shape must be {N} or {N, D}"
-    end
-
-    local d1, d2 = shp[1], shp[2]
-
-    if d1 == nil or shp[3] ~= nil then
-        return nil, what .. " must have 1 or 2 dimensions"
-    end
-
-    if not dim_ok(d1) or (d2 ~= nil and not dim_ok(d2)) then
-        return nil, what .. ".shape must hold positive integers"
-    end
-
-    shape_out[0] = d1
-    local n, nd = d1, 1
-    if d2 ~= nil then
-        shape_out[1] = d2
-        n, nd = d1 * d2, 2
-    end
-
-    if n > cap then
-        return nil, what .. " has shape {" .. table.concat(shp, ", ")
-                    .. "}, more than the " .. cap
-                    .. " numbers its buffer holds"
-    end
-
-    return nd, ptr
-end
-
-
-local tshape = ffi_new("int64_t[2]")
-
-
--- floats at d as a list ({N}) or rows ({N, D})
-local function rows_of(d, shp)
-    if shp[2] == nil then
-        local out = new_tab(shp[1], 0)
-        for i = 1, shp[1] do
-            out[i] = d[i - 1]
-        end
-        return out
-    end
-
-    local rows, cols = shp[1], shp[2]
-    local out = new_tab(rows, 0)
-    for i = 1, rows do
-        local row = new_tab(cols, 0)
-        local base = (i - 1) * cols
-        for j = 1, cols do
-            row[j] = d[base + j - 1]
-        end
-        out[i] = row
-    end
-    return out
-end
-
-
--- the shape as nested tables (rows of numbers), as predict returns them;
--- nil, err when the shape is more than the buffer holds
-function tensor_mt.totable(t)
-    local nd, d = tensor_args(t, tshape, "the tensor")
-    if not nd then
-        return nil, d
-    end
-
-    return rows_of(d, t.shape)
-end
-
-
 -- Lua tables into floats
 
 -- what a model's scratch buffers keep between calls (floats): one call
@@ -440,62 +168,6 @@ local function grow(m, field, capfield, n)
         m[capfield] = cap
     end
     return m[field]
-end
-
-
-local function not_number(what, v)
-    return what .. " is a " .. type(v) .. ", not a number"
-end
-
-
--- a flat list, or a list of equal rows, into buf: the count, or nil, err
-flatten_into = function(tbl, buf, cap, what)
-    local first = tbl[1]
-
-    if type(first) ~= "table" then
-        local n = #tbl
-        if n > cap then
-            return nil, what .. " has more than " .. cap .. " numbers"
-        end
-        for i = 1, n do
-            local v = tbl[i]
-            if type(v) ~= "number" then
-                return nil, not_number(what .. "[" .. i .. "]", v)
-            end
-            buf[i - 1] = v
-        end
-        return n, 1
-    end
-
-    local rows = #tbl
-    local cols = #first
-    if rows * cols > cap then
-        return nil, what .. " has more than " .. cap .. " numbers"
-    end
-
-    local k = 0
-    for i = 1, rows do
-        local row = tbl[i]
-        if type(row) ~= "table" then
-            return nil, what .. "[" .. i .. "] is a " .. type(row)
-                        .. ", " .. what .. "[1] is a row"
-        end
-        if #row ~= cols then
-            return nil, what .. "[" .. i .. "] has " .. #row
-                        .. " numbers, " .. what .. "[1] has " .. cols
-        end
-        for j = 1, cols do
-            local v = row[j]
-            if type(v) ~= "number" then
-                return nil, not_number(what .. "[" .. i .. "][" .. j .. "]",
-                                       v)
-            end
-            buf[k] = v
-            k = k + 1
-        end
-    end
-
-    return k, 2, rows, cols
 end
 
 
@@ -831,7 +503,7 @@ function _M.predict(name, x, opts)
     if tensor_in then
         yt = opts and opts.out
         if yt ~= nil then
-            local cap = getmetatable(yt) == tensor_mt and yt[CAP]
+            local cap = getmetatable(yt) == tensor_mt and tensor_cap(yt)
             if not cap then
                 return refuse(m, "opts.out must be a learn.tensor")
             end
@@ -849,13 +521,13 @@ function _M.predict(name, x, opts)
             else
                 s[1], s[2], s[3] = rows, out_dim, nil
             end
-            ydata = yt[PTR]
+            ydata = tensor_ptr(yt)
         else
-            yt, err = _M.tensor(xnd == 1 and { out_dim } or { rows, out_dim })
+            yt, err = tensor.new(xnd == 1 and { out_dim } or { rows, out_dim })
             if not yt then
                 return nil, err
             end
-            ydata = yt[PTR]
+            ydata = tensor_ptr(yt)
         end
     else
         ydata = grow(m, "ybuf", "ycap", rows * out_dim)
@@ -879,7 +551,8 @@ function _M.predict(name, x, opts)
                                                    xnd, xshape, ydata,
                                                    step_out, errbuf, errlen))
 
-        -- (a loop entered only when needed: see numel_of)
+        -- (a loop entered only when needed: see resty.learn.tensor's
+        -- numel_of)
         if rc == NGX_AGAIN and can_yield() then
             -- a kept version being read by a thread for an HTTP predict:
             -- the shape (and a table's floats) are this call's alone now

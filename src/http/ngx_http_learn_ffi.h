@@ -1,8 +1,8 @@
 
 /*
  * The C side of lua/resty/learn.lua.  The structs and prototypes below
- * are also declared, field for field, in that file's ffi.cdef: change
- * both together.  Every field has a fixed-size type, so the declarations
+ * are also declared, field for field, in lua/resty/learn/cdef.lua's
+ * ffi.cdef: change both together.  Every field has a fixed-size type, so the declarations
  * there need no nginx header; the model handle is a void * there.
  */
 
@@ -75,6 +75,23 @@ typedef char  ngx_http_learn_ffi_versions_fit[
 
 
 typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
+
+
+/* between ngx_http_learn_ffi.c and ngx_http_learn_ffi_task.c */
+ngx_int_t ngx_http_learn_ffi_error(u_char *buf, size_t *len, ngx_int_t rc,
+    const char *fmt, ...);
+ngx_int_t ngx_http_learn_ffi_ready(ngx_http_learn_model_t *lm,
+    ngx_uint_t writes, u_char *err, size_t *errlen);
+ngx_int_t ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
+    const float *data, int ndim, const int64_t *shape, lt_tensor *y,
+    const float *ydata, int yndim, const int64_t *yshape, u_char *err,
+    size_t *errlen);
+void ngx_http_learn_ffi_predicted(ngx_http_learn_model_t *lm,
+    int64_t version, uint64_t start_us);
+void ngx_http_learn_ffi_trained(ngx_http_learn_model_t *lm,
+    uint64_t start_us);
+ngx_int_t ngx_http_learn_ffi_train_reply(ngx_http_learn_model_t *lm,
+    ngx_int_t rc, lt_err *e, u_char *err, size_t *errlen);
 
 
 /* called by the module's init_process and exit_process */
