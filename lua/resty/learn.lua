@@ -523,10 +523,8 @@ function _M.predict(name, x, opts)
             end
             ydata = tensor_ptr(yt)
         else
-            yt, err = tensor.new(xnd == 1 and { out_dim } or { rows, out_dim })
-            if not yt then
-                return nil, err
-            end
+            -- rows x out_dim is within the activation bound (x_refused)
+            yt = tensor.output(xnd == 2 and rows or nil, out_dim)
             ydata = tensor_ptr(yt)
         end
     else

@@ -283,6 +283,17 @@ end
 
 _M.mt = tensor_mt
 
+
+-- a new tensor of rows x cols floats (rows nil: {cols}) whose dims are
+-- known to be good: predict's output, made without new()'s checks
+function _M.output(rows, cols)
+    local n = (rows or 1) * cols
+    local buf = float_arr(n)
+    return setmetatable({ shape = rows and { rows, cols } or { cols },
+                          data = buf, [PTR] = buf, [CAP] = n, [BUF] = buf },
+                        tensor_mt)
+end
+
 -- the buffer C reads and writes, and the floats it holds (nil when t is
 -- not a tensor of this module's making)
 function _M.ptr(t)
