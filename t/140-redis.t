@@ -273,10 +273,47 @@ ok($t->wait_log(qr/version 10 already in \Q$url\E/, from => $from),
 is(redis_cmd($rport, 'GET', "$k:v:10"), $v10, 'version 10 was not overwritten');
 is(status($f)->{step}, 10, 'the follower still serves 10');
 
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }),
+   'status: the follower is subscribed to the channel');
+my $notices = status($f)->{store}{notices};
+$from = $f->log_size;
 for my $step (15, 20, 25) {
     train($t, 5);
     LearnServer::wait_for(sub { (redis_cmd($rport, 'GET', "$k:latest") // '') =~ /^$step:/ });
+    # while subscribed the poll is every second: this is the message
+    my $t1 = time;
+    wait_step($f, $step, 5);
+    diag(sprintf('version %d served %.0f ms after the pointer moved', $step,
+                 (time - $t1) * 1000));
 }
+my @announced = log_lines_from($f, $from, qr/serving version \d+ .*\(announced, /);
+cmp_ok(scalar @announced, '>=', 2,
+       'versions are taken when announced, not at the next poll')
+    or diag(log_lines_from($f, $from, qr/serving version/));
+cmp_ok(status($f)->{store}{notices}, '>=', $notices + 3, 'status counts the messages');
+
+# a message says nothing the follower trusts: it only makes it look
+$from = $f->log_size;
+redis_cmd($rport, 'PUBLISH', "$k:published", "99999999:0\x00\xff" x 100);
+redis_cmd($rport, 'PUBLISH', "$k:published", '');
+ok(LearnServer::wait_for(sub { status($f)->{store}{notices} >= $notices + 5 }),
+   'hostile messages are heard');
+sleep 0.2;
+is(status($f)->{step}, 25, 'and change nothing: step 25 serves');
+is(status($f)->{store}{refused}, 0, 'nothing refused');
+is(scalar(log_lines_from($f, $from, qr/\[(error|alert|crit)\]/)), 0, 'nothing logged');
+
+# the old worker 0 stops its subscriber thread at exit (its blocked read
+# is shut down), the new one subscribes
+my $t2 = time;
+$f->reload;
+cmp_ok(time - $t2, '<', 3, sprintf('a reload replaces the subscribed worker (%.2f s)',
+                                   time - $t2));
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }),
+   'the new worker 0 subscribes');
+is(status($f)->{step}, 25, 'step 25 still serves');
+is(scalar(log_lines_from($f, $from, qr/\[(alert|crit)\]|open socket/)), 0,
+   'the old worker left nothing open');
 is_deeply(redis_cmd($rport, 'ZRANGE', "$k:versions", 0, -1), [20, 25],
           'checkpoint_keep=2: the store keeps versions 20 and 25');
 is(redis_cmd($rport, 'EXISTS', "$k:v:10") + redis_cmd($rport, 'EXISTS', "$k:v:15"), 0,
@@ -344,6 +381,8 @@ sleep 1.5;
 is((predict($f))[1], $y25, 'the follower keeps serving 25');
 $rpid = redis_start($rport, $rdir);
 ok(wait_step($f, 30, 10), 'Redis back: the follower catches up to 30');
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }, timeout => 10),
+   'and subscribes again');
 ok($t->wait_log(qr/store \Q$url\E answers again/, from => $tfrom), 'the trainer says it is back');
 ok($f->wait_log(qr/store \Q$url\E answers again/, from => $ffrom), 'so does the follower');
 my @down = log_lines_from($f, $ffrom, qr/\[error\].*store /);

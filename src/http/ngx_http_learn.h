@@ -115,6 +115,8 @@ typedef struct {
     ngx_atomic_t                   store_errors;
     ngx_atomic_t                   store_refused;
     ngx_atomic_t                   store_lag_ms; /* publication -> served */
+    ngx_atomic_t                   store_subscribed; /* follow=: listening */
+    ngx_atomic_t                   store_notices;    /* messages heard */
     time_t                         store_time;
 
     /* time to answer, of every answered predict (any version) and train */

@@ -1,7 +1,10 @@
 
 /*
- * follow=URL: worker 0 checks the store every NGX_HTTP_LEARN_STORE_POLL
- * ms on a thread of nginx's pool (backing off while Redis fails), reads
+ * follow=URL: worker 0 checks the store when the trainer announces a
+ * version (ngx_http_learn_store_sub.c), and every
+ * NGX_HTTP_LEARN_STORE_POLL ms as well (NGX_HTTP_LEARN_STORE_POLL_SUB
+ * while the subscription is up), on a thread of nginx's pool (backing
+ * off while Redis fails); it reads
  * a new version, checks it whole with the checkpoint decoder, and swaps
  * it into the zone under the train mutex, as a weights import does, so
  * every worker's predicts move to it at once and never see a mix.
@@ -94,7 +97,36 @@ ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
     /* the first check at once: a follower without state waits for it */
     ngx_add_timer(&st->timer, 1);
 
-    return NGX_OK;
+    return ngx_http_learn_store_sub_start(cycle, lm);
+}
+
+
+/* a publication was announced: check now, or once the running check ends */
+
+void
+ngx_http_learn_store_wake(ngx_http_learn_model_t *lm)
+{
+    ngx_http_learn_store_t  *st;
+
+    st = lm->store;
+
+    if (ngx_exiting || ngx_terminate || lm->shm->retired) {
+        return;
+    }
+
+    st->announced = 1;
+
+    if (st->busy) {
+        st->again = 1;
+        return;
+    }
+
+    /* backing off after a failure: the subscription says Redis is back */
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+
+    ngx_http_learn_store_timer(&st->timer);
 }
 
 
@@ -112,9 +144,12 @@ ngx_http_learn_store_timer(ngx_event_t *ev)
     }
 
     st->busy = 1;
+    st->job->announced = st->announced;
+    st->announced = 0;
 
     if (ngx_thread_task_post(st->pool, &st->job->task) != NGX_OK) {
         st->busy = 0;
+        st->announced = st->job->announced;
         ngx_add_timer(ev, st->backoff);
     }
 }
@@ -351,8 +386,9 @@ ngx_http_learn_store_follow_done(ngx_event_t *ev)
 
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
                       "learn_model \"%V\": serving version %L from %V "
-                      "(taken in %uL ms, %L ms after its publication)",
-                      &lm->name, job->step, &st->url, job->took_ms,
+                      "(%s, taken in %uL ms, %L ms after its publication)",
+                      &lm->name, job->step, &st->url,
+                      job->announced ? "announced" : "polled", job->took_ms,
                       ngx_max(lag, 0));
     }
 
@@ -360,8 +396,16 @@ ngx_http_learn_store_follow_done(ngx_event_t *ev)
         return;
     }
 
+    if (st->again) {
+        st->again = 0;
+        ngx_add_timer(&st->timer, 1);
+        return;
+    }
+
     ngx_add_timer(&st->timer, st->down ? st->backoff
-                                       : NGX_HTTP_LEARN_STORE_POLL);
+                              : shm->store_subscribed
+                              ? NGX_HTTP_LEARN_STORE_POLL_SUB
+                              : NGX_HTTP_LEARN_STORE_POLL);
 }
 
 #endif
