@@ -123,6 +123,14 @@ sub predict {
     return ($r->{status}, $r->{content});
 }
 
+# a predict of kept version v: (status, body, X-Learn-Version)
+sub predict_v {
+    my ($srv, $v) = @_;
+    my $r = LearnClient->new->post($srv->url("/predict?version=$v"),
+                                   { headers => $json, content => $x });
+    return ($r->{status}, $r->{content}, $r->{headers}{'x-learn-version'} // '');
+}
+
 sub status {
     my ($srv) = @_;
     my $r = eval { $http->get($srv->url('/status')) } or return {};
@@ -322,6 +330,23 @@ ok(wait_step($f, 25), 'the follower serves 25');
 my (undef, $y25) = predict($t);
 is((predict($f))[1], $y25, 'the same answers as the trainer');
 
+# ?version= on a follower: any version the store keeps, read on a thread
+# and cached per worker; the answers are the trainer's for that version
+my (undef, $t20) = predict_v($t, 20);
+my %v20;
+$v20{join ' ', predict_v($f, 20)}++ for 1 .. 10;
+is_deeply(\%v20, { "200 $t20 20" => 10 },
+          '?version=20 at the follower: the store\'s version 20, in every worker')
+    or diag(explain(\%v20));
+isnt($t20, $y25, 'which is not what step 25 answers');
+is((predict_v($f, 25))[1], $y25, '?version=25: the newest');
+is((predict_v($f, 10))[0], 404, '?version=10, pruned from the store: 404');
+is((predict_v($f, 15))[0], 404, 'so is 15');
+is((predict_v($f, 26))[0], 404, '?version=26, newer than the store\'s newest: 404');
+like((predict_v($f, 26))[1], qr/keeps no version 26/, 'saying so');
+is(status($f)->{step}, 25, 'the live parameters are still 25');
+is((predict($f))[1], $y25, 'and answer as before');
+
 # ---- 4. hostile values: corrupt, truncated, another step, too large -------
 
 my $v25 = redis_cmd($rport, 'GET', "$k:v:25");
@@ -345,6 +370,13 @@ for my $step (sort keys %bad) {
     is((predict($f))[1], $y25, 'and the old parameters answer');
 }
 is(status($f)->{store}{refused}, 4, 'status counts 4 refused values');
+$from = $f->log_size;
+my @bad_v = predict_v($f, 1001);
+is($bad_v[0], 500, '?version=1001 (truncated in the store): 500');
+ok($f->wait_log(qr/\[warn\].*version 1001 cannot be read.*(truncated|short|size|checksum)/i,
+                from => $from), 'with a warning that says why');
+is((predict_v($f, 1002))[0], 500, '?version=1002 (another step\'s value): 500');
+is((predict($f))[1], $y25, 'the live parameters still answer');
 is(scalar(log_lines($f, qr/refused version 1003/)), 1, 'each logged once');
 redis_cmd($rport, 'DEL', map { "$k:v:$_" } keys %bad);
 $from = $f->log_size;

@@ -458,6 +458,8 @@ u_char *ngx_http_learn_store_sample(u_char *p, ngx_uint_t which,
     ngx_http_learn_model_t *lm);
 
 /* a follower without parameters to serve yet (nothing restored or taken) */
+ngx_int_t ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm,
+    int64_t step, float *params, lt_err *err);
 #define ngx_http_learn_store_waiting(lm)                                      \
     ((lm)->follow && !(lm)->shm->ready)
 
