@@ -152,6 +152,9 @@ bench-checkpoint: all
 bench-store: all
 	bench/store_bench.sh $(BENCH_ROUNDS)
 
+bench-store-swap: all
+	bench/store_swap_bench.sh $(BENCH_SECONDS)
+
 bench: bench-core bench-http bench-checkpoint bench-batch bench-pick bench-balancer
 
 bench-batch: all

@@ -123,6 +123,14 @@ sub predict {
     return ($r->{status}, $r->{content});
 }
 
+# a predict of kept version v: (status, body, X-Learn-Version)
+sub predict_v {
+    my ($srv, $v) = @_;
+    my $r = LearnClient->new->post($srv->url("/predict?version=$v"),
+                                   { headers => $json, content => $x });
+    return ($r->{status}, $r->{content}, $r->{headers}{'x-learn-version'} // '');
+}
+
 sub status {
     my ($srv) = @_;
     my $r = eval { $http->get($srv->url('/status')) } or return {};
@@ -273,10 +281,47 @@ ok($t->wait_log(qr/version 10 already in \Q$url\E/, from => $from),
 is(redis_cmd($rport, 'GET', "$k:v:10"), $v10, 'version 10 was not overwritten');
 is(status($f)->{step}, 10, 'the follower still serves 10');
 
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }),
+   'status: the follower is subscribed to the channel');
+my $notices = status($f)->{store}{notices};
+$from = $f->log_size;
 for my $step (15, 20, 25) {
     train($t, 5);
     LearnServer::wait_for(sub { (redis_cmd($rport, 'GET', "$k:latest") // '') =~ /^$step:/ });
+    # while subscribed the poll is every second: this is the message
+    my $t1 = time;
+    wait_step($f, $step, 5);
+    diag(sprintf('version %d served %.0f ms after the pointer moved', $step,
+                 (time - $t1) * 1000));
 }
+my @announced = log_lines_from($f, $from, qr/serving version \d+ .*\(announced, /);
+cmp_ok(scalar @announced, '>=', 2,
+       'versions are taken when announced, not at the next poll')
+    or diag(log_lines_from($f, $from, qr/serving version/));
+cmp_ok(status($f)->{store}{notices}, '>=', $notices + 3, 'status counts the messages');
+
+# a message says nothing the follower trusts: it only makes it look
+$from = $f->log_size;
+redis_cmd($rport, 'PUBLISH', "$k:published", "99999999:0\x00\xff" x 100);
+redis_cmd($rport, 'PUBLISH', "$k:published", '');
+ok(LearnServer::wait_for(sub { status($f)->{store}{notices} >= $notices + 5 }),
+   'hostile messages are heard');
+sleep 0.2;
+is(status($f)->{step}, 25, 'and change nothing: step 25 serves');
+is(status($f)->{store}{refused}, 0, 'nothing refused');
+is(scalar(log_lines_from($f, $from, qr/\[(error|alert|crit)\]/)), 0, 'nothing logged');
+
+# the old worker 0 stops its subscriber thread at exit (its blocked read
+# is shut down), the new one subscribes
+my $t2 = time;
+$f->reload;
+cmp_ok(time - $t2, '<', 3, sprintf('a reload replaces the subscribed worker (%.2f s)',
+                                   time - $t2));
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }),
+   'the new worker 0 subscribes');
+is(status($f)->{step}, 25, 'step 25 still serves');
+is(scalar(log_lines_from($f, $from, qr/\[(alert|crit)\]|open socket/)), 0,
+   'the old worker left nothing open');
 is_deeply(redis_cmd($rport, 'ZRANGE', "$k:versions", 0, -1), [20, 25],
           'checkpoint_keep=2: the store keeps versions 20 and 25');
 is(redis_cmd($rport, 'EXISTS', "$k:v:10") + redis_cmd($rport, 'EXISTS', "$k:v:15"), 0,
@@ -284,6 +329,23 @@ is(redis_cmd($rport, 'EXISTS', "$k:v:10") + redis_cmd($rport, 'EXISTS', "$k:v:15
 ok(wait_step($f, 25), 'the follower serves 25');
 my (undef, $y25) = predict($t);
 is((predict($f))[1], $y25, 'the same answers as the trainer');
+
+# ?version= on a follower: any version the store keeps, read on a thread
+# and cached per worker; the answers are the trainer's for that version
+my (undef, $t20) = predict_v($t, 20);
+my %v20;
+$v20{join ' ', predict_v($f, 20)}++ for 1 .. 10;
+is_deeply(\%v20, { "200 $t20 20" => 10 },
+          '?version=20 at the follower: the store\'s version 20, in every worker')
+    or diag(explain(\%v20));
+isnt($t20, $y25, 'which is not what step 25 answers');
+is((predict_v($f, 25))[1], $y25, '?version=25: the newest');
+is((predict_v($f, 10))[0], 404, '?version=10, pruned from the store: 404');
+is((predict_v($f, 15))[0], 404, 'so is 15');
+is((predict_v($f, 26))[0], 404, '?version=26, newer than the store\'s newest: 404');
+like((predict_v($f, 26))[1], qr/keeps no version 26/, 'saying so');
+is(status($f)->{step}, 25, 'the live parameters are still 25');
+is((predict($f))[1], $y25, 'and answer as before');
 
 # ---- 4. hostile values: corrupt, truncated, another step, too large -------
 
@@ -308,6 +370,13 @@ for my $step (sort keys %bad) {
     is((predict($f))[1], $y25, 'and the old parameters answer');
 }
 is(status($f)->{store}{refused}, 4, 'status counts 4 refused values');
+$from = $f->log_size;
+my @bad_v = predict_v($f, 1001);
+is($bad_v[0], 500, '?version=1001 (truncated in the store): 500');
+ok($f->wait_log(qr/\[warn\].*version 1001 cannot be read.*(truncated|short|size|checksum)/i,
+                from => $from), 'with a warning that says why');
+is((predict_v($f, 1002))[0], 500, '?version=1002 (another step\'s value): 500');
+is((predict($f))[1], $y25, 'the live parameters still answer');
 is(scalar(log_lines($f, qr/refused version 1003/)), 1, 'each logged once');
 redis_cmd($rport, 'DEL', map { "$k:v:$_" } keys %bad);
 $from = $f->log_size;
@@ -344,6 +413,8 @@ sleep 1.5;
 is((predict($f))[1], $y25, 'the follower keeps serving 25');
 $rpid = redis_start($rport, $rdir);
 ok(wait_step($f, 30, 10), 'Redis back: the follower catches up to 30');
+ok(LearnServer::wait_for(sub { status($f)->{store}{subscribed} }, timeout => 10),
+   'and subscribes again');
 ok($t->wait_log(qr/store \Q$url\E answers again/, from => $tfrom), 'the trainer says it is back');
 ok($f->wait_log(qr/store \Q$url\E answers again/, from => $ffrom), 'so does the follower');
 my @down = log_lines_from($f, $ffrom, qr/\[error\].*store /);

@@ -115,6 +115,8 @@ typedef struct {
     ngx_atomic_t                   store_errors;
     ngx_atomic_t                   store_refused;
     ngx_atomic_t                   store_lag_ms; /* publication -> served */
+    ngx_atomic_t                   store_subscribed; /* follow=: listening */
+    ngx_atomic_t                   store_notices;    /* messages heard */
     time_t                         store_time;
 
     /* time to answer, of every answered predict (any version) and train */
@@ -456,6 +458,8 @@ u_char *ngx_http_learn_store_sample(u_char *p, ngx_uint_t which,
     ngx_http_learn_model_t *lm);
 
 /* a follower without parameters to serve yet (nothing restored or taken) */
+ngx_int_t ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm,
+    int64_t step, float *params, lt_err *err);
 #define ngx_http_learn_store_waiting(lm)                                      \
     ((lm)->follow && !(lm)->shm->ready)
 

@@ -270,7 +270,7 @@ ngx_http_learn_predict_reply(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
         (void) ngx_atomic_fetch_add(&shm->live_latency_us, us);
     }
 
-    if (lm->ckpt_keep) {
+    if (lm->ckpt_keep || lm->follow) {
         /* which parameters answered: "live" or the version's step */
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {

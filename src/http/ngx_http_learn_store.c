@@ -353,36 +353,70 @@ ngx_http_learn_store_sized(ngx_http_learn_model_t *lm)
 int
 ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
 {
-    int              argc;
-    size_t           lens[3];
-    const char      *argv[3], *e;
-    redisReply      *rep;
-    struct timeval   tv;
+    struct timeval  tv;
 
     if (st->rc) {
         return 0;
     }
 
-    tv.tv_sec = NGX_HTTP_LEARN_STORE_CONNECT_S;
-    tv.tv_usec = 0;
-
-    st->rc = redisConnectWithTimeout(st->host, st->port, tv);
-
-    if (st->rc == NULL) {
-        snprintf(msg, LT_ERR_LEN, "no memory for a connection");
+    if (ngx_http_learn_store_dial(st, &st->rc, msg) != 0) {
         return -1;
     }
 
-    if (st->rc->err) {
-        snprintf(msg, LT_ERR_LEN, "connect: %s", st->rc->errstr);
+    tv.tv_sec = NGX_HTTP_LEARN_STORE_COMMAND_S;
+    tv.tv_usec = 0;
+    (void) redisSetTimeout(st->rc, tv);
+    (void) redisEnableKeepAlive(st->rc);
+
+    if (ngx_http_learn_store_auth(st, st->rc, msg) != 0) {
         redisFree(st->rc);
         st->rc = NULL;
         return -1;
     }
 
-    tv.tv_sec = NGX_HTTP_LEARN_STORE_COMMAND_S;
-    (void) redisSetTimeout(st->rc, tv);
-    (void) redisEnableKeepAlive(st->rc);
+    return 0;
+}
+
+
+/* a TCP connection with the connect timeout: 0, or -1 with msg set */
+
+int
+ngx_http_learn_store_dial(ngx_http_learn_store_t *st, redisContext **ctx,
+    char *msg)
+{
+    struct timeval  tv;
+
+    tv.tv_sec = NGX_HTTP_LEARN_STORE_CONNECT_S;
+    tv.tv_usec = 0;
+
+    *ctx = redisConnectWithTimeout(st->host, st->port, tv);
+
+    if (*ctx == NULL) {
+        snprintf(msg, LT_ERR_LEN, "no memory for a connection");
+        return -1;
+    }
+
+    if ((*ctx)->err) {
+        snprintf(msg, LT_ERR_LEN, "connect: %s", (*ctx)->errstr);
+        redisFree(*ctx);
+        *ctx = NULL;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/* AUTH when the URL has a password: 0, or -1 with msg set */
+
+int
+ngx_http_learn_store_auth(ngx_http_learn_store_t *st, redisContext *ctx,
+    char *msg)
+{
+    int           argc;
+    size_t        lens[3];
+    const char   *argv[3], *e;
+    redisReply   *rep;
 
     if (st->pass == NULL) {
         return 0;
@@ -400,7 +434,7 @@ ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
     argv[argc] = st->pass;
     lens[argc++] = strlen(st->pass);
 
-    rep = redisCommandArgv(st->rc, argc, argv, lens);
+    rep = redisCommandArgv(ctx, argc, argv, lens);
 
     if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
         /*
@@ -408,7 +442,7 @@ ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
          * messages quote what was sent
          */
         if (rep == NULL) {
-            snprintf(msg, LT_ERR_LEN, "AUTH: %s", st->rc->errstr);
+            snprintf(msg, LT_ERR_LEN, "AUTH: %s", ctx->errstr);
 
         } else {
             e = rep->str;
@@ -420,8 +454,6 @@ ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg)
             freeReplyObject(rep);
         }
 
-        redisFree(st->rc);
-        st->rc = NULL;
         return -1;
     }
 
@@ -716,6 +748,10 @@ ngx_http_learn_store_exit_worker(ngx_http_learn_model_t *lm)
         ngx_del_timer(&st->timer);
     }
 
+#if (NGX_THREADS)
+    ngx_http_learn_store_sub_stop(lm);
+#endif
+
     if (st->busy || lm->ckpt_job) {
         return;
     }
@@ -787,13 +823,17 @@ ngx_http_learn_store_status(u_char *p, ngx_http_learn_model_t *lm)
                        "\"auth\": %s, \"up\": %s, \"step\": %uA, "
                        "\"latest\": %uA, \"lag_steps\": %L, "
                        "\"lag_ms\": %uA, \"transfers\": %uA, "
-                       "\"errors\": %uA, \"refused\": %uA, \"time\": %T}",
+                       "\"errors\": %uA, \"refused\": %uA, \"time\": %T, "
+                       "\"subscribed\": %s, \"notices\": %uA}",
                        &st->url, st->follow ? "follow" : "store",
                        st->pass ? "true" : "false",
                        shm->store_up ? "true" : "false", shm->store_step,
                        shm->store_latest, ngx_max(lag, 0), shm->store_lag_ms,
                        shm->store_transfers, shm->store_errors,
-                       shm->store_refused, shm->store_time);
+                       shm->store_refused, shm->store_time,
+                       (st->follow && (ngx_atomic_int_t) shm->store_subscribed
+                                      > 0) ? "true" : "false",
+                       shm->store_notices);
 }
 
 

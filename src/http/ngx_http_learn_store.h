@@ -15,11 +15,15 @@
 
 
 #define NGX_HTTP_LEARN_STORE_POLL         200    /* ms between checks */
+#define NGX_HTTP_LEARN_STORE_POLL_SUB     1000   /* ... while subscribed */
 #define NGX_HTTP_LEARN_STORE_BACKOFF_MIN  200    /* ms, after a failure */
 #define NGX_HTTP_LEARN_STORE_BACKOFF_MAX  5000
 #define NGX_HTTP_LEARN_STORE_CONNECT_S    1      /* connect timeout */
 #define NGX_HTTP_LEARN_STORE_COMMAND_S    5      /* a reply's timeout */
 #define NGX_HTTP_LEARN_STORE_KEY_LEN      200    /* prefix 64 + name 64 + 19 */
+
+
+typedef struct ngx_http_learn_store_sub_s  ngx_http_learn_store_sub_t;
 
 
 /* a follower's check, owned by the thread while it runs */
@@ -30,6 +34,7 @@ typedef struct {
 #endif
     ngx_int_t                      rc;        /* NGX_ERROR: Redis failed */
     ngx_uint_t                     took;      /* a new version is served */
+    ngx_uint_t                     announced; /* woken by a message */
     ngx_uint_t                     refused;   /* a value was not valid */
     int64_t                        latest;    /* the store's newest */
     int64_t                        latest_ms; /* when it was published */
@@ -68,17 +73,31 @@ struct ngx_http_learn_store_s {
     ngx_event_t                    timer;
     ngx_http_learn_store_job_t    *job;
     ngx_uint_t                     busy;      /* job posted, not done */
+    ngx_uint_t                     again;     /* notified while busy */
+    ngx_uint_t                     announced; /* the next check's cause */
+    ngx_http_learn_store_sub_t    *sub;       /* the subscriber thread */
     int64_t                        bad_step;  /* refused: not again */
 };
 
 
 /* connect (and AUTH) unless connected: 0, or -1 with msg set */
 int ngx_http_learn_store_connect(ngx_http_learn_store_t *st, char *msg);
+int ngx_http_learn_store_dial(ngx_http_learn_store_t *st, redisContext **ctx,
+    char *msg);
+int ngx_http_learn_store_auth(ngx_http_learn_store_t *st, redisContext *ctx,
+    char *msg);
 redisReply *ngx_http_learn_store_command(ngx_http_learn_store_t *st,
     int argc, const char **argv, const size_t *lens, char *msg);
 int64_t ngx_http_learn_store_now_ms(void);
 void ngx_http_learn_store_outcome(ngx_http_learn_model_t *lm, ngx_int_t rc,
     const char *msg, ngx_log_t *log);
+
+/* ngx_http_learn_store_sub.c: the subscription, in worker 0 */
+ngx_int_t ngx_http_learn_store_sub_start(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_store_sub_stop(ngx_http_learn_model_t *lm);
+/* ngx_http_learn_store_follow.c: check now (a publication was announced) */
+void ngx_http_learn_store_wake(ngx_http_learn_model_t *lm);
 
 
 #endif /* _NGX_HTTP_LEARN_STORE_H_INCLUDED_ */

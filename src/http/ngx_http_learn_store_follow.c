@@ -1,7 +1,10 @@
 
 /*
- * follow=URL: worker 0 checks the store every NGX_HTTP_LEARN_STORE_POLL
- * ms on a thread of nginx's pool (backing off while Redis fails), reads
+ * follow=URL: worker 0 checks the store when the trainer announces a
+ * version (ngx_http_learn_store_sub.c), and every
+ * NGX_HTTP_LEARN_STORE_POLL ms as well (NGX_HTTP_LEARN_STORE_POLL_SUB
+ * while the subscription is up), on a thread of nginx's pool (backing
+ * off while Redis fails); it reads
  * a new version, checks it whole with the checkpoint decoder, and swaps
  * it into the zone under the train mutex, as a weights import does, so
  * every worker's predicts move to it at once and never see a mix.
@@ -94,7 +97,36 @@ ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
     /* the first check at once: a follower without state waits for it */
     ngx_add_timer(&st->timer, 1);
 
-    return NGX_OK;
+    return ngx_http_learn_store_sub_start(cycle, lm);
+}
+
+
+/* a publication was announced: check now, or once the running check ends */
+
+void
+ngx_http_learn_store_wake(ngx_http_learn_model_t *lm)
+{
+    ngx_http_learn_store_t  *st;
+
+    st = lm->store;
+
+    if (ngx_exiting || ngx_terminate || lm->shm->retired) {
+        return;
+    }
+
+    st->announced = 1;
+
+    if (st->busy) {
+        st->again = 1;
+        return;
+    }
+
+    /* backing off after a failure: the subscription says Redis is back */
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+
+    ngx_http_learn_store_timer(&st->timer);
 }
 
 
@@ -112,9 +144,12 @@ ngx_http_learn_store_timer(ngx_event_t *ev)
     }
 
     st->busy = 1;
+    st->job->announced = st->announced;
+    st->announced = 0;
 
     if (ngx_thread_task_post(st->pool, &st->job->task) != NGX_OK) {
         st->busy = 0;
+        st->announced = st->job->announced;
         ngx_add_timer(ev, st->backoff);
     }
 }
@@ -351,8 +386,9 @@ ngx_http_learn_store_follow_done(ngx_event_t *ev)
 
         ngx_log_error(NGX_LOG_INFO, ev->log, 0,
                       "learn_model \"%V\": serving version %L from %V "
-                      "(taken in %uL ms, %L ms after its publication)",
-                      &lm->name, job->step, &st->url, job->took_ms,
+                      "(%s, taken in %uL ms, %L ms after its publication)",
+                      &lm->name, job->step, &st->url,
+                      job->announced ? "announced" : "polled", job->took_ms,
                       ngx_max(lag, 0));
     }
 
@@ -360,8 +396,115 @@ ngx_http_learn_store_follow_done(ngx_event_t *ev)
         return;
     }
 
+    if (st->again) {
+        st->again = 0;
+        ngx_add_timer(&st->timer, 1);
+        return;
+    }
+
     ngx_add_timer(&st->timer, st->down ? st->backoff
-                                       : NGX_HTTP_LEARN_STORE_POLL);
+                              : shm->store_subscribed
+                              ? NGX_HTTP_LEARN_STORE_POLL_SUB
+                              : NGX_HTTP_LEARN_STORE_POLL);
 }
 
 #endif
+
+
+/*
+ * ?version=STEP on a follower, for a version it does not keep itself:
+ * version STEP as the store holds it, read on a pool thread (any worker,
+ * ngx_http_learn_versions.c) on a connection of its own (worker 0's is
+ * its check task's), and checked as a new version is (at most cap + 1
+ * bytes, the decoder's CRC, layout hash and finite numbers, the step
+ * its key names).  NGX_OK: params (P floats) has it; NGX_DECLINED: the
+ * store has no such version; NGX_ERROR: err says why.
+ */
+
+ngx_int_t
+ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm, int64_t step,
+    float *params, lt_err *err)
+{
+    char                     vkey[256], cap[24], msg[LT_ERR_LEN];
+    size_t                   lens[4];
+    ngx_int_t                rc;
+    const char              *argv[4];
+    redisReply              *rep;
+    redisContext            *ctx;
+    struct timeval           tv;
+    const uint8_t           *p, *state;
+    lt_checkpoint_meta       meta;
+    ngx_http_learn_store_t  *st;
+
+    st = lm->store;
+
+    if (ngx_http_learn_store_dial(st, &ctx, msg) != 0) {
+        lt_error(err, "store %.*s: %s", (int) st->url.len, st->url.data, msg);
+        return NGX_ERROR;
+    }
+
+    tv.tv_sec = NGX_HTTP_LEARN_STORE_COMMAND_S;
+    tv.tv_usec = 0;
+    (void) redisSetTimeout(ctx, tv);
+
+    if (ngx_http_learn_store_auth(st, ctx, msg) != 0) {
+        redisFree(ctx);
+        lt_error(err, "store %.*s: %s", (int) st->url.len, st->url.data, msg);
+        return NGX_ERROR;
+    }
+
+    snprintf(vkey, sizeof(vkey), "%s%lld", st->key_v, (long long) step);
+    snprintf(cap, sizeof(cap), "%lld", (long long) st->cap);
+
+    argv[0] = "GETRANGE";
+    argv[1] = vkey;
+    argv[2] = "0";
+    argv[3] = cap;
+    lens[0] = 8;
+    lens[1] = strlen(vkey);
+    lens[2] = 1;
+    lens[3] = strlen(cap);
+
+    rep = redisCommandArgv(ctx, 4, argv, lens);
+
+    if (rep == NULL || rep->type == REDIS_REPLY_ERROR) {
+        lt_error(err, "store %.*s: GETRANGE: %s", (int) st->url.len,
+                 st->url.data, rep ? "an error reply" : ctx->errstr);
+        if (rep) {
+            freeReplyObject(rep);
+        }
+        redisFree(ctx);
+        return NGX_ERROR;
+    }
+
+    redisFree(ctx);
+
+    rc = NGX_ERROR;
+
+    if (rep->type != REDIS_REPLY_STRING || rep->len == 0) {
+        /* GETRANGE of a missing key is "": pruned, or never published */
+        rc = NGX_DECLINED;
+
+    } else if ((size_t) rep->len > st->cap) {
+        lt_error(err, "version %lld in the store is larger than a "
+                 "checkpoint of this model", (long long) step);
+
+    } else if (lt_checkpoint_decode(&lm->model, (const uint8_t *) rep->str,
+                                    rep->len, &meta, &p, &state, err)
+               != 0)
+    {
+        /* err says why */
+
+    } else if (meta.step != step) {
+        lt_error(err, "version %lld in the store: its header says step %lld",
+                 (long long) step, (long long) meta.step);
+
+    } else {
+        ngx_memcpy(params, p, lm->model.param_count * sizeof(float));
+        rc = NGX_OK;
+    }
+
+    freeReplyObject(rep);
+
+    return rc;
+}

@@ -12,6 +12,13 @@
  * file that cannot be read is remembered for a minute: one warning, not
  * one per request.
  *
+ * A follower (follow=) may also be asked for a version it does not keep
+ * itself: one the store holds (a "remote" slot, read from Redis on the
+ * same pool, ngx_http_learn_store_read_version()).  Only steps the store
+ * can hold are asked for (1 .. the newest seen there); one the store
+ * does not have is remembered like an unreadable file and answers 404.
+ * A remote slot stays cached until the slots are needed for others.
+ *
  * A version that a learn_candidate of the running configuration names is
  * protected: never removed, and not counted in N.  The table has
  * NGX_HTTP_LEARN_MAX_VERSIONS slots, so N shrinks when N plus the
@@ -40,6 +47,8 @@ typedef struct {
     ngx_http_learn_vslot_state_e   state;
     float                         *params;    /* READY: P floats */
     time_t                         failed;    /* BAD: since when */
+    ngx_uint_t                     remote;    /* from the store */
+    ngx_uint_t                     absent;    /* BAD: not in the store */
     ngx_queue_t                    waiters;   /* LOADING: their ctx->queue */
 } ngx_http_learn_vslot_t;
 
@@ -55,13 +64,14 @@ typedef struct {
     ngx_http_learn_vslot_t        *slot;
     int64_t                        step;
     float                         *params;
+    ngx_uint_t                     remote;
     ngx_int_t                      rc;
     lt_err                         err;
 } ngx_http_learn_vread_t;
 
 
 static ngx_http_learn_vslot_t *ngx_http_learn_versions_slot(
-    ngx_http_learn_model_t *lm, int64_t step);
+    ngx_http_learn_model_t *lm, int64_t step, ngx_uint_t remote);
 static ngx_int_t ngx_http_learn_versions_load(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, ngx_http_learn_vslot_t *slot);
 static void ngx_http_learn_versions_read_task(void *data, ngx_log_t *log);
@@ -491,16 +501,26 @@ ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     ngx_http_learn_vslot_t  *slot;
     ngx_http_learn_model_t  *lm;
 
+    ngx_uint_t               remote;
+
     lm = ctx->lcf->model;
     ctx->version_done = done;
+
+    remote = 0;
 
     if (lm->ckpt_keep == 0
         || ngx_http_learn_versions_find(lm->shm, ctx->vstep) == NULL)
     {
-        return NGX_DECLINED;
+        if (!lm->follow
+            || (ngx_atomic_uint_t) ctx->vstep > lm->shm->store_latest)
+        {
+            return NGX_DECLINED;
+        }
+
+        remote = 1;
     }
 
-    slot = ngx_http_learn_versions_slot(lm, ctx->vstep);
+    slot = ngx_http_learn_versions_slot(lm, ctx->vstep, remote);
     if (slot == NULL) {
         lt_error(&ctx->err, "no memory for the version cache");
         return NGX_ERROR;
@@ -519,6 +539,10 @@ ngx_http_learn_versions_get(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 
     case NGX_HTTP_LEARN_VSLOT_BAD:
         if (ngx_time() - slot->failed < NGX_HTTP_LEARN_VERSION_RETRY) {
+            if (slot->absent) {
+                return NGX_DECLINED;
+            }
+
             lt_error(&ctx->err, "version %lld of the model cannot be read "
                      "(see the warning in error.log)",
                      (long long) ctx->vstep);
@@ -559,7 +583,8 @@ ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
         return NGX_DECLINED;
     }
 
-    slot = ngx_http_learn_versions_slot(lm, step);
+    /* a version only the store has is read over HTTP, never here */
+    slot = ngx_http_learn_versions_slot(lm, step, 0);
     if (slot == NULL) {
         lt_error(err, "no memory for the version cache");
         return NGX_ERROR;
@@ -621,7 +646,8 @@ ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
  */
 
 static ngx_http_learn_vslot_t *
-ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step)
+ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step,
+    ngx_uint_t remote)
 {
     ngx_uint_t               i;
     ngx_http_learn_vslot_t  *s, *found, *empty;
@@ -646,6 +672,7 @@ ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step)
 
         if (s->state != NGX_HTTP_LEARN_VSLOT_EMPTY
             && s->state != NGX_HTTP_LEARN_VSLOT_LOADING
+            && !s->remote
             && ngx_http_learn_versions_find(lm->shm, s->step) == NULL)
         {
             ngx_free(s->params);
@@ -653,7 +680,9 @@ ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step)
             s->state = NGX_HTTP_LEARN_VSLOT_EMPTY;
         }
 
-        if (s->state != NGX_HTTP_LEARN_VSLOT_EMPTY && s->step == step) {
+        if (s->state != NGX_HTTP_LEARN_VSLOT_EMPTY && s->step == step
+            && s->remote == remote)
+        {
             found = s;
 
         } else if (s->state == NGX_HTTP_LEARN_VSLOT_EMPTY && empty == NULL) {
@@ -687,6 +716,8 @@ ngx_http_learn_versions_slot(ngx_http_learn_model_t *lm, int64_t step)
     }
 
     empty->step = step;
+    empty->remote = remote;
+    empty->absent = 0;
 
     return empty;
 }
@@ -729,6 +760,23 @@ ngx_http_learn_versions_load(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     vr->model = lm;
     vr->slot = slot;
     vr->step = ctx->vstep;
+    vr->remote = slot->remote;
+
+#if (NGX_THREADS)
+    if (vr->remote && task == NULL) {
+        /* a Redis round trip is never made on the event loop */
+        lt_error(&ctx->err, "reading a version from the store needs a "
+                 "thread pool");
+        return NGX_ERROR;
+    }
+#else
+    if (vr->remote) {
+        lt_error(&ctx->err, "reading a version from the store needs nginx "
+                 "built --with-threads");
+        return NGX_ERROR;
+    }
+#endif
+
     vr->params = ngx_alloc(lm->model.param_count * sizeof(float),
                            r->connection->log);
 
@@ -798,6 +846,12 @@ ngx_http_learn_versions_read_task(void *data, ngx_log_t *log)
 
     lt_checkpoint_meta  meta;
 
+    if (vr->remote) {
+        vr->rc = ngx_http_learn_store_read_version(vr->model, vr->step,
+                                                   vr->params, &vr->err);
+        return;
+    }
+
     vr->rc = ngx_http_learn_versions_read(vr->model, vr->step, vr->params,
                                           &meta, &vr->err);
 }
@@ -835,10 +889,20 @@ ngx_http_learn_versions_wake(ngx_http_learn_model_t *lm,
         slot->state = NGX_HTTP_LEARN_VSLOT_READY;
         rc = NGX_OK;
 
+    } else if (vr->remote && vr->rc == NGX_DECLINED) {
+        /* versions come only at the newest end: it will not appear */
+        ngx_free(vr->params);
+        slot->params = NULL;
+        slot->state = NGX_HTTP_LEARN_VSLOT_BAD;
+        slot->absent = 1;
+        slot->failed = ngx_time();
+        rc = NGX_DECLINED;
+
     } else {
         ngx_free(vr->params);
         slot->params = NULL;
         slot->state = NGX_HTTP_LEARN_VSLOT_BAD;
+        slot->absent = 0;
         slot->failed = ngx_time();
         rc = NGX_ERROR;
 
@@ -860,6 +924,9 @@ ngx_http_learn_versions_wake(ngx_http_learn_model_t *lm,
 
         if (rc == NGX_OK) {
             ctx->vparams = slot->params;
+
+        } else if (rc == NGX_DECLINED) {
+            /* 404 */
 
         } else {
             lt_error(&ctx->err, "version %lld of the model cannot be read "
