@@ -9,6 +9,11 @@
 # version is published and swapped in about every 250 ms), twice each.
 # Everything runs on the same machine: the trainer's steps, Redis and
 # the follower's transfers take CPU from the follower's predicts too.
+# A second part isolates the follower's own cost of a swap: the trainer
+# is stopped, and the store's pointer is moved (SET latest, PUBLISH, as
+# the trainer's script does) through the versions it keeps, one per
+# second, so only Redis's send and the follower's fetch, check and
+# publish run beside the predicts.
 #   bench/store_swap_bench.sh [DUR]      (make bench-store-swap)
 set -euo pipefail
 
@@ -83,7 +88,7 @@ CONF
 }
 
 url=redis://127.0.0.1:$RPORT/swap
-start 0 "checkpoint=state/m.ckpt checkpoint_interval=250ms store=$url"
+start 0 "checkpoint=state/m.ckpt checkpoint_interval=250ms checkpoint_keep=15 store=$url"
 start 1 "follow=$url"
 
 transfers() {
@@ -122,3 +127,52 @@ done
 best() { printf '%s\n' $1 | sort -g | tail -1; }
 S=$(best "${RPS[steady]}"); W=$(best "${RPS[swapping]}")
 printf 'req/s swapping / steady (best of 2 each): %.0f / %.0f = %.2f\n' "$W" "$S" "$(echo "$W / $S" | bc -l)"
+
+# 2. the trainer stopped; the pointer moved through the kept versions
+kill -QUIT "${PIDS[0]}"
+while kill -0 "${PIDS[0]}" 2>/dev/null; do sleep 0.1; done
+R="redis-cli -p $RPORT"
+mapfile -t STEPS < <($R ZRANGE 'swap:{m}:versions' 0 -1)
+[ "${#STEPS[@]}" -ge 6 ] || { echo "only ${#STEPS[@]} versions kept" >&2; exit 1; }
+point() {   # step: the pointer and its notice, as the trainer's script
+    local v
+    v="$1:$(date +%s%3N)"
+    $R SET 'swap:{m}:latest' "$v" > /dev/null
+    $R PUBLISH 'swap:{m}:published' "$v" > /dev/null
+}
+served() {
+    curl -s "http://127.0.0.1:${PORTS[1]}/status" | $PY -c \
+        'import json,sys; print(json.load(sys.stdin)["models"]["m"]["step"])'
+}
+point "${STEPS[0]}"
+for _ in $(seq 100); do [ "$(served)" = "${STEPS[0]}" ] && break; sleep 0.1; done
+[ "$(served)" = "${STEPS[0]}" ] || { echo "the follower did not take version ${STEPS[0]}" >&2; exit 1; }
+
+echo "the trainer stopped; ${#STEPS[@]} kept versions (${STEPS[0]}..${STEPS[-1]}); one swap per second" >&2
+printf '%-10s %9s %9s %9s %10s\n' run req/s p50_ms p99_ms swaps
+declare -A RRPS
+NEXT=1
+mover() {   # one version further every second until killed
+    while [ "$NEXT" -lt "${#STEPS[@]}" ]; do
+        sleep 1
+        point "${STEPS[$NEXT]}"
+        NEXT=$((NEXT + 1))
+    done
+}
+for run in steady swapping steady swapping; do
+    before=$(transfers)
+    if [ $run = swapping ]; then
+        if [ "$NEXT" -ge "${#STEPS[@]}" ]; then NEXT=1; point "${STEPS[0]}"; sleep 1; before=$(transfers); fi
+        mover & TP=$!
+    fi
+    BODY=$PREFIX/predict.mp wrk -t2 -c16 -d"${DUR}s" --latency \
+        -s "$ROOT/bench/post.lua" "http://127.0.0.1:${PORTS[1]}/predict" > "$PREFIX/r-$run.txt"
+    if [ -n "$TP" ]; then kill "$TP"; wait "$TP" 2>/dev/null || true; TP=; NEXT=$((NEXT + DUR)); fi
+    sleep 0.5
+    read -r p50 p99 rps < <(awk '$1=="50%" {print $2} $1=="99%" {print $2} /Requests\/sec/ {print $2}' \
+                            "$PREFIX/r-$run.txt" | tr '\n' ' '; echo)
+    printf '%-10s %9.0f %9.2f %9.2f %10s\n' $run "$rps" "$(ms $p50)" "$(ms $p99)" $(( $(transfers) - before ))
+    RRPS[$run]="${RRPS[$run]:-} $rps"
+done
+S=$(best "${RRPS[steady]}"); W=$(best "${RRPS[swapping]}")
+printf 'replayed: req/s swapping / steady (best of 2 each): %.0f / %.0f = %.2f\n' "$W" "$S" "$(echo "$W / $S" | bc -l)"
