@@ -502,6 +502,12 @@ ngx_http_learn_exit_process(ngx_cycle_t *cycle)
             ngx_http_learn_checkpoint_exit_worker(cycle, lmp[i]);
         }
 
+#if (NGX_THREADS)
+        if (lmp[i]->follow && ngx_http_learn_checkpoint_writer()) {
+            ngx_http_learn_store_follow_exit(lmp[i]);
+        }
+#endif
+
         if (lmp[i]->store && ngx_http_learn_checkpoint_writer()) {
             ngx_http_learn_store_exit_worker(lmp[i]);
         }

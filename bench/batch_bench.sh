@@ -58,8 +58,6 @@ run() {   # uri -> "req/s p50 p99"
     if grep -q "Non-2xx" "$PREFIX/out.txt"; then cat "$PREFIX/out.txt" >&2; exit 1; fi
     awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print r, p50, p99}' "$PREFIX/out.txt"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 echo "wrk -t2 -c64 -d${DUR}s, ${ROUNDS} rounds; nginx 2 workers; 784-1024-1024-10; learn_batch $BATCH" >&2
 U=(); B=()
 for i in $(seq "$ROUNDS"); do

@@ -71,8 +71,6 @@ run() {   # name uri body -> req/s
     awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 echo "wrk -t2 -c64, ${ROUNDS} rounds of ${DUR}s each, interleaved; nginx 2 workers;" \
      "XOR 2-20-1 tanh; 1-sample msgpack-numpy body; median of rounds" >&2
 run warmup /predict predict.mp > /dev/null

@@ -16,3 +16,16 @@ wait_listening() {
         return 1
     done
 }
+
+# median VALUE...: the middle one of the values (the upper of two)
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# worker_ticks: the CPU ticks (user + system) the workers of the nginx
+# whose pid is in $PREFIX/logs/nginx.pid have used so far
+worker_ticks() {
+    local t=0 p
+    for p in $(pgrep -P "$(cat "$PREFIX/logs/nginx.pid")"); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}

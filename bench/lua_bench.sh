@@ -134,8 +134,6 @@ OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
 wait_listening "$PORT"
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 loop() {   # form -> us per call
     curl -sf "http://127.0.0.1:$PORT/loop?form=$1&n=$N"
 }
@@ -172,15 +170,6 @@ for f in $FORMS; do
     printf '%-44s %9.3f %9.3f %9.3f\n' "$(label "$f")" "$b" \
         "$(median ${US[$f]})" "$(echo "$b - $E" | bc -l)"
 done
-
-# CPU ticks (user + system) the workers have used so far
-worker_ticks() {
-    local t=0 p
-    for p in $(pgrep -P "$(cat "$PREFIX/logs/nginx.pid")"); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
 
 run() {   # name uri [body] -> req/s; the workers' CPU us/request in $1.cpu
     local t0 t1 n

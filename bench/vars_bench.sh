@@ -54,15 +54,6 @@ OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
 wait_listening "$PORT"
 
-# CPU ticks (user + system) the workers have used so far
-worker_ticks() {
-    local t=0 p
-    for p in $(pgrep -P "$(cat "$PREFIX/logs/nginx.pid")"); do
-        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-    done
-    echo "$t"
-}
-
 run() {   # name uri -> req/s; the workers' CPU us per request in $1.cpu
     local t0 t1 n
     t0=$(worker_ticks)
@@ -76,8 +67,6 @@ run() {   # name uri -> req/s; the workers' CPU us per request in $1.cpu
         >> "$PREFIX/$1.cpu"
     awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
 }
-
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # the answers are what the benchmark claims to measure
 test "$(curl -s "http://127.0.0.1:$PORT/score?a=0&b=1")" != "" \

@@ -30,15 +30,6 @@ my $big = "\x82\xa1x" . raw_tensor([$n, 784], 'float32',
                                      pack('l<*', map { int(rand(10)) } 1 .. $n));
 
 
-# CPU time (user + system, all threads) the server's worker has used, in
-# clock ticks
-sub worker_ticks {
-    my ($srv) = @_;
-    my ($w) = $srv->workers;
-    open my $fh, '<', "/proc/$w/stat" or return 0;
-    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
-    return $f[11] + $f[12];
-}
 
 # the latency of GET /ok while a big train step is running: /ok goes
 # once the worker has burnt 30 ms of CPU on the step (a fixed sleep is
@@ -49,10 +40,10 @@ sub ok_latency_during_step {
     my $client = LearnClient->new;
     $client->get($srv->url('/ok'));               # connect, warm up
     my $tick = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-    my $cpu0 = worker_ticks($srv);
+    my $cpu0 = $srv->worker_ticks;
     my $t0 = time;
     my $train = LearnClient::raw_post($srv, '/train', $big);
-    sleep 0.002 until worker_ticks($srv) - $cpu0 >= 0.03 * $tick
+    sleep 0.002 until $srv->worker_ticks - $cpu0 >= 0.03 * $tick
                       || time - $t0 > 10;
     my $t1 = time;
     my $r = $client->get($srv->url('/ok'));

@@ -157,14 +157,6 @@ sub big_batch {
     $srv->stop;
 }
 
-# CPU time (user + system, all threads) a worker has used, in clock ticks
-sub worker_ticks {
-    my ($srv) = @_;
-    my ($w) = $srv->workers;
-    open my $fh, '<', "/proc/$w/stat" or return 0;
-    my @f = split ' ', (<$fh> =~ s/^.*\) //r);
-    return $f[11] + $f[12];
-}
 
 # 3. a big step on a thread pool: the single worker answers /ok during
 # it; inline, /ok waits for the step
@@ -195,10 +187,10 @@ SKIP: {
         $c->get($srv->url('/big'));            # the batch, the workspace
         $c->get($srv->url('/ok'));
         my $tick = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-        my $cpu0 = worker_ticks($srv);
+        my $cpu0 = $srv->worker_ticks;
         my $t0 = time;
         my $big = LearnClient::raw_post($srv, '/big', '');
-        sleep 0.002 until worker_ticks($srv) - $cpu0 >= 0.03 * $tick
+        sleep 0.002 until $srv->worker_ticks - $cpu0 >= 0.03 * $tick
                           || time - $t0 > 10;
         my $t1 = time;
         my $ok = $c->get($srv->url('/ok'));
@@ -214,7 +206,7 @@ SKIP: {
             # a reload while a step is on the pool: the old worker stays
             # until it is over, and the step is answered
             my $s = LearnClient::raw_post($srv, '/big', '');
-            sleep 0.002 until worker_ticks($srv) - $cpu0 >= 0.06 * $tick
+            sleep 0.002 until $srv->worker_ticks - $cpu0 >= 0.06 * $tick
                               || time - $t0 > 10;
             $srv->hup;
             like(LearnClient::read_all($s), qr/\r\n3 /,
@@ -264,10 +256,10 @@ SKIP: {
     )->start;
     my $c = LearnClient->new(timeout => 60);
     my $tick = POSIX::sysconf(POSIX::_SC_CLK_TCK());
-    my $cpu0 = worker_ticks($srv);
+    my $cpu0 = $srv->worker_ticks;
     my $t0 = time;
     my $long = LearnClient::raw_post($srv, '/long', '');
-    sleep 0.002 until worker_ticks($srv) - $cpu0 >= 0.03 * $tick
+    sleep 0.002 until $srv->worker_ticks - $cpu0 >= 0.03 * $tick
                       || time - $t0 > 10;
     $c->get($srv->url('/logtrain'));
     like(LearnClient::read_all($long), qr/\r\n1\r?\n/, 'the pool step answered');

@@ -448,8 +448,6 @@ void ngx_http_learn_store_published(ngx_http_learn_model_t *lm,
     ngx_http_learn_store_op_t *op, ngx_atomic_uint_t version, int64_t step,
     ngx_log_t *log);
 ngx_uint_t ngx_http_learn_store_behind(ngx_http_learn_model_t *lm);
-ngx_int_t ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
-    ngx_http_learn_model_t *lm);
 void ngx_http_learn_store_exit_worker(ngx_http_learn_model_t *lm);
 ngx_int_t ngx_http_learn_store_check(ngx_http_request_t *r,
     ngx_http_learn_model_t *lm, ngx_uint_t writes);
@@ -458,10 +456,15 @@ u_char *ngx_http_learn_store_sample(u_char *p, ngx_uint_t which,
     ngx_http_learn_model_t *lm);
 
 /* a follower without parameters to serve yet (nothing restored or taken) */
-ngx_int_t ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm,
-    int64_t step, float *params, lt_err *err);
 #define ngx_http_learn_store_waiting(lm)                                      \
     ((lm)->follow && !(lm)->shm->ready)
+
+/* ngx_http_learn_store_follow.c: a follower's poll, check and swap */
+ngx_int_t ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_store_follow_exit(ngx_http_learn_model_t *lm);
+ngx_int_t ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm,
+    int64_t step, float *params, lt_err *err);
 
 /* ngx_http_learn_handler.c: learn_train, learn_predict */
 ngx_int_t ngx_http_learn_handler(ngx_http_request_t *r);

@@ -36,7 +36,7 @@ static ngx_http_learn_main_conf_t  *ngx_http_learn_ffi_conf;
 
 
 static ngx_int_t ngx_http_learn_ffi_lock(ngx_http_learn_model_t *lm,
-    ngx_uint_t block);
+    ngx_uint_t block, u_char *err, size_t *errlen);
 
 
 /* this worker's configuration, once its workspaces exist */
@@ -270,17 +270,8 @@ ngx_http_learn_ffi_train(ngx_http_learn_model_t *lm, const float *xdata,
         *start_us = ngx_http_learn_now_us();
     }
 
-    rc = ngx_http_learn_ffi_lock(lm, block);
+    rc = ngx_http_learn_ffi_lock(lm, block, err, errlen);
     if (rc != NGX_OK) {
-        if (rc == NGX_BUSY) {
-            return ngx_http_learn_ffi_error(err, errlen, NGX_BUSY,
-                                            "model \"%V\" is busy: another "
-                                            "step held it for %d ms",
-                                            &lm->name,
-                                            NGX_HTTP_LEARN_FFI_BLOCK_US
-                                            / 1000);
-        }
-
         return rc;
     }
 
@@ -356,17 +347,8 @@ ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
         }
     }
 
-    rc = ngx_http_learn_ffi_lock(lm, block);
+    rc = ngx_http_learn_ffi_lock(lm, block, err, errlen);
     if (rc != NGX_OK) {
-        if (rc == NGX_BUSY) {
-            return ngx_http_learn_ffi_error(err, errlen, NGX_BUSY,
-                                            "model \"%V\" is busy: another "
-                                            "step held it for %d ms",
-                                            &lm->name,
-                                            NGX_HTTP_LEARN_FFI_BLOCK_US
-                                            / 1000);
-        }
-
         return rc;
     }
 
@@ -592,12 +574,14 @@ ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
 /*
  * The train mutex on the event loop: a short spin, then NGX_AGAIN (the
  * Lua side sleeps and calls again), or, for a caller that cannot yield,
- * short sleeps for NGX_HTTP_LEARN_FFI_BLOCK_US at most (NGX_BUSY).  A
- * dead owner is unlocked on the way, as the HTTP retry timer does.
+ * short sleeps for NGX_HTTP_LEARN_FFI_BLOCK_US at most (NGX_BUSY, and err
+ * says so).  A dead owner is unlocked on the way, as the HTTP retry timer
+ * does.
  */
 
 static ngx_int_t
-ngx_http_learn_ffi_lock(ngx_http_learn_model_t *lm, ngx_uint_t block)
+ngx_http_learn_ffi_lock(ngx_http_learn_model_t *lm, ngx_uint_t block,
+    u_char *err, size_t *errlen)
 {
     ngx_pid_t   pid;
     ngx_uint_t  i;
@@ -630,7 +614,14 @@ ngx_http_learn_ffi_lock(ngx_http_learn_model_t *lm, ngx_uint_t block)
         (void) usleep(NGX_HTTP_LEARN_FFI_SLEEP_US);
     }
 
-    return ngx_shmtx_trylock(&lm->shm->mutex) ? NGX_OK : NGX_BUSY;
+    if (ngx_shmtx_trylock(&lm->shm->mutex)) {
+        return NGX_OK;
+    }
+
+    return ngx_http_learn_ffi_error(err, errlen, NGX_BUSY,
+                                    "model \"%V\" is busy: another step "
+                                    "held it for %d ms", &lm->name,
+                                    NGX_HTTP_LEARN_FFI_BLOCK_US / 1000);
 }
 
 

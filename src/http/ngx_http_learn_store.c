@@ -734,7 +734,9 @@ ngx_http_learn_store_outcome(ngx_http_learn_model_t *lm, ngx_int_t rc,
 /*
  * Exit: the connection goes, unless a task still owns it (nginx's thread
  * pool has finished its tasks by now, but a task's completion event may
- * not have run: a job marked busy is left to the exiting process).
+ * not have run: a job marked busy is left to the exiting process).  A
+ * follower's poll and subscription are stopped before this
+ * (ngx_http_learn_store_follow_exit).
  */
 
 void
@@ -743,14 +745,6 @@ ngx_http_learn_store_exit_worker(ngx_http_learn_model_t *lm)
     ngx_http_learn_store_t  *st;
 
     st = lm->store;
-
-    if (st->timer.timer_set) {
-        ngx_del_timer(&st->timer);
-    }
-
-#if (NGX_THREADS)
-    ngx_http_learn_store_sub_stop(lm);
-#endif
 
     if (st->busy || lm->ckpt_job) {
         return;

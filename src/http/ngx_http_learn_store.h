@@ -92,9 +92,12 @@ int64_t ngx_http_learn_store_now_ms(void);
 void ngx_http_learn_store_outcome(ngx_http_learn_model_t *lm, ngx_int_t rc,
     const char *msg, ngx_log_t *log);
 
-/* ngx_http_learn_store_sub.c: the subscription, in worker 0 */
+/* ngx_http_learn_store_sub.c: the subscription, in worker 0; wake runs
+ * on the event loop when a publication was announced */
+typedef void (*ngx_http_learn_store_wake_pt)(ngx_http_learn_model_t *lm);
+
 ngx_int_t ngx_http_learn_store_sub_start(ngx_cycle_t *cycle,
-    ngx_http_learn_model_t *lm);
+    ngx_http_learn_model_t *lm, ngx_http_learn_store_wake_pt wake);
 void ngx_http_learn_store_sub_stop(ngx_http_learn_model_t *lm);
 /* ngx_http_learn_store_follow.c: check now (a publication was announced) */
 void ngx_http_learn_store_wake(ngx_http_learn_model_t *lm);

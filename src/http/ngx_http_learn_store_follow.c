@@ -97,7 +97,25 @@ ngx_http_learn_store_init_worker(ngx_cycle_t *cycle,
     /* the first check at once: a follower without state waits for it */
     ngx_add_timer(&st->timer, 1);
 
-    return ngx_http_learn_store_sub_start(cycle, lm);
+    return ngx_http_learn_store_sub_start(cycle, lm,
+                                          ngx_http_learn_store_wake);
+}
+
+
+/* the poll and the subscription stop, before the connection goes */
+
+void
+ngx_http_learn_store_follow_exit(ngx_http_learn_model_t *lm)
+{
+    ngx_http_learn_store_t  *st;
+
+    st = lm->store;
+
+    if (st->timer.timer_set) {
+        ngx_del_timer(&st->timer);
+    }
+
+    ngx_http_learn_store_sub_stop(lm);
 }
 
 

@@ -41,6 +41,7 @@ struct ngx_http_learn_store_sub_s {
     ngx_uint_t                     stop;     /* under mutex */
     int                            wake[2];  /* thread -> event loop */
     ngx_connection_t              *c;        /* wake[0] on the loop */
+    ngx_http_learn_store_wake_pt   announce; /* on the loop: check now */
 };
 
 
@@ -56,7 +57,8 @@ static ngx_uint_t ngx_http_learn_store_sub_message(redisReply *rep,
 
 
 ngx_int_t
-ngx_http_learn_store_sub_start(ngx_cycle_t *cycle, ngx_http_learn_model_t *lm)
+ngx_http_learn_store_sub_start(ngx_cycle_t *cycle, ngx_http_learn_model_t *lm,
+    ngx_http_learn_store_wake_pt wake)
 {
     int                          err;
     sigset_t                     all, old;
@@ -69,6 +71,7 @@ ngx_http_learn_store_sub_start(ngx_cycle_t *cycle, ngx_http_learn_model_t *lm)
     }
 
     sub->lm = lm;
+    sub->announce = wake;
     sub->fd = -1;
 
     if (pipe(sub->wake) == -1) {
@@ -413,7 +416,7 @@ ngx_http_learn_store_sub_read(ngx_event_t *rev)
                    "learn_model \"%V\": a version was announced",
                    &sub->lm->name);
 
-    ngx_http_learn_store_wake(sub->lm);
+    sub->announce(sub->lm);
 }
 
 #endif
