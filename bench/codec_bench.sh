@@ -11,7 +11,7 @@ CFLAGS="-std=c99 -D_POSIX_C_SOURCE=200809L -O2 -g"
 mkdir -p $OUT/old/src/core
 
 # the old codec's files, as they were at OLD
-for f in $(git ls-tree --name-only "$OLD" src/core/ | grep -E 'lt_(codec|mp|tensor)'); do
+for f in $(git ls-tree --name-only "$OLD" src/core/ | grep -E 'lt_(codec|mp|json|tensor)'); do
     git show "$OLD:$f" > $OUT/old/$f
 done
 

@@ -4,7 +4,9 @@
 # Debian's libnginx-mod-http-echo: the baseline), learn_predict and
 # learn_train on the WebTorch XOR net (2-20-1 tanh, MSE, SGD lr 0.01) with
 # a one-sample msgpack-numpy body.  Prints req/s and the ratios to the
-# body-reading baseline.
+# body-reading baseline (of the medians, and the median of each round's
+# ratio: neighbours in time share more of the machine's other load), and
+# the workers' CPU time per request, which other load moves less.
 #   bench/http_bench.sh [SECONDS]  (make bench-http; ROUNDS=3 by default)
 # `return 200` gets the same POST body (nginx reads and discards it).
 set -euo pipefail
@@ -62,34 +64,56 @@ OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
 trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
 wait_listening "$PORT"
 
-run() {   # name uri body -> req/s
+run() {   # name uri body -> req/s; the workers' CPU us per request in $1.cpu
+    local t0 t1 rps
+    t0=$(worker_ticks)
     BODY=$PREFIX/$3 wrk -t2 -c64 -d"${DUR}s" -s "$ROOT/bench/post.lua" \
         "http://127.0.0.1:$PORT$2" > "$PREFIX/$1.txt"
+    t1=$(worker_ticks)
     if grep -q "Non-2xx" "$PREFIX/$1.txt"; then
         echo "$1: non-2xx answers:" >&2; cat "$PREFIX/$1.txt" >&2; exit 1
     fi
-    awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt"
+    rps=$(awk '/Requests\/sec/ {print $2}' "$PREFIX/$1.txt")
+    echo "($t1 - $t0) * 1000000 / $(getconf CLK_TCK) / ($rps * $DUR)" | bc -l \
+        >> "$PREFIX/$1.cpu"
+    echo "$rps"
 }
 
 echo "wrk -t2 -c64, ${ROUNDS} rounds of ${DUR}s each, interleaved; nginx 2 workers;" \
      "XOR 2-20-1 tanh; 1-sample msgpack-numpy body; median of rounds" >&2
 run warmup /predict predict.mp > /dev/null
-R=(); E=(); P=(); T=()
+R=(); E=(); P=(); T=(); PE=(); TE=()
+rm -f "$PREFIX"/*.cpu
 for i in $(seq "$ROUNDS"); do
     R+=("$(run return200 /return200 predict.mp)")
     E+=("$(run echo /echo predict.mp)")
     P+=("$(run predict /predict predict.mp)")
     T+=("$(run train /train train.mp)")
-    echo "  round $i: return200 ${R[-1]}  echo ${E[-1]}  predict ${P[-1]}" \
-         " train ${T[-1]}" >&2
+    PE+=("$(echo "${P[-1]} / ${E[-1]}" | bc -l)")
+    TE+=("$(echo "${T[-1]} / ${E[-1]}" | bc -l)")
+    printf '  round %d: return200 %s  echo %s  predict %s  train %s  (predict/echo %.2f, train/echo %.2f)\n' \
+        "$i" "${R[-1]}" "${E[-1]}" "${P[-1]}" "${T[-1]}" "${PE[-1]}" "${TE[-1]}" >&2
 done
 R=$(median "${R[@]}"); E=$(median "${E[@]}"); P=$(median "${P[@]}")
 T=$(median "${T[@]}")
 STEPS=$(curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; print(json.load(sys.stdin)["models"]["xor"]["step"])')
 
-printf '%-22s %10s %9s %9s\n' location req/s "/echo" "/return"
-printf '%-22s %10.0f %9.2f %9.2f\n' "return 200" "$R" "$(echo "$R / $E" | bc -l)" 1
-printf '%-22s %10.0f %9.2f %9.2f\n' "echo_read_request_body" "$E" 1 "$(echo "$E / $R" | bc -l)"
-printf '%-22s %10.0f %9.2f %9.2f\n' learn_predict "$P" "$(echo "$P / $E" | bc -l)" "$(echo "$P / $R" | bc -l)"
-printf '%-22s %10.0f %9.2f %9.2f\n' learn_train "$T" "$(echo "$T / $E" | bc -l)" "$(echo "$T / $R" | bc -l)"
+cpu() { median $(cat "$PREFIX/$1.cpu"); }
+CE=$(cpu echo)
+printf '%-22s %10s %9s %9s %11s %9s\n' location req/s "/echo" "/return" "cpu us/req" "echo/cpu"
+line() {  # label req/s cpu-file
+    local c
+    c=$(cpu "$3")
+    printf '%-22s %10.0f %9.2f %9.2f %11.2f %9.2f\n' "$1" "$2" \
+        "$(echo "$2 / $E" | bc -l)" "$(echo "$2 / $R" | bc -l)" "$c" \
+        "$(echo "$CE / $c" | bc -l)"
+}
+line "return 200" "$R" return200
+line "echo_read_request_body" "$E" echo
+line learn_predict "$P" predict
+line learn_train "$T" train
+printf 'median of the per-round ratios: predict/echo %.2f, train/echo %.2f\n' \
+    "$(median "${PE[@]}")" "$(median "${TE[@]}")"
 echo "train steps applied (learn_status): $STEPS"
+echo "cpu us/req: the workers' CPU time (user + system) per answered request;" \
+     "echo/cpu: echo's CPU per request over this location's"

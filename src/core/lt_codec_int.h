@@ -199,12 +199,34 @@ int lt_rd_open(lt_rd *r, int json, const uint8_t *buf, size_t len,
 
 /* lt_codec_tensor.c: the tensor builder, and keys */
 void lt_rd_key(lt_rd *r, lt_rv *k);
-int lt_rd_is(const lt_rd *r, const lt_rv *k, const char *s);
+int lt_rd_is_escaped(const lt_rd *r, const lt_rv *k, const char *s,
+    size_t n);
 int lt_rd_tensor(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
     lt_encoding *enc);
 int lt_rd_tensor_map(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
     lt_encoding *enc);
 int lt_rd_nested(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer);
 int lt_rd_tensor_key(const lt_rd *r, const lt_rv *k);
+
+
+/* k is the string s (str or bin, escapes undone).  Inline, so that the
+ * length of a literal s is a constant: every key of every body meets it. */
+static inline int
+lt_rd_is(const lt_rd *r, const lt_rv *k, const char *s)
+{
+    size_t  n;
+
+    if (k->kind != LT_RD_STR && k->kind != LT_RD_BIN) {
+        return 0;
+    }
+
+    n = strlen(s);
+
+    if (!k->escaped) {
+        return k->n == n && memcmp(k->ptr, s, n) == 0;
+    }
+
+    return lt_rd_is_escaped(r, k, s, n);
+}
 
 #endif /* LT_CODEC_INT_H */

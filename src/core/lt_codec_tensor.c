@@ -11,6 +11,7 @@ enum { LT_K_ND = 0, LT_K_TYPE, LT_K_SHAPE, LT_K_DATA, LT_K_DTYPE, LT_K_N };
 static const char *const  lt_tensor_keys[LT_K_N] = {
     "nd", "type", "shape", "data", "dtype"
 };
+static const uint64_t     lt_tensor_key_len[LT_K_N] = { 2, 4, 5, 4, 5 };
 
 
 /* Reads a map key: a string comes back as such; any other key (even a
@@ -31,22 +32,12 @@ lt_rd_key(lt_rd *r, lt_rv *k)
 }
 
 
-/* k is the string s (str or bin, escapes undone) */
+/* lt_rd_is for a JSON string with escapes in it: the key's bytes with
+ * the escapes undone, against s's n bytes */
 int
-lt_rd_is(const lt_rd *r, const lt_rv *k, const char *s)
+lt_rd_is_escaped(const lt_rd *r, const lt_rv *k, const char *s, size_t n)
 {
     uint8_t  buf[8];
-    size_t   n;
-
-    if (k->kind != LT_RD_STR && k->kind != LT_RD_BIN) {
-        return 0;
-    }
-
-    n = strlen(s);
-
-    if (!k->escaped) {
-        return k->n == n && memcmp(k->ptr, s, n) == 0;
-    }
 
     return n <= sizeof(buf) && r->ops->str(k, buf, sizeof(buf)) == n
            && memcmp(buf, s, n) == 0;
@@ -60,8 +51,17 @@ lt_tensor_key(const lt_rd *r, const lt_rv *k)
 {
     int  j;
 
+    if (k->kind != LT_RD_STR && k->kind != LT_RD_BIN) {
+        return -1;
+    }
+
     for (j = r->ops->binary ? 0 : LT_K_SHAPE; j < LT_K_N; j++) {
-        if (lt_rd_is(r, k, lt_tensor_keys[j])) {
+        if (k->escaped ? lt_rd_is_escaped(r, k, lt_tensor_keys[j],
+                                          lt_tensor_key_len[j])
+                       : k->n == lt_tensor_key_len[j]
+                         && memcmp(k->ptr, lt_tensor_keys[j],
+                                   lt_tensor_key_len[j]) == 0)
+        {
             return j;
         }
     }
