@@ -58,9 +58,11 @@ $(BUILD)/bench/core_bench: bench/core_bench.c $(BUILD)/core/liblt.a
 bench-core: $(BUILD)/bench/core_bench
 	PY=$(PY) bench/core_bench.sh $(BUILD)/bench/core_bench
 
-$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_backend_cpu.c
+$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_backend_cpu.c \
+    src/core/lt_loss_cpu.c src/core/lt_optim_cpu.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) -Isrc/core $< $(CORE_LIBS) -o $@
+	$(CC) $(CORE_CFLAGS) -Isrc/core $< src/core/lt_loss_cpu.c \
+	    src/core/lt_optim_cpu.c $(CORE_LIBS) -o $@
 
 bench-gemm: $(BUILD)/bench/gemm_threshold
 	OPENBLAS_NUM_THREADS=1 $<
