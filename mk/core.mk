@@ -13,6 +13,18 @@ $(BUILD)/unit/test_optim: t/unit/fixtures/optim_fixtures.h
 t/unit/fixtures/optim_fixtures.h: t/unit/fixtures/gen_optim.py
 	$(PY) $< > $@.tmp && mv $@.tmp $@
 
+# PyTorch's own results (gen_torch.py needs torch, so make never runs it
+# by itself: `make fixtures-torch` does, and must leave the header as
+# committed unless torch or the script changed)
+TORCH_PY    ?= /opt/torchenv/bin/python
+
+$(BUILD)/unit/test_torch: t/unit/fixtures/torch_fixtures.h
+
+.PHONY: fixtures-torch
+fixtures-torch:
+	$(TORCH_PY) t/unit/fixtures/gen_torch.py > t/unit/fixtures/torch_fixtures.h.tmp
+	mv t/unit/fixtures/torch_fixtures.h.tmp t/unit/fixtures/torch_fixtures.h
+
 
 # -- sanitizers: a separate tree, so the normal build stays unsanitized --
 
@@ -30,6 +42,7 @@ $(ASAN_DIR)/core/liblt.a: $(ASAN_CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(ASAN_DIR)/unit/test_optim: t/unit/fixtures/optim_fixtures.h
+$(ASAN_DIR)/unit/test_torch: t/unit/fixtures/torch_fixtures.h
 
 $(ASAN_DIR)/unit/%: t/unit/%.c t/unit/tap.h $(ASAN_DIR)/core/liblt.a
 	@mkdir -p $(dir $@)
