@@ -354,7 +354,7 @@ ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
 
     ngx_memcpy(ngx_http_learn_zone_begin_write(lm->shm), params,
                lm->model.param_count * sizeof(float));
-    ngx_http_learn_zone_publish_import(lm->shm);
+    ngx_http_learn_zone_publish_import(lm->shm, &lm->model);
 
     ngx_shmtx_unlock(&lm->shm->mutex);
 
