@@ -322,10 +322,161 @@ run_train_case(const train_case *c)
 }
 
 
+static void
+mlp(lt_model_spec *s, lt_optim_kind kind)
+{
+    memset(s, 0, sizeof(*s));
+    s->nlayers = 3;
+    s->layers[0].kind = LT_LAYER_LINEAR;
+    s->layers[0].in = 3;
+    s->layers[0].out = 4;
+    s->layers[1].kind = LT_LAYER_TANH;
+    s->layers[2].kind = LT_LAYER_LINEAR;
+    s->layers[2].in = 4;
+    s->layers[2].out = 2;
+    s->loss = LT_LOSS_MSE;
+    s->optim.kind = kind;
+    s->optim.lr = 0.01f;
+    s->optim.beta1 = 0.9f;
+    s->optim.beta2 = 0.999f;
+    s->optim.alpha = 0.99f;
+}
+
+
+/* What the layout hash and the backend check tell apart. */
+static void
+check_layouts(void)
+{
+    lt_model_spec  s;
+    lt_backend     be;
+    lt_model       a, b;
+    lt_err         err;
+    uint64_t       h;
+
+    mlp(&s, LT_OPTIM_ADAM);
+    lt_model_build(&a, &s, &err);
+    s.optim.amsgrad = 1;
+    lt_model_build(&b, &s, &err);
+    ok(b.state_count == 3 * b.param_count, "Adam amsgrad keeps 3P floats");
+    ok(a.hash != b.hash, "amsgrad changes the layout hash");
+    s.optim.kind = LT_OPTIM_ADAMW;
+    lt_model_build(&a, &s, &err);
+    ok(a.hash != b.hash, "AdamW and Adam (same state size) hash apart");
+
+    mlp(&s, LT_OPTIM_RMSPROP);
+    s.optim.momentum = 0.9f;
+    lt_model_build(&a, &s, &err);
+    s.optim.momentum = 0.0f;
+    s.optim.centered = 1;
+    lt_model_build(&b, &s, &err);
+    ok(a.state_count == b.state_count && a.hash != b.hash,
+       "RMSprop with momentum or centered: same size, other hash");
+
+    /* hyper-parameters and schedules stay out of it */
+    h = b.hash;
+    s.optim.lr = 0.5f;
+    s.schedule.nphases = 1;
+    s.schedule.phases[0].kind = LT_SCHED_STEP;
+    s.schedule.phases[0].step_size = 3;
+    s.schedule.phases[0].gamma = 0.5;
+    s.clip_grad_norm = 1.0f;
+    lt_model_build(&b, &s, &err);
+    ok(b.hash == h, "lr, schedule and clipping keep the layout hash");
+
+    mlp(&s, LT_OPTIM_ADAGRAD);
+    s.optim.initial_accumulator_value = 0.25f;
+    lt_model_build(&a, &s, &err);
+    {
+        float  st[64];
+
+        lt_model_init_state(&a, st);
+        ok(a.state_count == a.param_count && st[0] == 0.25f
+           && st[a.state_count - 1] == 0.25f,
+           "Adagrad's sums start at initial_accumulator_value");
+    }
+
+    /* a backend without the extended ops refuses what needs them */
+    be = *lt_backend_cpu();
+    be.name = "test";
+    be.adam_ex = NULL;
+    be.loss_smooth_l1 = NULL;
+    be.sum_squares = NULL;
+    mlp(&s, LT_OPTIM_ADAMW);
+    lt_model_build(&a, &s, &err);
+    ok(lt_model_check_backend(&a, &be, &err) != 0
+       && strstr(err.msg, "AdamW is not implemented on the test backend"),
+       "a backend without adam_ex refuses AdamW, naming it");
+    mlp(&s, LT_OPTIM_ADAM);
+    lt_model_build(&a, &s, &err);
+    ok(lt_model_check_backend(&a, &be, &err) == 0,
+       "and still runs plain Adam");
+    s.loss = LT_LOSS_HUBER;
+    s.loss_opt.beta = 1.0f;
+    lt_model_build(&a, &s, &err);
+    ok(lt_model_check_backend(&a, &be, &err) != 0
+       && strstr(err.msg, "HuberLoss"), "refuses HuberLoss, naming it");
+    s.loss = LT_LOSS_MSE;
+    s.clip_grad_norm = 1.0f;
+    lt_model_build(&a, &s, &err);
+    ok(lt_model_check_backend(&a, &be, &err) != 0
+       && strstr(err.msg, "clip_grad_norm"), "refuses clip_grad_norm");
+    ok(lt_model_check_backend(&a, lt_backend_cpu(), &err) == 0,
+       "the CPU backend has every op");
+}
+
+
+/* Values torch would reject are refused by lt_model_build too. */
+static void
+check_refusals(void)
+{
+    lt_model_spec  s;
+    lt_model       m;
+    lt_err         err;
+    float          g[3] = { 1.0f, INFINITY, 2.0f };
+    double         norm;
+
+    mlp(&s, LT_OPTIM_SGD);
+    s.optim.nesterov = 1;
+    ok(lt_model_build(&m, &s, &err) != 0
+       && strstr(err.msg, "Nesterov momentum requires a momentum"),
+       "nesterov without momentum is refused");
+
+    mlp(&s, LT_OPTIM_SGD);
+    s.schedule.nphases = 1;
+    s.schedule.phases[0].kind = LT_SCHED_STEP;
+    ok(lt_model_build(&m, &s, &err) != 0 && strstr(err.msg, "step_size"),
+       "StepLR with step_size 0 is refused");
+
+    s.schedule.nphases = 2;
+    s.schedule.phases[0].step_size = 2;
+    s.schedule.phases[1].kind = LT_SCHED_EXPONENTIAL;
+    s.schedule.phases[1].gamma = 0.5;
+    ok(lt_model_build(&m, &s, &err) != 0 && strstr(err.msg, "milestone"),
+       "SequentialLR without its milestone is refused");
+
+    mlp(&s, LT_OPTIM_SGD);
+    s.clip_grad_norm = -1.0f;
+    ok(lt_model_build(&m, &s, &err) != 0, "a negative max_norm is refused");
+
+    mlp(&s, LT_OPTIM_SGD);
+    s.loss = LT_LOSS_BCE_LOGITS;
+    s.loss_opt.npos_weight = 3;
+    ok(lt_model_build(&m, &s, &err) != 0 && strstr(err.msg, "pos_weight"),
+       "pos_weight of another width than the outputs is refused");
+
+    ok(lt_grad_clip(lt_backend_cpu(), g, 3, 1.0f, &norm, &err) != 0
+       && err.code == LT_ENONFINITE && g[0] == 1.0f && g[2] == 2.0f,
+       "a non-finite gradient norm refuses the step, gradient untouched");
+}
+
+
 int
 main(void)
 {
     int  i;
+
+    check_layouts();
+    check_refusals();
 
     for (i = 0; i < NCASES(loss_cases); i++) {
         run_loss_case(&loss_cases[i]);
