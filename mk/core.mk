@@ -13,6 +13,18 @@ $(BUILD)/unit/test_optim: t/unit/fixtures/optim_fixtures.h
 t/unit/fixtures/optim_fixtures.h: t/unit/fixtures/gen_optim.py
 	$(PY) $< > $@.tmp && mv $@.tmp $@
 
+# PyTorch's own results (gen_torch.py needs torch, so make never runs it
+# by itself: `make fixtures-torch` does, and must leave the header as
+# committed unless torch or the script changed)
+TORCH_PY    ?= /opt/torchenv/bin/python
+
+$(BUILD)/unit/test_torch: t/unit/fixtures/torch_fixtures.h
+
+.PHONY: fixtures-torch
+fixtures-torch:
+	$(TORCH_PY) t/unit/fixtures/gen_torch.py > t/unit/fixtures/torch_fixtures.h.tmp
+	mv t/unit/fixtures/torch_fixtures.h.tmp t/unit/fixtures/torch_fixtures.h
+
 
 # -- sanitizers: a separate tree, so the normal build stays unsanitized --
 
@@ -30,6 +42,7 @@ $(ASAN_DIR)/core/liblt.a: $(ASAN_CORE_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(ASAN_DIR)/unit/test_optim: t/unit/fixtures/optim_fixtures.h
+$(ASAN_DIR)/unit/test_torch: t/unit/fixtures/torch_fixtures.h
 
 $(ASAN_DIR)/unit/%: t/unit/%.c t/unit/tap.h $(ASAN_DIR)/core/liblt.a
 	@mkdir -p $(dir $@)
@@ -58,9 +71,11 @@ $(BUILD)/bench/core_bench: bench/core_bench.c $(BUILD)/core/liblt.a
 bench-core: $(BUILD)/bench/core_bench
 	PY=$(PY) bench/core_bench.sh $(BUILD)/bench/core_bench
 
-$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_backend_cpu.c
+$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_backend_cpu.c \
+    src/core/lt_loss_cpu.c src/core/lt_optim_cpu.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CORE_CFLAGS) -Isrc/core $< $(CORE_LIBS) -o $@
+	$(CC) $(CORE_CFLAGS) -Isrc/core $< src/core/lt_loss_cpu.c \
+	    src/core/lt_optim_cpu.c $(CORE_LIBS) -o $@
 
 bench-gemm: $(BUILD)/bench/gemm_threshold
 	OPENBLAS_NUM_THREADS=1 $<

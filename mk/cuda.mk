@@ -118,11 +118,13 @@ unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
 # device path with it.
 FAKE_CUDA   := $(BUILD)/fake-cuda/ngx_http_learn_cuda.so
 
-$(FAKE_CUDA): t/device/fake_cuda.c src/core/lt_backend_cpu.c \
-    $(wildcard src/core/*.h)
+FAKE_CUDA_CPU := src/core/lt_backend_cpu.c src/core/lt_loss_cpu.c \
+                 src/core/lt_optim_cpu.c
+
+$(FAKE_CUDA): t/device/fake_cuda.c $(FAKE_CUDA_CPU) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -shared -Isrc/core -Isrc/core/cuda -o $@ \
-	    t/device/fake_cuda.c src/core/lt_backend_cpu.c -Wl,-Bsymbolic \
+	    t/device/fake_cuda.c $(FAKE_CUDA_CPU) -Wl,-Bsymbolic \
 	    -lopenblas -lm
 
 all: $(FAKE_CUDA)

@@ -256,7 +256,7 @@ m.optim = 7
 return m
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*html\/bad\.lua: optim must be nn\.SGD\{\.\.\.\} or nn\.Adam\{\.\.\.\}/
+qr/\[emerg\] .*html\/bad\.lua: optim must be nn\.SGD\{\.\.\.\}, nn\.Adam\{\.\.\.\}, nn\.AdamW\{\.\.\.\}, nn\.RMSprop\{\.\.\.\} or nn\.Adagrad\{\.\.\.\}/
 
 
 

@@ -26,7 +26,7 @@ Content-Type: application/json
 [200, 200, 200]
 --- response_body_like eval
 [ qr/"step": ?1/, qr/"y"/,
-  qr/^# HELP learn_model_step [^\n]+\n# TYPE learn_model_step gauge\nlearn_model_step\{model="xor"\} 1\n# HELP learn_model_loss [^\n]+\n# TYPE learn_model_loss gauge\nlearn_model_loss\{model="xor"\} \d.*\nlearn_model_params\{model="xor"\} 81\n.*\nlearn_model_train_requests_total\{model="xor"\} 1\n.*\nlearn_model_predict_requests_total\{model="xor"\} 1\n.*\nlearn_model_predict_duration_seconds_count\{model="xor"\} 1\n.*\nlearn_model_train_duration_seconds_count\{model="xor"\} 1\n.*\nlearn_model_rejected_steps_total\{model="xor"\} 0\n.*learn_model_set_evaluations_total\{model="xor"\} 0\n.*learn_model_set_empty_total\{model="xor"\} 0\n$/s ]
+  qr/^# HELP learn_model_step [^\n]+\n# TYPE learn_model_step gauge\nlearn_model_step\{model="xor"\} 1\n# HELP learn_model_loss [^\n]+\n# TYPE learn_model_loss gauge\nlearn_model_loss\{model="xor"\} \d.*\nlearn_model_params\{model="xor"\} 81\n.*\nlearn_model_train_requests_total\{model="xor"\} 1\n.*\nlearn_model_predict_requests_total\{model="xor"\} 1\n.*\nlearn_model_predict_duration_seconds_count\{model="xor"\} 1\n.*\nlearn_model_train_duration_seconds_count\{model="xor"\} 1\n.*\nlearn_model_rejected_steps_total\{model="xor"\} 0\n.*learn_model_set_evaluations_total\{model="xor"\} 0\n.*learn_model_set_empty_total\{model="xor"\} 0\n.*# TYPE learn_model_lr gauge\nlearn_model_lr\{model="xor"\} 0\.01\n$/s ]
 
 
 

@@ -222,7 +222,58 @@ local REDUCTION = {
     reduce = default_only(nil),
 }
 
-local function loss(name, known)
+-- a number > lo (or >= lo when closed), finite
+local function number_above(what, v, default, lo, closed, level)
+    if v == nil then
+        v = default
+    end
+    if type(v) ~= "number" or v ~= v or v == math.huge
+       or (closed and v < lo) or (not closed and v <= lo)
+    then
+        fail(level + 1, "%s must be a finite number %s %s, got %s", what,
+             closed and ">=" or ">", tostring(lo), tostring(v))
+    end
+    return v
+end
+
+local function boolean(what, v, default, level)
+    if v == nil then
+        return default
+    end
+    if type(v) ~= "boolean" then
+        fail(level + 1, "%s must be a boolean, got %s", what, tostring(v))
+    end
+    return v
+end
+
+-- BCEWithLogitsLoss's pos_weight: a number or a list of numbers (one per
+-- output; the net's width is checked by the module)
+local MAX_POS_WEIGHT = 64
+
+local function pos_weight(v, level)
+    if v == nil then
+        return nil
+    end
+    if type(v) == "number" then
+        v = { v }
+    end
+    if type(v) ~= "table" or #v < 1 or #v > MAX_POS_WEIGHT then
+        fail(level + 1, "pos_weight must be a number or a list of 1 to %d "
+                        .. "numbers", MAX_POS_WEIGHT)
+    end
+    local out = {}
+    for k, w in pairs(v) do
+        if type(k) ~= "number" or k < 1 or k > #v or k ~= math.floor(k) then
+            fail(level + 1, "pos_weight must be a list of numbers")
+        end
+        out[k] = number_above("pos_weight[" .. k .. "]", w, nil, -math.huge,
+                              false, level + 1)
+    end
+    return out
+end
+
+-- build(l, opts) adds the loss's own fields to its table l
+local function loss(name, known, build)
     for k, v in pairs(REDUCTION) do
         known[k] = v
     end
@@ -233,23 +284,47 @@ local function loss(name, known)
                  name, n)
         end
         local opts = ...
-        options("nn." .. name, opts, known, CALLER)
-        return { loss = name }
+        opts = options("nn." .. name, opts, known, CALLER)
+        local l = { loss = name }
+        if build then
+            build(l, opts)
+        end
+        return l
     end
 end
 
+local CLASS_LOSS = { weight = default_only(nil),
+                     ignore_index = default_only(-100) }
+
 loss("MSELoss", {})
+loss("L1Loss", {})
 loss("BCELoss", { weight = default_only(nil) })
+loss("NLLLoss", CLASS_LOSS)
+loss("SmoothL1Loss", { beta = true }, function(l, o)
+    l.beta = number_above("SmoothL1Loss beta", o.beta, 1.0, 0, true,
+                          CALLER + 1)
+end)
+loss("HuberLoss", { delta = true }, function(l, o)
+    l.delta = number_above("HuberLoss delta", o.delta, 1.0, 0, false,
+                           CALLER + 1)
+end)
+loss("BCEWithLogitsLoss", { weight = default_only(nil), pos_weight = true },
+     function(l, o)
+    l.pos_weight = pos_weight(o.pos_weight, CALLER + 1)
+end)
 loss("CrossEntropyLoss", {
     weight = default_only(nil),
     ignore_index = default_only(-100),
-    label_smoothing = default_only(0),
-})
+    label_smoothing = true,
+}, function(l, o)
+    l.label_smoothing = number_in("label_smoothing", o.label_smoothing, 0,
+                                  0, 1, CALLER + 1)
+end)
 
 local OPTIM_COMMON = {
     lr = true, weight_decay = true,
     maximize = default_only(false), foreach = default_only(nil),
-    differentiable = default_only(false), fused = default_only(nil),
+    differentiable = default_only(false),
 }
 
 local function optim_options(name, opts, extra)
@@ -267,55 +342,296 @@ local function optim_options(name, opts, extra)
     return options("nn." .. name, opts, known, CALLER + 1)
 end
 
+local function weight_decay(opts, default)
+    return number_in("weight_decay", opts.weight_decay, default, 0, 1e3,
+                     CALLER + 1)
+end
+
 function nn.SGD(opts, ...)
     if select("#", ...) > 0 then
         fail(CALLER, "nn.SGD takes one table of options")
     end
     opts = optim_options("SGD", opts, {
-        momentum = true, dampening = default_only(0),
-        nesterov = default_only(false),
+        momentum = true, dampening = true, nesterov = true,
+        fused = default_only(nil),
     })
     if opts.lr == nil then
         fail(CALLER, "SGD needs lr")
     end
-    return {
+    local o = {
         optim = "SGD",
         lr = number_in("lr", opts.lr, nil, 0, 1e3, CALLER),
         momentum = number_in("momentum", opts.momentum, 0, 0, 1, CALLER),
-        weight_decay = number_in("weight_decay", opts.weight_decay, 0, 0,
-                                 1e3, CALLER),
+        dampening = number_in("dampening", opts.dampening, 0, -1e3, 1e3,
+                              CALLER),
+        weight_decay = weight_decay(opts, 0),
+        nesterov = boolean("nesterov", opts.nesterov, false, CALLER),
     }
+    if o.nesterov and (o.momentum <= 0 or o.dampening ~= 0) then
+        fail(CALLER, "nn.SGD: Nesterov momentum requires a momentum and "
+                     .. "zero dampening")
+    end
+    return o
 end
 
-function nn.Adam(opts, ...)
-    if select("#", ...) > 0 then
-        fail(CALLER, "nn.Adam takes one table of options")
+local function betas(opts)
+    local b = opts.betas or { 0.9, 0.999 }
+    if type(b) ~= "table" or #b ~= 2 or b[3] ~= nil then
+        fail(CALLER + 1, "betas must be a table of two numbers")
     end
-    opts = optim_options("Adam", opts, {
-        betas = true, eps = true, amsgrad = default_only(false),
-        capturable = default_only(false),
-    })
-    local betas = opts.betas or { 0.9, 0.999 }
-    if type(betas) ~= "table" or #betas ~= 2 or betas[3] ~= nil then
-        fail(CALLER, "betas must be a table of two numbers")
-    end
-    for k in pairs(betas) do
+    for k in pairs(b) do
         if k ~= 1 and k ~= 2 then
-            fail(CALLER, "betas must be a table of two numbers")
+            fail(CALLER + 1, "betas must be a table of two numbers")
         end
     end
+    return number_in("beta1", b[1], nil, 0, 0.999999, CALLER + 1),
+           number_in("beta2", b[2], nil, 0, 0.999999999, CALLER + 1)
+end
+
+-- Adam and AdamW differ in the default weight_decay and in how it acts
+for name, wd in pairs { Adam = 0, AdamW = 0.01 } do
+    nn[name] = function(opts, ...)
+        if select("#", ...) > 0 then
+            fail(CALLER, "nn.%s takes one table of options", name)
+        end
+        opts = optim_options(name, opts, {
+            betas = true, eps = true, amsgrad = true,
+            capturable = default_only(false), fused = default_only(nil),
+        })
+        local b1, b2 = betas(opts)
+        return {
+            optim = name,
+            lr = number_in("lr", opts.lr, 0.001, 0, 1e3, CALLER),
+            beta1 = b1,
+            beta2 = b2,
+            eps = number_in("eps", opts.eps, 1e-8, 0, 1, CALLER),
+            weight_decay = weight_decay(opts, wd),
+            amsgrad = boolean("amsgrad", opts.amsgrad, false, CALLER),
+        }
+    end
+end
+
+function nn.RMSprop(opts, ...)
+    if select("#", ...) > 0 then
+        fail(CALLER, "nn.RMSprop takes one table of options")
+    end
+    opts = optim_options("RMSprop", opts, {
+        alpha = true, eps = true, momentum = true, centered = true,
+        capturable = default_only(false),
+    })
     return {
-        optim = "Adam",
-        lr = number_in("lr", opts.lr, 0.001, 0, 1e3, CALLER),
-        beta1 = number_in("beta1", betas[1], nil, 0, 0.999999, CALLER),
-        beta2 = number_in("beta2", betas[2], nil, 0, 0.999999999, CALLER),
+        optim = "RMSprop",
+        lr = number_in("lr", opts.lr, 0.01, 0, 1e3, CALLER),
+        alpha = number_in("alpha", opts.alpha, 0.99, 0, 1, CALLER),
         eps = number_in("eps", opts.eps, 1e-8, 0, 1, CALLER),
-        weight_decay = number_in("weight_decay", opts.weight_decay, 0, 0,
-                                 1e3, CALLER),
+        weight_decay = weight_decay(opts, 0),
+        momentum = number_in("momentum", opts.momentum, 0, 0, 1, CALLER),
+        centered = boolean("centered", opts.centered, false, CALLER),
     }
 end
 
-local MODEL_FIELDS = { net = true, loss = true, optim = true }
+function nn.Adagrad(opts, ...)
+    if select("#", ...) > 0 then
+        fail(CALLER, "nn.Adagrad takes one table of options")
+    end
+    opts = optim_options("Adagrad", opts, {
+        lr_decay = true, initial_accumulator_value = true, eps = true,
+        fused = default_only(nil),
+    })
+    return {
+        optim = "Adagrad",
+        lr = number_in("lr", opts.lr, 0.01, 0, 1e3, CALLER),
+        lr_decay = number_in("lr_decay", opts.lr_decay, 0, 0, 1e3, CALLER),
+        weight_decay = weight_decay(opts, 0),
+        initial_accumulator_value = number_in("initial_accumulator_value",
+            opts.initial_accumulator_value, 0, 0, 1e6, CALLER),
+        eps = number_in("eps", opts.eps, 1e-10, 0, 1, CALLER),
+    }
+end
+
+--
+-- Learning rate schedules (torch.optim.lr_scheduler), stepped once per
+-- optimizer step.  PyTorch's arguments after the optimizer, positional
+-- and then an optional table of keywords, or all as keywords:
+-- nn.StepLR(100, 0.5) is nn.StepLR{step_size = 100, gamma = 0.5}.
+--
+local MAX_STEPS = 2 ^ 53
+local MAX_SCHED = 4
+local MAX_MILESTONES = 8
+
+local function is_keywords(t)
+    if type(t) ~= "table" then
+        return false
+    end
+    for k in pairs(t) do
+        if type(k) ~= "string" then
+            return false
+        end
+    end
+    return true
+end
+
+local function sched_args(name, positional, known, ...)
+    local n = select("#", ...)
+    local args = { ... }
+    local opts = {}
+    known.last_epoch = default_only(-1)
+    known.verbose = default_only(false)
+
+    -- a last argument whose keys are all strings holds the keywords
+    local last = n
+    if n > 0 and is_keywords(args[n]) then
+        opts = options("nn." .. name, args[n], known, CALLER + 1)
+        last = n - 1
+    end
+    if last > #positional then
+        fail(CALLER + 1, "nn.%s takes at most %d positional arguments (%s), "
+                         .. "got %d", name, #positional,
+             table.concat(positional, ", "), last)
+    end
+    local merged = {}
+    for k, v in pairs(opts) do
+        merged[k] = v
+    end
+    for i = 1, last do
+        if merged[positional[i]] ~= nil then
+            fail(CALLER + 1, "nn.%s: %s given twice", name, positional[i])
+        end
+        merged[positional[i]] = args[i]
+    end
+    return merged
+end
+
+local function steps(what, v, level)
+    if type(v) ~= "number" or v < 1 or v > MAX_STEPS or v ~= math.floor(v)
+    then
+        fail(level + 1, "%s must be a positive integer, got %s", what,
+             tostring(v))
+    end
+    return v
+end
+
+local function step_list(what, v, max, strict, level)
+    if type(v) ~= "table" or #v < 1 or #v > max then
+        fail(level + 1, "%s must be a list of 1 to %d step numbers", what,
+             max)
+    end
+    for k in pairs(v) do
+        if type(k) ~= "number" or k < 1 or k > #v or k ~= math.floor(k) then
+            fail(level + 1, "%s must be a list of step numbers", what)
+        end
+    end
+    local out = {}
+    for i = 1, #v do
+        out[i] = steps(what, v[i], level + 1)
+        if i > 1 and (out[i] < out[i - 1]
+                      or (strict and out[i] == out[i - 1])) then
+            fail(level + 1, "%s must be in increasing order", what)
+        end
+    end
+    return out
+end
+
+local function gamma(v, default)
+    return number_above("gamma", v, default, 0, true, CALLER + 1)
+end
+
+function nn.StepLR(...)
+    local o = sched_args("StepLR", { "step_size", "gamma" },
+                         { step_size = true, gamma = true }, ...)
+    return { schedule = "StepLR",
+             step_size = steps("StepLR step_size", o.step_size, CALLER),
+             gamma = gamma(o.gamma, 0.1) }
+end
+
+function nn.MultiStepLR(...)
+    local o = sched_args("MultiStepLR", { "milestones", "gamma" },
+                         { milestones = true, gamma = true }, ...)
+    return { schedule = "MultiStepLR",
+             milestones = step_list("MultiStepLR milestones", o.milestones,
+                                    MAX_MILESTONES, false, CALLER),
+             gamma = gamma(o.gamma, 0.1) }
+end
+
+function nn.ExponentialLR(...)
+    local o = sched_args("ExponentialLR", { "gamma" }, { gamma = true }, ...)
+    if o.gamma == nil then
+        fail(CALLER, "ExponentialLR needs gamma")
+    end
+    return { schedule = "ExponentialLR", gamma = gamma(o.gamma) }
+end
+
+function nn.LinearLR(...)
+    local o = sched_args("LinearLR",
+                         { "start_factor", "end_factor", "total_iters" },
+                         { start_factor = true, end_factor = true,
+                           total_iters = true }, ...)
+    local start = o.start_factor == nil and 1 / 3 or o.start_factor
+    if type(start) ~= "number" or not (start > 0 and start <= 1) then
+        fail(CALLER, "LinearLR: start_factor must be greater than 0 and at "
+                     .. "most 1, got %s", tostring(start))
+    end
+    return { schedule = "LinearLR", start_factor = start,
+             end_factor = number_in("end_factor", o.end_factor, 1.0, 0, 1,
+                                    CALLER),
+             total_iters = steps("LinearLR total_iters",
+                                 o.total_iters == nil and 5 or o.total_iters,
+                                 CALLER) }
+end
+
+function nn.CosineAnnealingLR(...)
+    local o = sched_args("CosineAnnealingLR", { "T_max", "eta_min" },
+                         { T_max = true, eta_min = true }, ...)
+    return { schedule = "CosineAnnealingLR",
+             T_max = steps("CosineAnnealingLR T_max", o.T_max, CALLER),
+             eta_min = number_above("eta_min", o.eta_min, 0, 0, true,
+                                    CALLER) }
+end
+
+function nn.SequentialLR(...)
+    local o = sched_args("SequentialLR", { "schedulers", "milestones" },
+                         { schedulers = true, milestones = true }, ...)
+    local s = o.schedulers
+    if type(s) ~= "table" or #s < 1 or #s > MAX_SCHED then
+        fail(CALLER, "SequentialLR: schedulers must be a list of 1 to %d "
+                     .. "schedules", MAX_SCHED)
+    end
+    for k, v in pairs(s) do
+        if type(k) ~= "number" or k < 1 or k > #s or type(v) ~= "table"
+           or v.schedule == nil or v.schedule == "SequentialLR"
+        then
+            fail(CALLER, "SequentialLR: schedulers must be a list of "
+                         .. "schedules such as nn.LinearLR{...} (not "
+                         .. "SequentialLR)")
+        end
+    end
+    local m = o.milestones or {}
+    if type(m) ~= "table" or #m ~= #s - 1 then
+        fail(CALLER, "SequentialLR expects number of schedulers provided "
+                     .. "to be one more than the number of milestone points")
+    end
+    if #m > 0 then
+        m = step_list("SequentialLR milestones", m, MAX_SCHED - 1, true,
+                      CALLER)
+    end
+    return { schedule = "SequentialLR", schedulers = s, milestones = m }
+end
+
+-- clip_grad_norm = max_norm, or a table of clip_grad_norm_'s arguments
+local function clip(v)
+    if type(v) == "table" then
+        v = options("clip_grad_norm", v, {
+            max_norm = true, norm_type = default_only(2),
+            error_if_nonfinite = default_only(false),
+            foreach = default_only(nil),
+        }, CALLER + 1).max_norm
+    end
+    return number_above("clip_grad_norm max_norm", v, nil, 0, false,
+                        CALLER + 1)
+end
+
+local MODEL_FIELDS = { net = true, loss = true, optim = true,
+                       schedule = true, clip_grad_norm = true }
 
 function nn.model(def, ...)
     if type(def) ~= "table" or select("#", ...) > 0 then
@@ -323,8 +639,8 @@ function nn.model(def, ...)
     end
     for k in pairs(def) do
         if not MODEL_FIELDS[k] then
-            fail(CALLER, "nn.model has no field %s (it takes net, loss "
-                         .. "and optim)",
+            fail(CALLER, "nn.model has no field %s (it takes net, loss, "
+                         .. "optim, schedule and clip_grad_norm)",
                  type(k) == "string" and ('"' .. k .. '"') or tostring(k))
         end
     end
@@ -336,10 +652,20 @@ function nn.model(def, ...)
                      .. "nn.MSELoss()")
     end
     if type(def.optim) ~= "table" or def.optim.optim == nil then
-        fail(CALLER, "nn.model: optim must be nn.SGD{...} or nn.Adam{...}")
+        fail(CALLER, "nn.model: optim must be nn.SGD{...}, nn.Adam{...}, "
+                     .. "nn.AdamW{...}, nn.RMSprop{...} or nn.Adagrad{...}")
     end
-    return { learn_model = true, net = def.net, loss = def.loss,
-             optim = def.optim }
+    if def.schedule ~= nil and (type(def.schedule) ~= "table"
+                                or def.schedule.schedule == nil) then
+        fail(CALLER, "nn.model: schedule must be a schedule such as "
+                     .. "nn.StepLR{...}")
+    end
+    local model = { learn_model = true, net = def.net, loss = def.loss,
+                    optim = def.optim, schedule = def.schedule }
+    if def.clip_grad_norm ~= nil then
+        model.clip_grad_norm = clip(def.clip_grad_norm)
+    end
+    return model
 end
 
 return setmetatable(nn, {

@@ -84,6 +84,69 @@ struct lt_backend_s {
                     float beta1, float beta2, float eps, float weight_decay,
                     int64_t step);
 
+    /*
+     * The ops below serve the other losses, optimizers and clipping
+     * (src/core/lt_loss_cpu.c, lt_optim_cpu.c).  A backend may leave any
+     * of them NULL: lt_model_check_backend() then refuses the models
+     * that need it, naming the loss or optimizer.
+     */
+
+    /* mean over every element of scale * smooth_l1(pred - target, beta):
+     * L1Loss is beta 0, SmoothL1Loss scale 1, HuberLoss(delta) beta =
+     * scale = delta */
+    float   (*loss_smooth_l1)(const lt_backend *be, const float *pred,
+                              const float *target, float *grad, int rows,
+                              int cols, float beta, float scale);
+    /* BCEWithLogitsLoss; pos_weight (host memory, constant) holds npw
+     * values: 0 none, 1 for every column, or one per column */
+    float   (*loss_bce_logits)(const lt_backend *be, const float *logits,
+                               const float *target, const float *pos_weight,
+                               int npw, float *grad, int rows, int cols);
+    /* NLLLoss: -mean(logp[r, index[r]]) */
+    float   (*loss_nll)(const lt_backend *be, const float *logp,
+                        const int32_t *target_index, float *grad, int rows,
+                        int cols);
+    /* CrossEntropyLoss with label_smoothing > 0, indices or rows */
+    float   (*loss_ce_smooth)(const lt_backend *be, const float *logits,
+                              const int32_t *target_index,
+                              const float *target, float label_smoothing,
+                              float *grad, int rows, int cols);
+
+    /* sum of x[i]^2 (clip_grad_norm's total norm, squared); x *= alpha */
+    double  (*sum_squares)(const lt_backend *be, const float *x, size_t n);
+    void    (*scale)(const lt_backend *be, float *x, size_t n, float alpha);
+
+    /*
+     * Optimizer state is S floats read from state_in and written to
+     * state_out (may be equal), laid out in blocks of n:
+     *   sgd_ex   [momentum_buffer]
+     *   adam_ex  [exp_avg | exp_avg_sq | max_exp_avg_sq if amsgrad]
+     *   rmsprop  [square_avg | momentum_buffer if momentum > 0
+     *             | grad_avg if centered]
+     *   adagrad  [sum]
+     */
+    /* SGD with dampening and/or nesterov (momentum > 0) */
+    void    (*sgd_ex)(const lt_backend *be, const float *in, float *out,
+                      const float *grad, const float *state_in,
+                      float *state_out, size_t n, float lr, float momentum,
+                      float dampening, float weight_decay, int nesterov,
+                      int first_step);
+    /* Adam with amsgrad, AdamW (decoupled: p *= 1 - lr * weight_decay) */
+    void    (*adam_ex)(const lt_backend *be, const float *in, float *out,
+                       const float *grad, const float *state_in,
+                       float *state_out, size_t n, float lr, float beta1,
+                       float beta2, float eps, float weight_decay,
+                       int decoupled, int amsgrad, int64_t step);
+    void    (*rmsprop)(const lt_backend *be, const float *in, float *out,
+                       const float *grad, const float *state_in,
+                       float *state_out, size_t n, float lr, float alpha,
+                       float eps, float weight_decay, float momentum,
+                       int centered);
+    void    (*adagrad)(const lt_backend *be, const float *in, float *out,
+                       const float *grad, const float *state_in,
+                       float *state_out, size_t n, float lr, float lr_decay,
+                       float weight_decay, float eps, int64_t step);
+
     void    *ctx;               /* backend private (cuBLAS handle, stream) */
 };
 

@@ -25,7 +25,7 @@
 
 #include <cblas.h>
 
-#include "lt_backend.h"
+#include "lt_backend_cpu.h"
 
 /*
  * Below this many multiply-adds (m * n * k) a plain loop beats the BLAS
@@ -694,6 +694,16 @@ static const lt_backend  lt_cpu_backend = {
     .loss_ce = lt_cpu_loss_ce,
     .sgd = lt_cpu_sgd,
     .adam = lt_cpu_adam,
+    .loss_smooth_l1 = lt_cpu_loss_smooth_l1,
+    .loss_bce_logits = lt_cpu_loss_bce_logits,
+    .loss_nll = lt_cpu_loss_nll,
+    .loss_ce_smooth = lt_cpu_loss_ce_smooth,
+    .sum_squares = lt_cpu_sum_squares,
+    .scale = lt_cpu_scale,
+    .sgd_ex = lt_cpu_sgd_ex,
+    .adam_ex = lt_cpu_adam_ex,
+    .rmsprop = lt_cpu_rmsprop,
+    .adagrad = lt_cpu_adagrad,
     .ctx = NULL
 };
 

@@ -125,6 +125,23 @@ lt_check_class_target(const lt_model *m, int64_t n, const lt_tensor *y,
 }
 
 
+/* NLLLoss takes class indices only: [N] (a scalar when N is 1). */
+static int
+lt_check_index_target(const lt_model *m, int64_t n, const lt_tensor *y,
+    lt_err *err)
+{
+    char  buf[LT_SHAPE_BUF];
+
+    if ((y->ndim == 1 && y->shape[0] == n) || (y->ndim == 0 && n == 1)) {
+        return lt_check_indices(m, n, y, err);
+    }
+
+    return lt_error(err, "y has shape %s, expected [%lld] class indices "
+                    "(NLLLoss)", lt_shape_str(y, buf, sizeof(buf)),
+                    (long long) n);
+}
+
+
 int
 lt_model_check_target(const lt_model *m, const lt_tensor *x,
     const lt_tensor *y, lt_err *err)
@@ -139,6 +156,10 @@ lt_model_check_target(const lt_model *m, const lt_tensor *x,
 
     if (m->spec.loss == LT_LOSS_CE) {
         return lt_check_class_target(m, n, y, err);
+    }
+
+    if (m->spec.loss == LT_LOSS_NLL) {
+        return lt_check_index_target(m, n, y, err);
     }
 
     return lt_check_dense_target(m, n, y, err);

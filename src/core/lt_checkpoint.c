@@ -17,7 +17,6 @@
 #define LT_CKPT_MAGIC     "LEARNCKP"
 #define LT_CKPT_PREFIX    16
 
-static const char *lt_optim_names[] = { "SGD", "Adam" };
 
 static void
 lt_put_u32(uint8_t *p, uint32_t v)
@@ -212,7 +211,7 @@ lt_checkpoint_header(lt_hbuf *h, const lt_model *m, const char *name,
     }
 
     lt_hbuf_str(h, ",\"optimizer\":");
-    lt_hbuf_quoted(h, lt_optim_names[m->spec.optim.kind]);
+    lt_hbuf_quoted(h, lt_optim_name(m->spec.optim.kind));
     n = snprintf(num, sizeof(num), "%016llx", (unsigned long long) m->hash);
     lt_hbuf_str(h, ",\"dtype\":\"<f4\",\"layout_hash\":\"");
     lt_hbuf_raw(h, num, (size_t) n);
@@ -498,12 +497,12 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
     if (rc == 0) {
         v = cJSON_GetObjectItemCaseSensitive(root, "optimizer");
         if (!cJSON_IsString(v)
-            || strcmp(v->valuestring, lt_optim_names[m->spec.optim.kind]))
+            || strcmp(v->valuestring, lt_optim_name(m->spec.optim.kind)))
         {
             rc = lt_error(err, "checkpoint was written with optimizer %s, "
                           "the model uses %s",
                           cJSON_IsString(v) ? v->valuestring : "(none)",
-                          lt_optim_names[m->spec.optim.kind]);
+                          lt_optim_name(m->spec.optim.kind));
         }
     }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lt_model.h"
+#include "lt_optim.h"
 #include "lt_rand.h"
 
 #define LT_FNV_OFFSET  0xcbf29ce484222325ULL
@@ -29,70 +30,6 @@ lt_layer_name(lt_layer_kind kind)
     }
 
     return "unknown";
-}
-
-
-static const char *
-lt_optim_name(lt_optim_kind kind)
-{
-    return kind == LT_OPTIM_ADAM ? "Adam" : "SGD";
-}
-
-
-/* "not (x >= lo)" so NaN is rejected too. */
-static int
-lt_check_nonneg(const char *optim, const char *what, float x, lt_err *err)
-{
-    if (!(x >= 0.0f) || isinf(x)) {
-        return lt_error(err, "%s: invalid %s %g (must be >= 0)",
-                        optim, what, (double) x);
-    }
-
-    return 0;
-}
-
-
-static int
-lt_check_beta(const char *what, float x, lt_err *err)
-{
-    if (!(x >= 0.0f && x < 1.0f)) {
-        return lt_error(err, "Adam: invalid %s %g (must be in [0, 1))",
-                        what, (double) x);
-    }
-
-    return 0;
-}
-
-
-/* The same bounds torch.optim checks in its constructors. */
-static int
-lt_check_optim(const lt_optim_spec *o, lt_err *err)
-{
-    const char  *name;
-
-    if (o->kind != LT_OPTIM_SGD && o->kind != LT_OPTIM_ADAM) {
-        return lt_error(err, "unknown optimizer kind %d", (int) o->kind);
-    }
-
-    name = lt_optim_name(o->kind);
-
-    if (lt_check_nonneg(name, "learning rate", o->lr, err) != 0
-        || lt_check_nonneg(name, "weight_decay", o->weight_decay, err) != 0)
-    {
-        return -1;
-    }
-
-    if (o->kind == LT_OPTIM_SGD) {
-        return lt_check_nonneg(name, "momentum", o->momentum, err);
-    }
-
-    if (lt_check_beta("beta1", o->beta1, err) != 0
-        || lt_check_beta("beta2", o->beta2, err) != 0)
-    {
-        return -1;
-    }
-
-    return lt_check_nonneg(name, "eps", o->eps, err);
 }
 
 
@@ -166,34 +103,6 @@ lt_check_layers(lt_model *m, lt_err *err)
 }
 
 
-/* BCE takes log(p): a net that can output values outside [0, 1] would
- * only produce NaN (PyTorch raises at run time), so reject it here. */
-static int
-lt_check_loss(const lt_model *m, lt_err *err)
-{
-    lt_layer_kind  last;
-
-    last = m->spec.layers[m->spec.nlayers - 1].kind;
-
-    switch (m->spec.loss) {
-
-    case LT_LOSS_MSE:
-    case LT_LOSS_CE:
-        return 0;
-
-    case LT_LOSS_BCE:
-        if (last == LT_LAYER_SIGMOID || last == LT_LAYER_SOFTMAX) {
-            return 0;
-        }
-        return lt_error(err, "BCELoss expects probabilities, but the last"
-                        " layer is %s; end the net with Sigmoid",
-                        lt_layer_name(last));
-    }
-
-    return lt_error(err, "unknown loss kind %d", (int) m->spec.loss);
-}
-
-
 static void
 lt_add_param(lt_model *m, int layer, const char *what, int ndim, int rows,
     int cols)
@@ -235,12 +144,7 @@ lt_layout(lt_model *m)
         }
     }
 
-    if (m->spec.optim.kind == LT_OPTIM_ADAM) {
-        m->state_count = 2 * m->param_count;
-
-    } else {
-        m->state_count = m->spec.optim.momentum != 0.0f ? m->param_count : 0;
-    }
+    m->state_count = lt_optim_state_floats(&m->spec.optim, m->param_count);
 }
 
 
@@ -262,7 +166,7 @@ lt_fnv_int(uint64_t h, int64_t v)
 /*
  * FNV-1a over what decides the block's layout and meaning: layer kinds
  * and shapes, the optimizer and its state size (SGD with and without
- * momentum differ in S).  A zone or checkpoint with another hash holds
+ * momentum differ in S) and composition.  A zone or checkpoint with another hash holds
  * someone else's numbers.  Hyper-parameters (learning rate, momentum's
  * value, betas, the loss) stay out: a user may change them and keep the
  * trained parameters.
@@ -272,7 +176,7 @@ lt_layout_hash(const lt_model *m)
 {
     const lt_layer_spec  *l;
     uint64_t              h;
-    int                   i;
+    int                   i, flags;
 
     h = lt_fnv_int(LT_FNV_OFFSET, m->spec.nlayers);
 
@@ -285,6 +189,14 @@ lt_layout_hash(const lt_model *m)
 
     h = lt_fnv_int(h, m->spec.optim.kind);
     h = lt_fnv_int(h, (int64_t) m->state_count);
+
+    /* which blocks the state holds where its size leaves a choice
+     * (RMSprop's momentum or centered); absent for SGD and plain Adam,
+     * whose hashes stay what they were */
+    flags = lt_optim_state_flags(&m->spec.optim);
+    if (flags != 0) {
+        h = lt_fnv_int(h, flags);
+    }
 
     return h;
 }
@@ -307,10 +219,16 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
     m->spec = *spec;
 
     if (lt_check_layers(m, err) != 0
-        || lt_check_loss(m, err) != 0
-        || lt_check_optim(&spec->optim, err) != 0)
+        || lt_loss_check(m, err) != 0
+        || lt_optim_check(&spec->optim, err) != 0
+        || lt_schedule_check(&spec->schedule, err) != 0)
     {
         return -1;
+    }
+
+    if (!(spec->clip_grad_norm >= 0.0f) || isinf(spec->clip_grad_norm)) {
+        return lt_error(err, "clip_grad_norm must be a finite number > 0 "
+                        "(0: off), got %g", (double) spec->clip_grad_norm);
     }
 
     /* widths are at most LT_MAX_DIM (lt_check_layers): no overflow here */
@@ -384,7 +302,7 @@ lt_model_init_params(const lt_model *m, float *block, uint64_t seed)
         }
     }
 
-    memset(block + m->param_count, 0, m->state_count * sizeof(float));
+    lt_model_init_state(m, block + m->param_count);
 }
 
 
@@ -432,8 +350,7 @@ lt_model_step_flops(const lt_model *m, int batch)
         first = 0;
     }
 
-    f += (m->spec.optim.kind == LT_OPTIM_ADAM ? 8.0 : 2.0)
-         * (double) m->param_count;
+    f += (m->state_count > 0 ? 8.0 : 2.0) * (double) m->param_count;
 
     return f;
 }

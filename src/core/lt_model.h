@@ -33,13 +33,64 @@ typedef enum {
 typedef enum {
     LT_LOSS_MSE = 0,
     LT_LOSS_BCE,
-    LT_LOSS_CE                  /* cross-entropy over logits */
+    LT_LOSS_CE,                 /* cross-entropy over logits */
+    LT_LOSS_NLL,                /* over log-probabilities, class indices */
+    LT_LOSS_L1,
+    LT_LOSS_SMOOTH_L1,          /* loss_opt.beta */
+    LT_LOSS_HUBER,              /* loss_opt.beta holds delta */
+    LT_LOSS_BCE_LOGITS          /* sigmoid inside, loss_opt.pos_weight */
 } lt_loss_kind;
 
 typedef enum {
     LT_OPTIM_SGD = 0,
-    LT_OPTIM_ADAM
+    LT_OPTIM_ADAM,
+    LT_OPTIM_ADAMW,
+    LT_OPTIM_RMSPROP,
+    LT_OPTIM_ADAGRAD
 } lt_optim_kind;
+
+/* BCEWithLogitsLoss's pos_weight: one value, or one per output */
+#define LT_MAX_POS_WEIGHT  64
+
+typedef struct {
+    float          beta;        /* SmoothL1Loss beta, HuberLoss delta */
+    float          label_smoothing;     /* CrossEntropyLoss */
+    int            npos_weight; /* 0: none, 1: every output, or out_dim */
+    float          pos_weight[LT_MAX_POS_WEIGHT];
+} lt_loss_spec;
+
+typedef enum {
+    LT_SCHED_CONSTANT = 0,
+    LT_SCHED_STEP,              /* StepLR(step_size, gamma) */
+    LT_SCHED_MULTISTEP,         /* MultiStepLR(milestones, gamma) */
+    LT_SCHED_EXPONENTIAL,       /* ExponentialLR(gamma) */
+    LT_SCHED_LINEAR,            /* LinearLR(start_factor, end_factor,
+                                            total_iters) */
+    LT_SCHED_COSINE             /* CosineAnnealingLR(T_max, eta_min) */
+} lt_sched_kind;
+
+#define LT_MAX_SCHED       4    /* phases of a SequentialLR */
+#define LT_MAX_MILESTONES  8    /* of a MultiStepLR */
+
+typedef struct {
+    lt_sched_kind  kind;
+    int64_t        step_size;   /* StepLR; T_max of CosineAnnealingLR;
+                                   total_iters of LinearLR */
+    double         gamma;       /* StepLR, MultiStepLR, ExponentialLR */
+    double         start_factor;        /* LinearLR */
+    double         end_factor;
+    double         eta_min;     /* CosineAnnealingLR */
+    int            nmilestones; /* MultiStepLR */
+    int64_t        milestones[LT_MAX_MILESTONES];
+} lt_sched_phase;
+
+/* torch.optim.lr_scheduler, stepped once per optimizer step: one phase,
+ * or a SequentialLR of nphases with nphases - 1 milestones. */
+typedef struct {
+    int            nphases;     /* 0: the optimizer's lr throughout */
+    lt_sched_phase phases[LT_MAX_SCHED];
+    int64_t        milestones[LT_MAX_SCHED - 1];
+} lt_schedule_spec;
 
 typedef struct {
     lt_layer_kind  kind;
@@ -52,9 +103,16 @@ typedef struct {
     float          lr;
     float          momentum;    /* SGD */
     float          weight_decay;
-    float          beta1;       /* Adam */
+    float          beta1;       /* Adam, AdamW */
     float          beta2;
-    float          eps;
+    float          eps;         /* Adam, AdamW, RMSprop, Adagrad */
+    float          dampening;   /* SGD */
+    int            nesterov;    /* SGD */
+    int            amsgrad;     /* Adam, AdamW */
+    float          alpha;       /* RMSprop (momentum above too) */
+    int            centered;    /* RMSprop */
+    float          lr_decay;    /* Adagrad */
+    float          initial_accumulator_value;   /* Adagrad */
 } lt_optim_spec;
 
 typedef struct {
@@ -62,6 +120,10 @@ typedef struct {
     lt_layer_spec  layers[LT_MAX_LAYERS];
     lt_loss_kind   loss;
     lt_optim_spec  optim;
+    lt_loss_spec   loss_opt;
+    lt_schedule_spec  schedule;
+    float          clip_grad_norm;  /* max_norm (L2, all parameters);
+                                       0: no clipping */
 } lt_model_spec;
 
 /* One named parameter: "0.weight" [out, in], "0.bias" [out], ... */
@@ -80,7 +142,7 @@ typedef struct {
     int            nparams;
     lt_param_info  params[LT_MAX_LAYERS * 2];
     size_t         param_count; /* P */
-    size_t         state_count; /* S: 0 (SGD), P (SGD momentum), 2P (Adam) */
+    size_t         state_count; /* S: per optimizer (lt_optim_state_floats) */
     size_t         max_width;   /* widest activation, per sample */
     int            widths[LT_MAX_LAYERS]; /* each layer's outputs/sample */
     uint64_t       hash;        /* layout hash: layers, shapes, optimizer */
@@ -96,6 +158,10 @@ int lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err);
  * +-1/sqrt(fan_in)) from a deterministic generator seeded by seed, and zero
  * the S optimizer floats that follow them. */
 void lt_model_init_params(const lt_model *m, float *block, uint64_t seed);
+
+/* The S optimizer floats at their start: zero, except Adagrad's sums,
+ * which start at initial_accumulator_value (after an import too). */
+void lt_model_init_state(const lt_model *m, float *state);
 
 /* NULL when no parameter has that name. */
 const lt_param_info *lt_model_find_param(const lt_model *m, const char *name);
@@ -177,5 +243,29 @@ double lt_model_step_flops(const lt_model *m, int batch);
 double lt_model_forward_flops(const lt_model *m, int batch);
 
 const char *lt_layer_name(lt_layer_kind kind);
+
+/* PyTorch's class names: "SGD", "AdamW", "HuberLoss", ... */
+const char *lt_optim_name(lt_optim_kind kind);
+const char *lt_loss_name(lt_loss_kind kind);
+
+/* 1 when the loss takes [N] class indices as targets (CE, NLL). */
+int lt_loss_takes_indices(lt_loss_kind kind);
+
+/* The optimizer state's floats for P parameters: 0 (SGD), P (SGD with
+ * momentum, Adagrad, RMSprop), 2P (Adam, AdamW, RMSprop with momentum or
+ * centered), 3P (Adam amsgrad, RMSprop centered with momentum). */
+size_t lt_optim_state_floats(const lt_optim_spec *o, size_t p);
+
+/* The learning rate of optimizer step `step` (1-based): the schedule's
+ * value after step - 1 scheduler steps, as torch's get_last_lr() reads
+ * before that step.  lt_model_lr(m, optim_step) is the next step's. */
+double lt_schedule_lr(const lt_model_spec *s, int64_t step);
+float lt_model_lr(const lt_model *m, int64_t steps_done);
+
+/* 0 when the backend has every op the model's loss, optimizer and
+ * clipping need; else -1 and a message naming the loss or optimizer
+ * (a device backend may lack some). */
+int lt_model_check_backend(const lt_model *m, const lt_backend *be,
+    lt_err *err);
 
 #endif /* LT_MODEL_H */

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 
+#include "lt_optim.h"
 #include "lt_workspace.h"
 
 /* One checked batch, every pointer in the backend's memory. */
@@ -96,7 +97,7 @@ lt_prepare(const lt_model *m, lt_workspace *ws, const lt_tensor *x,
         return 0;
     }
 
-    if (m->spec.loss == LT_LOSS_CE && y->ndim <= 1) {
+    if (lt_loss_takes_indices(m->spec.loss) && y->ndim <= 1) {
         b->index = lt_class_indices(ws, y, b->n);
 
     } else {
@@ -153,19 +154,8 @@ static float
 lt_loss(const lt_model *m, lt_workspace *ws, const float *out,
     const lt_batch *b)
 {
-    const lt_backend  *be;
-
-    be = ws->be;
-
-    switch (m->spec.loss) {
-    case LT_LOSS_BCE:
-        return be->loss_bce(be, out, b->y, ws->delta[0], b->n, m->out_dim);
-    case LT_LOSS_CE:
-        return be->loss_ce(be, out, b->index, b->y, ws->delta[0], b->n,
-                           m->out_dim);
-    default:
-        return be->loss_mse(be, out, b->y, ws->delta[0], b->n, m->out_dim);
-    }
+    return lt_loss_apply(ws->be, &m->spec, out, b->index, b->y,
+                         ws->delta[0], b->n, m->out_dim);
 }
 
 
@@ -283,33 +273,6 @@ lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
 }
 
 
-static void
-lt_update(const lt_model *m, lt_workspace *ws, const float *params_in,
-    float *params_out, const float *state_in, float *state_out,
-    int64_t step)
-{
-    const lt_backend     *be;
-    const lt_optim_spec  *o;
-    size_t                n;
-
-    be = ws->be;
-    o = &m->spec.optim;
-    n = m->param_count;
-
-    if (o->kind == LT_OPTIM_ADAM) {
-        be->adam(be, params_in, params_out, ws->grad, state_in,
-                 state_in + n, state_out, state_out + n, n, o->lr, o->beta1,
-                 o->beta2, o->eps, o->weight_decay, step);
-        return;
-    }
-
-    be->sgd(be, params_in, params_out, ws->grad,
-            m->state_count ? state_in : NULL,
-            m->state_count ? state_out : NULL, n, o->lr, o->momentum,
-            o->weight_decay, step == 1);
-}
-
-
 int
 lt_model_forward(const lt_model *m, lt_workspace *ws, const float *params,
     const lt_tensor *x, lt_tensor *out, lt_err *err)
@@ -382,6 +345,8 @@ lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
     const float          *out;
     lt_fused_sgd          sgd;
     lt_batch              b;
+    double                norm;
+    float                 lr;
 
     o = &m->spec.optim;
 
@@ -408,16 +373,31 @@ lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
                              isnan(*loss) ? "NaN" : "infinite");
     }
 
-    if (o->kind == LT_OPTIM_SGD && o->momentum == 0.0f) {
+    lr = (float) lt_schedule_lr(&m->spec, step);
+
+    /* clipping needs the whole gradient before any update */
+    if (o->kind == LT_OPTIM_SGD && o->momentum == 0.0f
+        && m->spec.clip_grad_norm == 0.0f)
+    {
         sgd.params_out = params_out;
-        sgd.lr = o->lr;
+        sgd.lr = lr;
         sgd.weight_decay = o->weight_decay;
         lt_backward(m, ws, params_in, &b, ws->grad, &sgd);
         return 0;
     }
 
     lt_backward(m, ws, params_in, &b, ws->grad, NULL);
-    lt_update(m, ws, params_in, params_out, state_in, state_out, step);
+
+    if (m->spec.clip_grad_norm > 0.0f
+        && lt_grad_clip(ws->be, ws->grad, m->param_count,
+                        m->spec.clip_grad_norm, &norm, err) != 0)
+    {
+        return -1;
+    }
+
+    lt_optim_apply(ws->be, o, lr, params_in, params_out, ws->grad,
+                   m->state_count ? state_in : NULL,
+                   m->state_count ? state_out : NULL, m->param_count, step);
 
     return 0;
 }

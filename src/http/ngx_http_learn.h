@@ -401,7 +401,8 @@ ngx_int_t ngx_http_learn_zone_read_valid(ngx_http_learn_shm_t *shm,
     ngx_atomic_uint_t version);
 float *ngx_http_learn_zone_begin_write(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_publish(ngx_http_learn_shm_t *shm);
-void ngx_http_learn_zone_publish_import(ngx_http_learn_shm_t *shm);
+void ngx_http_learn_zone_publish_import(ngx_http_learn_shm_t *shm,
+    const lt_model *model);
 ngx_pid_t ngx_http_learn_zone_lock_recover(ngx_http_learn_shm_t *shm);
 ngx_pid_t ngx_http_learn_zone_lock_wait(ngx_http_learn_shm_t *shm);
 void ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm,

@@ -277,6 +277,9 @@ ngx_http_learn_device_probe(ngx_http_learn_main_conf_t *lmcf,
             if (be != NULL) {
                 err->msg[0] = '\0';
 
+                /* the model's loss and optimizer must run there too */
+                (void) lt_model_check_backend(&lm->model, be, err);
+
                 /* what the probe opened is released, not left to exit */
                 lib.close(be);
             }
@@ -421,6 +424,12 @@ ngx_http_learn_device_init(ngx_cycle_t *cycle,
 
     dev->ws = lt_workspace_new(&lm->model, gpu->be, 1, &err);
     if (dev->ws == NULL) {
+        goto cpu;
+    }
+
+    /* a loss or optimizer the device backend does not implement */
+    if (lt_model_check_backend(&lm->model, gpu->be, &err) != 0) {
+        lt_workspace_free(dev->ws);
         goto cpu;
     }
 

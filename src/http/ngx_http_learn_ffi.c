@@ -99,7 +99,7 @@ ngx_http_learn_ffi_model(const u_char *name, size_t len,
         info->out_dim = lm->model.out_dim;
         info->nparams = lm->model.nparams;
         info->param_count = lm->model.param_count;
-        info->classes = (lm->model.spec.loss == LT_LOSS_CE);
+        info->classes = lt_loss_takes_indices(lm->model.spec.loss);
         info->max_width = lm->model.max_width;
         info->max_elements = NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS;
 
@@ -354,7 +354,7 @@ ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
 
     ngx_memcpy(ngx_http_learn_zone_begin_write(lm->shm), params,
                lm->model.param_count * sizeof(float));
-    ngx_http_learn_zone_publish_import(lm->shm);
+    ngx_http_learn_zone_publish_import(lm->shm, &lm->model);
 
     ngx_shmtx_unlock(&lm->shm->mutex);
 

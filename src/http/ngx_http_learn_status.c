@@ -8,6 +8,8 @@
 #include "ngx_http_learn.h"
 #include "ngx_http_learn_upstream.h"
 
+#include <math.h>
+
 
 #define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
     (2304 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
@@ -113,6 +115,9 @@ static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
     { ngx_string("learn_model_store_refused_total"), ngx_string("counter"),
       ngx_string("Values in the store a follower refused (corrupt, "
                  "another layout)."), 3 },
+    { ngx_string("learn_model_lr"), ngx_string("gauge"),
+      ngx_string("Learning rate of the next train step (the schedule's, "
+                 "else the optimizer's)."), 0 },
     { ngx_null_string, ngx_null_string, ngx_null_string, 0 }
 };
 
@@ -123,6 +128,7 @@ static ngx_http_learn_status_family_t  ngx_http_learn_status_families[] = {
 #define NGX_HTTP_LEARN_STATUS_PREDICT_HIST  15
 #define NGX_HTTP_LEARN_STATUS_TRAIN_HIST    16
 #define NGX_HTTP_LEARN_STATUS_STORE         24   /* the first store family */
+#define NGX_HTTP_LEARN_STATUS_LR            30   /* after the six of it */
 
 
 static u_char *ngx_http_learn_status_json(u_char *p,
@@ -134,6 +140,8 @@ static u_char *ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
 static u_char *ngx_http_learn_status_versions(u_char *p,
     ngx_http_learn_shm_t *shm);
 static u_char *ngx_http_learn_status_float(u_char *p, double v);
+static u_char *ngx_http_learn_status_lr(u_char *p,
+    ngx_http_learn_model_t *lm, ngx_uint_t prometheus);
 
 
 ngx_int_t
@@ -215,6 +223,8 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
     p = ngx_http_learn_status_float(p, shm->loss);
     p = ngx_cpymem(p, ", \"loss_avg\": ", sizeof(", \"loss_avg\": ") - 1);
     p = ngx_http_learn_status_float(p, shm->loss_avg);
+    p = ngx_cpymem(p, ", \"lr\": ", sizeof(", \"lr\": ") - 1);
+    p = ngx_http_learn_status_lr(p, lm, 0);
 
     p = ngx_cpymem(p, ", \"device\": \"", sizeof(", \"device\": \"") - 1);
     p = ngx_http_learn_device_name(p, lm);
@@ -323,6 +333,12 @@ ngx_http_learn_status_sample(u_char *p, ngx_uint_t family,
     p = ngx_sprintf(p, "%V{model=\"", name);
     p = ngx_http_learn_prom_label(p, &lm->name);
     p = ngx_cpymem(p, "\"} ", sizeof("\"} ") - 1);
+
+    if (family == NGX_HTTP_LEARN_STATUS_LR) {
+        p = ngx_http_learn_status_lr(p, lm, 0);
+        *p++ = '\n';
+        return p;
+    }
 
     if (family >= NGX_HTTP_LEARN_STATUS_STORE) {
         p = ngx_http_learn_store_sample(p,
@@ -493,6 +509,33 @@ ngx_http_learn_status_float(u_char *p, double v)
     int  n;
 
     n = lt_json_float((char *) p, 32, v);
+
+    return p + (n > 0 ? n : 0);
+}
+
+
+/*
+ * The learning rate of the next step, as a float32 holds it: 7
+ * significant digits show 0.01 as configured rather than the float's
+ * 0.00999999978.  Inf (ExponentialLR with gamma > 1, long enough) is
+ * written as every other float of the format writes it.
+ */
+
+static u_char *
+ngx_http_learn_status_lr(u_char *p, ngx_http_learn_model_t *lm,
+    ngx_uint_t prometheus)
+{
+    int    n;
+    float  lr;
+
+    lr = lt_model_lr(&lm->model, (int64_t) lm->shm->optim_step);
+
+    if (!isfinite(lr)) {
+        return prometheus ? ngx_http_learn_prom_float(p, lr)
+                          : ngx_http_learn_status_float(p, lr);
+    }
+
+    n = snprintf((char *) p, 32, "%.7g", (double) lr);
 
     return p + (n > 0 ? n : 0);
 }

@@ -311,7 +311,7 @@ ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
                    pi->numel * sizeof(float));
     }
 
-    ngx_http_learn_zone_publish_import(lm->shm);
+    ngx_http_learn_zone_publish_import(lm->shm, &lm->model);
 
     return NGX_OK;
 }

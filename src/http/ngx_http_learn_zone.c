@@ -29,7 +29,7 @@ static void ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
  * Buffer "which" is A for 0 and B for 1: a step reads one pair and
  * writes the other, so a step that is not published (its results were
  * not finite) leaves both parameters and optimizer state as they were.
- * lt_model_init_params() fills P floats and zeroes the S after them, so
+ * lt_model_init_params() fills P floats and starts the S after them, so
  * params A and state A are initialised in one call.
  */
 
@@ -407,10 +407,12 @@ ngx_http_learn_zone_lock_unlocked(ngx_http_learn_model_t *lm, ngx_pid_t pid,
  */
 
 void
-ngx_http_learn_zone_publish_import(ngx_http_learn_shm_t *shm)
+ngx_http_learn_zone_publish_import(ngx_http_learn_shm_t *shm,
+    const lt_model *model)
 {
-    ngx_memzero(ngx_http_learn_zone_state(shm, shm->version + 1),
-                shm->state_count * sizeof(float));
+    /* zero, or Adagrad's initial_accumulator_value */
+    lt_model_init_state(model, ngx_http_learn_zone_state(shm,
+                                                         shm->version + 1));
     shm->optim_step = 0;
 
     ngx_http_learn_zone_publish(shm);

@@ -141,6 +141,19 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     c->be.copy = fake_copy;
     c->be.sgd = fake_sgd;
     c->be.adam = fake_adam;
+
+    /* the ops the real CUDA backend does not have yet: models that need
+     * them must run on the CPU here too (t/110-device.t) */
+    c->be.loss_smooth_l1 = NULL;
+    c->be.loss_bce_logits = NULL;
+    c->be.loss_nll = NULL;
+    c->be.loss_ce_smooth = NULL;
+    c->be.sum_squares = NULL;
+    c->be.scale = NULL;
+    c->be.sgd_ex = NULL;
+    c->be.adam_ex = NULL;
+    c->be.rmsprop = NULL;
+    c->be.adagrad = NULL;
     c->be.ctx = c;
     c->device = device;
 
