@@ -33,7 +33,9 @@ static const char  ngx_http_learn_html_style[] =
     "th{background:#f4f4f4}td.name,th.name{text-align:left}"
     "figure{margin:1em 0}figcaption{color:#555;font-size:.9em}"
     "svg text{font:11px sans-serif;fill:#333}"
-    ".note{color:#777}";
+    ".note{color:#777}"
+    ".tables{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}"
+    ".tables p{max-width:24em}";
 
 
 ngx_int_t

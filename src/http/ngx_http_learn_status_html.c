@@ -142,7 +142,8 @@ ngx_http_learn_status_html_model(ngx_http_learn_html_t *h,
 
     ngx_http_learn_status_html_loss(h, lm);
 
-    ngx_http_learn_html_literal(h, "<table class=\"counters\">"
+    ngx_http_learn_html_literal(h, "<div class=\"tables\">"
+                                "<table class=\"counters\">"
                                 "<tr><th class=\"name\">counter</th>"
                                 "<th>value</th></tr>");
 
@@ -193,7 +194,7 @@ ngx_http_learn_status_html_model(ngx_http_learn_html_t *h,
 
     ngx_http_learn_status_html_rates(h, shm, now);
 
-    ngx_http_learn_html_literal(h, "<table class=\"latency\"><tr>"
+    ngx_http_learn_html_literal(h, "<div><table class=\"latency\"><tr>"
                                 "<th class=\"name\">latency</th>"
                                 "<th>requests</th><th>mean ms</th>"
                                 "<th>p50 &le; ms</th><th>p90 &le; ms</th>"
@@ -203,8 +204,8 @@ ngx_http_learn_status_html_model(ngx_http_learn_html_t *h,
     ngx_http_learn_html_literal(h, "</table>\n<p class=\"note\">Quantiles "
                                 "are the bounds of the histogram buckets "
                                 "they fall in (as in the JSON's "
-                                "<code>predict_latency</code>).</p>\n"
-                                "</section>\n");
+                                "<code>predict_latency</code>).</p>"
+                                "</div>\n</section>\n");
 }
 
 

@@ -308,7 +308,12 @@ ngx_http_learn_svg_bars(ngx_http_learn_html_t *h,
     ay.px0 = height - NGX_HTTP_LEARN_SVG_BOTTOM;
     ay.px1 = NGX_HTTP_LEARN_SVG_TOP;
     ay.log = 0;
-    ngx_http_learn_svg_range(&ay, &ey, 0);
+    ngx_http_learn_svg_range(&ay, &ey, 1);
+
+    /* headroom above, none below 0 */
+    if (ey.min >= 0) {
+        ay.lo = 0;
+    }
 
     ngx_http_learn_svg_y_axis(h, &ay, width);
 
