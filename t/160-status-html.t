@@ -108,7 +108,22 @@ Content-Type: application/json
 
 
 
-=== TEST 6: Prometheus is untouched by Accept: text/html and has no history
+=== TEST 6: an Accept that names application/json before text/html is JSON
+--- http_config
+    learn_model xor models/xor.lua;
+--- config
+    location = /status { learn_status; }
+--- more_headers
+Accept: application/json, text/html;q=0.5
+--- request
+GET /status
+--- response_headers
+Content-Type: application/json
+--- response_body_like: ^\{"models": \{"xor": \{"step": 0, 
+
+
+
+=== TEST 7: Prometheus is untouched by Accept: text/html and has no history
 --- http_config
     learn_model xor models/xor.lua seed=1;
 --- config
@@ -128,7 +143,7 @@ Accept: text/html
 
 
 
-=== TEST 7: names from the configuration are escaped in the page, and in the JSON
+=== TEST 8: names from the configuration are escaped in the page, and in the JSON
 --- http_config
     learn_model xor models/xor.lua;
     upstream 'b<i>x</i>&"q' {
@@ -147,7 +162,7 @@ Accept: text/html
 
 
 
-=== TEST 8: the balancer's predicted and observed latency per peer, as bars
+=== TEST 9: the balancer's predicted and observed latency per peer, as bars
 --- main_config
     load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
 --- http_config
@@ -168,7 +183,7 @@ Accept: text/html
 
 
 
-=== TEST 9: ?refresh=N reloads the page by itself; a bad one is a 400
+=== TEST 10: ?refresh=N reloads the page by itself; a bad one is a 400
 --- http_config
     learn_model xor models/xor.lua;
 --- config
@@ -184,7 +199,7 @@ Accept: text/html
 
 
 
-=== TEST 10: the first look has no rate (it needs a sample 1 to 60 s old)
+=== TEST 11: the first look has no rate (it needs a sample 1 to 60 s old)
 --- http_config
     learn_model xor models/xor.lua seed=1;
 --- config

@@ -319,6 +319,7 @@ ngx_http_learn_html_wanted(ngx_http_request_t *r)
 {
     ngx_str_t   arg;
 #if (NGX_HTTP_GZIP || NGX_HTTP_HEADERS)
+    u_char     *html, *json;
     ngx_str_t  *accept;
 #endif
 
@@ -334,9 +335,13 @@ ngx_http_learn_html_wanted(ngx_http_request_t *r)
 
     accept = &r->headers_in.accept->value;
 
-    return ngx_strlcasestrn(accept->data, accept->data + accept->len,
-                            (u_char *) "text/html", 9 - 1)
-           != NULL;
+    html = ngx_strlcasestrn(accept->data, accept->data + accept->len,
+                            (u_char *) "text/html", 9 - 1);
+    json = ngx_strlcasestrn(accept->data, accept->data + accept->len,
+                            (u_char *) "application/json", 16 - 1);
+
+    /* a client that names JSON first (q= aside) is an API client */
+    return html != NULL && (json == NULL || html < json);
 #else
     return 0;
 #endif

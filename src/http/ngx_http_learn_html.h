@@ -105,7 +105,8 @@ ngx_int_t ngx_http_learn_html_send(ngx_http_request_t *r,
 
 /*
  * Does the request want HTML: ?format=html, or no format= argument and
- * an Accept header that names text/html (as browsers send it)
+ * an Accept header that names text/html (as browsers send it) and not
+ * application/json before it (q= values are not weighed)
  */
 ngx_uint_t ngx_http_learn_html_wanted(ngx_http_request_t *r);
 
