@@ -77,7 +77,7 @@ Content-Type: text/html; charset=utf-8
 
 
 
-=== TEST 4: ?format=json wins over Accept: text/html; */* is JSON
+=== TEST 4: ?format=json wins over Accept: text/html
 --- http_config
     learn_model xor models/xor.lua;
 --- config
