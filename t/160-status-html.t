@@ -150,13 +150,17 @@ Accept: text/html
         learn_balancer;
         server 127.0.0.1:$TEST_NGINX_SERVER_PORT;
     }
+    upstream "tab\there\\" {
+        learn_balancer;
+        server 127.0.0.1:$TEST_NGINX_SERVER_PORT;
+    }
 --- config
     location = /status { learn_status; }
 --- request eval
 [ "GET /status?format=html", "GET /status" ]
 --- response_body_like eval
 [ qr{<section class="upstream" data-upstream="b&lt;i&gt;x&lt;/i&gt;&amp;&quot;q">\n<h2>upstream b&lt;i&gt;x&lt;/i&gt;&amp;&quot;q</h2>.*<tr class="peer" data-peer="127\.0\.0\.1:\d+">.*<svg [^>]*data-chart="bars"}s,
-  qr{"upstreams": \{"b<i>x</i>&\\"q": \{"balancer": "learn"} ]
+  qr{"upstreams": \{"b<i>x</i>&\\"q": \{"balancer": "learn".*\}, "tab\\u0009here\\\\": \{"balancer": "learn"}s ]
 --- response_body_unlike eval
 [ qr{<i>|&"q}, qr{&"q} ]
 
@@ -179,7 +183,7 @@ Accept: text/html
 [ "GET /p", "GET /p", "GET /p", "GET /status?format=html" ]
 --- response_body_like eval
 [ qr/ok/, qr/ok/, qr/ok/,
-  qr{<section class="upstream" data-upstream="back">.*<td class="name">127\.0\.0\.1:\d+</td><td>3</td><td>0</td><td>0</td><td>[^<]+</td><td>(?:2\d|[3-9]\d)\.?\d*</td>.*<svg [^>]*data-chart="bars"[^>]*>.*<g class="series" data-series="0" data-name="predicted"[^>]*><rect class="bar" data-label="127\.0\.0\.1:\d+" data-y="[\d.e+-]+"[^>]*/></g><g class="series" data-series="1" data-name="observed"[^>]*><rect class="bar" data-label="127\.0\.0\.1:\d+" data-y="(?:2\d|[3-9]\d)[\d.]*"}s ]
+  qr{<section class="upstream" data-upstream="back">.*<td class="name">127\.0\.0\.1:\d+</td><td>3</td><td>0</td><td>0</td><td>[^<]+</td><td>(?:2\d|[3-9]\d|\d{3,})(?:\.\d+)?</td>.*<svg [^>]*data-chart="bars"[^>]*>.*<g class="series" data-series="0" data-name="predicted"[^>]*><rect class="bar" data-label="127\.0\.0\.1:\d+" data-y="[\d.e+-]+"[^>]*/></g><g class="series" data-series="1" data-name="observed"[^>]*><rect class="bar" data-label="127\.0\.0\.1:\d+" data-y="(?:2\d|[3-9]\d|\d{3,})[\d.]*"}s ]
 
 
 

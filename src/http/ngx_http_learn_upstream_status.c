@@ -13,7 +13,6 @@
 
 #include "ngx_http_learn_upstream.h"
 #include "ngx_http_learn_metrics.h"
-#include "lt_codec.h"
 
 
 /*
@@ -487,15 +486,31 @@ ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v)
 }
 
 
-/* a name from the configuration as a JSON string's contents */
+/*
+ * A name from the configuration as a JSON string's contents, at most 6
+ * bytes a byte (this file needs nothing of the core: bench/pick_bench.c
+ * builds it alone)
+ */
 
 static u_char *
 ngx_http_learn_upstream_json_str(u_char *p, ngx_str_t *s)
 {
+    u_char      c;
     ngx_uint_t  i;
 
     for (i = 0; i < s->len; i++) {
-        p += lt_json_char((char *) p, s->data[i]);
+        c = s->data[i];
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = c;
+
+        } else if (c < 0x20 || c == 0x7f) {
+            p = ngx_sprintf(p, "\\u%04xi", (ngx_int_t) c);
+
+        } else {
+            *p++ = c;
+        }
     }
 
     return p;
