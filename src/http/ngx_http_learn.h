@@ -18,6 +18,7 @@
 #include "lt_checkpoint.h"
 
 #include "ngx_http_learn_metrics.h"
+#include "ngx_http_learn_history.h"
 #include "ngx_http_learn_param.h"
 
 
@@ -122,6 +123,10 @@ typedef struct {
     /* time to answer, of every answered predict (any version) and train */
     ngx_http_learn_hist_t          predict_hist;
     ngx_http_learn_hist_t          train_hist;
+
+    /* the loss curve, and counter samples for rates (history.c) */
+    ngx_http_learn_history_t       history;
+    ngx_http_learn_samples_t       samples;
 
     size_t                         data_off;  /* bytes from this header */
 } ngx_http_learn_shm_t;

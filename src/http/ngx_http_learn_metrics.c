@@ -99,6 +99,39 @@ ngx_http_learn_hist_json(u_char *p, const char *name,
 }
 
 
+/*
+ * The bound of the bucket that holds quantile q (0 < q <= 1), in us: the
+ * q-quantile is at most that; UINT64_MAX when it is in +Inf,
+ * 0 when nothing was observed.  *count: the observations.
+ */
+
+uint64_t
+ngx_http_learn_hist_quantile(ngx_http_learn_hist_t *h, double q,
+    ngx_atomic_uint_t *count)
+{
+    ngx_uint_t         i;
+    ngx_atomic_uint_t  bucket[NGX_HTTP_LEARN_HIST_BUCKETS], sum_us, below;
+
+    *count = ngx_http_learn_hist_read(h, bucket, &sum_us);
+
+    if (*count == 0) {
+        return 0;
+    }
+
+    below = 0;
+
+    for (i = 0; i < NGX_HTTP_LEARN_HIST_BOUNDS; i++) {
+        below += bucket[i];
+
+        if (below >= q * *count) {
+            return ngx_http_learn_hist_bounds[i].us;
+        }
+    }
+
+    return UINT64_MAX;
+}
+
+
 /* NAME_bucket (cumulative, "+Inf" last), NAME_sum in seconds, NAME_count */
 
 u_char *

@@ -49,6 +49,8 @@ typedef struct {
 
 void ngx_http_learn_hist_observe(ngx_http_learn_hist_t *h, uint64_t us);
 uint64_t ngx_http_learn_now_us(void);
+uint64_t ngx_http_learn_hist_quantile(ngx_http_learn_hist_t *h, double q,
+    ngx_atomic_uint_t *count);
 u_char *ngx_http_learn_hist_json(u_char *p, const char *name,
     ngx_http_learn_hist_t *h);
 u_char *ngx_http_learn_hist_prometheus(u_char *p, ngx_str_t *name,

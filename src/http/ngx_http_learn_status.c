@@ -7,13 +7,14 @@
 
 #include "ngx_http_learn.h"
 #include "ngx_http_learn_upstream.h"
+#include "ngx_http_learn_status_html.h"
 
 #include <math.h>
 
 
 #define NGX_HTTP_LEARN_STATUS_MODEL_LEN                                       \
     (2304 + NGX_MAX_PATH + NGX_HTTP_LEARN_MAX_VERSIONS * 256                  \
-     + 2 * NGX_HTTP_LEARN_HIST_JSON_LEN)
+     + 2 * NGX_HTTP_LEARN_HIST_JSON_LEN + NGX_HTTP_LEARN_HISTORY_JSON_LEN)
 
 /* one model's Prometheus series (model names are at most 64 bytes) */
 #define NGX_HTTP_LEARN_STATUS_PROM_LEN                                        \
@@ -164,12 +165,19 @@ ngx_http_learn_status_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    lmcf = ngx_http_get_module_main_conf(r, ngx_http_learn_module);
+    lmp = lmcf->models.elts;
+
+    /* every look keeps the counters for rates (at most one a second) */
+    ngx_http_learn_status_samples_take(lmcf);
+
+    if (ngx_http_learn_html_wanted(r)) {
+        return ngx_http_learn_status_html(r);
+    }
+
     prometheus = ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK
                  && arg.len == 10
                  && ngx_strncmp(arg.data, "prometheus", 10) == 0;
-
-    lmcf = ngx_http_get_module_main_conf(r, ngx_http_learn_module);
-    lmp = lmcf->models.elts;
 
     size = 64 + lmcf->models.nelts
                 * ngx_max(NGX_HTTP_LEARN_STATUS_MODEL_LEN
@@ -247,6 +255,7 @@ ngx_http_learn_status_json(u_char *p, ngx_http_learn_model_t *lm,
 
     p = ngx_http_learn_hist_json(p, "predict_latency", &shm->predict_hist);
     p = ngx_http_learn_hist_json(p, "train_latency", &shm->train_hist);
+    p = ngx_http_learn_history_json(p, &shm->history);
 
     if (lm->ckpt_path.len) {
         p = ngx_sprintf(p, ", \"checkpoint\": {\"path\": \"%V\", "

@@ -277,6 +277,8 @@ ngx_http_learn_train_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
     shm->step++;
     shm->optim_step++;
 
+    ngx_http_learn_history_add(&shm->history, (int64_t) shm->step, *loss);
+
     ngx_http_learn_zone_publish(shm);
 
     *step = (int64_t) shm->step;

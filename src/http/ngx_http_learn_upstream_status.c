@@ -21,7 +21,7 @@
  */
 
 #define NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN  512
-#define NGX_HTTP_LEARN_UPSTREAM_PEER_LEN    (512 + NGX_SOCKADDR_STRLEN)
+#define NGX_HTTP_LEARN_UPSTREAM_PEER_LEN    (512 + 6 * NGX_SOCKADDR_STRLEN)
 
 /* one Prometheus line: name, labels (escaped: twice as long), value */
 #define NGX_HTTP_LEARN_UPSTREAM_PROM_LEN(host)                                \
@@ -97,6 +97,7 @@ static u_char *ngx_http_learn_upstream_prom_series(u_char *p,
     ngx_uint_t metric, ngx_http_upstream_srv_conf_t *uscf,
     ngx_http_learn_upstream_srv_conf_t *lucf);
 static u_char *ngx_http_learn_upstream_float(u_char *p, double v);
+static u_char *ngx_http_learn_upstream_json_str(u_char *p, ngx_str_t *s);
 static ngx_http_learn_upstream_srv_conf_t *ngx_http_learn_upstream_balanced(
     ngx_http_upstream_srv_conf_t *uscf);
 
@@ -142,7 +143,8 @@ ngx_http_learn_upstream_status_size(ngx_http_request_t *r)
             continue;
         }
 
-        json = NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN + uscfp[i]->host.len
+        /* names are escaped for JSON: at most 6 bytes each */
+        json = NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN + 6 * uscfp[i]->host.len
                + lucf->npeers * NGX_HTTP_LEARN_UPSTREAM_PEER_LEN;
 
         prom = NGX_HTTP_LEARN_UPSTREAM_NMETRICS * (lucf->npeers + 1)
@@ -189,7 +191,7 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
         }
 
         if ((size_t) (last - p) < NGX_HTTP_LEARN_UPSTREAM_STATUS_LEN
-                                  + uscfp[i]->host.len
+                                  + 6 * uscfp[i]->host.len
                                   + lucf->npeers
                                     * NGX_HTTP_LEARN_UPSTREAM_PEER_LEN)
         {
@@ -200,9 +202,11 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
         count = sh->pick_count;
         ns = count ? sh->pick_ns / count : 0;
 
-        p = ngx_sprintf(p, "%s\"%V\": {\"balancer\": \"learn\", "
-                        "\"explore\": ",
-                        first ? "" : ", ", &uscfp[i]->host);
+        p = first ? ngx_cpymem(p, "\"", 1) : ngx_cpymem(p, ", \"", 3);
+        p = ngx_http_learn_upstream_json_str(p, &uscfp[i]->host);
+        p = ngx_cpymem(p, "\": {\"balancer\": \"learn\", \"explore\": ",
+                       sizeof("\": {\"balancer\": \"learn\", \"explore\": ")
+                       - 1);
         p = ngx_http_learn_upstream_float(p, lucf->explore);
         p = ngx_sprintf(p, ", \"picks\": %uA, \"pick_ns\": %uA, "
                         "\"updates\": %uA, \"moves\": %uA, "
@@ -241,12 +245,14 @@ ngx_http_learn_upstream_status(ngx_http_request_t *r, u_char *p,
             {
                 ps = &sh->peer[gi];
 
-                p = ngx_sprintf(p, "%s\"%V\": {\"picks\": %uA, "
+                p = gi ? ngx_cpymem(p, ", \"", 3) : ngx_cpymem(p, "\"", 1);
+                p = ngx_http_learn_upstream_json_str(p, &peer->name);
+                p = ngx_sprintf(p, "\": {\"picks\": %uA, "
                                 "\"in_flight\": %uA, \"explored\": %uA, "
                                 "\"failures\": %uA, \"pins\": %uA, "
                                 "\"backup\": %s, \"down\": %s, "
                                 "\"predicted_ms\": ",
-                                gi ? ", " : "", &peer->name, ps->picks,
+                                ps->picks,
                                 ps->in_flight, ps->explored, ps->failures,
                                 ps->pins, list == peers ? "false" : "true",
                                 peer->down ? "true" : "false");
@@ -477,6 +483,37 @@ ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v)
     n = snprintf((char *) buf, size, "%.3f", v);
 
     return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
+}
+
+
+/*
+ * A name from the configuration as a JSON string's contents, at most 6
+ * bytes a byte (this file needs nothing of the core: bench/pick_bench.c
+ * builds it alone)
+ */
+
+static u_char *
+ngx_http_learn_upstream_json_str(u_char *p, ngx_str_t *s)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    for (i = 0; i < s->len; i++) {
+        c = s->data[i];
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = c;
+
+        } else if (c < 0x20 || c == 0x7f) {
+            p = ngx_sprintf(p, "\\u%04xi", (ngx_int_t) c);
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    return p;
 }
 
 

@@ -275,6 +275,9 @@ ngx_http_learn_zone_copy(ngx_http_learn_model_t *lm,
     ngx_memcpy(shm->versions, old->versions, sizeof(shm->versions));
     shm->predict_hist = old->predict_hist;
     shm->train_hist = old->train_hist;
+    shm->history = old->history;
+    shm->samples = old->samples;
+    shm->samples.lock = 0;
 
     ngx_shmtx_unlock(&old->mutex);
 
