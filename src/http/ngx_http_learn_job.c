@@ -759,8 +759,8 @@ ngx_http_learn_job_json(u_char *p, ngx_http_learn_job_entry_t *e,
     }
 
     p = ngx_sprintf(p, ", \"created\": %T, \"started\": %T, "
-                    "\"finished\": %T",
-                    e->created, e->started, e->finished);
+                    "\"finished\": %T, \"worker\": %P",
+                    e->created, e->started, e->finished, e->pid);
 
     if (history) {
         p = ngx_sprintf(p, ", \"history\": [");

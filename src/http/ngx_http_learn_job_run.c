@@ -771,7 +771,9 @@ ngx_http_learn_job_start(ngx_http_learn_job_t *job)
         return NGX_DECLINED;
     }
 
-    job->e->step = (int64_t) job->lm->shm->step;
+    /* what a job that fails before its first step reports */
+    job->step = (int64_t) job->lm->shm->step;
+    job->e->step = job->step;
 
     job->ws = ngx_http_learn_ws_get(job->lm, &err);
     if (job->ws == NULL) {
