@@ -60,5 +60,10 @@ run-jobs: deps all
 	set -x; OPENBLAS_NUM_THREADS=1 $(NGINX) -p $(RUN_JOBS_PREFIX)/ \
 	    -c $(ROOT)/conf/jobs.conf -g "$(LOAD_MODULE) daemon off; $$user"
 
-bench-jobs: all
-	bench/jobs_bench.sh $(BENCH_SECONDS)
+$(BUILD)/bench/jobs_step_bench: bench/jobs_step_bench.c $(BUILD)/core/liblt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CORE_CFLAGS) -Isrc/core $< $(BUILD)/core/liblt.a \
+	    $(CORE_LIBS) -o $@
+
+bench-jobs: all $(BUILD)/bench/core_bench $(BUILD)/bench/jobs_step_bench
+	PY=$(PY) bench/jobs_bench.sh $(BENCH_ROUNDS)

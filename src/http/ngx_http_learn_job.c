@@ -27,6 +27,8 @@ static ngx_int_t ngx_http_learn_job_handler(ngx_http_request_t *r);
 static void ngx_http_learn_job_body(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, u_char *data, size_t len);
 static ngx_int_t ngx_http_learn_job_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_learn_job_sync_reply(ngx_http_request_t *r,
+    ngx_http_learn_job_t *job);
 
 
 static ngx_str_t  ngx_http_learn_job_states[] = {
@@ -540,6 +542,7 @@ ngx_http_learn_job_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
                 ? NGX_HTTP_LEARN_JOB_KIND_TRAIN
                 : NGX_HTTP_LEARN_JOB_KIND_PREDICT;
     job->request = sync ? r : NULL;
+    job->reply = ngx_http_learn_job_sync_reply;
     job->json_out = json || ngx_http_learn_wants_json(r);
     job->enc = req.has_x ? req.enc : LT_ENC_JSON;
 
@@ -626,7 +629,7 @@ ngx_http_learn_job_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 
 /* the answer of a sync predict: {"outputVector": rows}, then the job goes */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_learn_job_sync_reply(ngx_http_request_t *r, ngx_http_learn_job_t *job)
 {
     size_t        len;

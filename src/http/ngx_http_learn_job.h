@@ -152,8 +152,11 @@ struct ngx_http_learn_job_s {
     ngx_pid_t                      unlocked;  /* a dead lock owner */
     int64_t                        step;
 
-    /* a sync predict: the request, and the outputs it answers with */
+    /* a sync predict: the request, its answer (job.c's, called through
+     * this pointer so job_run.c names no file above it), the outputs */
     ngx_http_request_t            *request;
+    ngx_int_t                    (*reply)(ngx_http_request_t *r,
+                                          ngx_http_learn_job_t *job);
     ngx_uint_t                     json_out;
     lt_encoding                    enc;
     lt_tensor                      out;
@@ -186,10 +189,6 @@ ngx_int_t ngx_http_learn_job_start(ngx_http_learn_job_t *job);
 void ngx_http_learn_job_free(ngx_http_learn_job_t *job);
 void ngx_http_learn_job_queue(ngx_http_learn_job_t *job);
 ngx_int_t ngx_http_learn_job_sync(ngx_http_request_t *r,
-    ngx_http_learn_job_t *job);
-
-/* ngx_http_learn_job.c */
-ngx_int_t ngx_http_learn_job_sync_reply(ngx_http_request_t *r,
     ngx_http_learn_job_t *job);
 
 

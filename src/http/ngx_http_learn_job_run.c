@@ -837,8 +837,7 @@ ngx_http_learn_job_done(ngx_event_t *ev)
     if (job->request) {
         ngx_http_learn_task_done(job->request);
         ngx_http_learn_finalize(job->request,
-                                ngx_http_learn_job_sync_reply(job->request,
-                                                              job));
+                                job->reply(job->request, job));
         return;
     }
 
