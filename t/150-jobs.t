@@ -187,7 +187,7 @@ for my $body ({ Files => ['sub/dz.npz'], epochs => 1 },
 
 # 3. a MessagePack body
 SKIP: {
-    skip 'no Data::MessagePack', 2
+    skip 'no Data::MessagePack', 6
         unless eval { require Data::MessagePack; 1 };
     my $mp = Data::MessagePack->new;
     my ($s, $j) = req('POST', '/train',
@@ -200,6 +200,15 @@ SKIP: {
     ($s, $j) = req('POST', '/train', $mp->pack({ files => ["d\0.npz"] }),
                    'Content-Type' => 'application/msgpack');
     is($s, 400, 'a NUL byte in a name: 400');
+
+    # a sync predict asked in MessagePack is answered in msgpack-numpy
+    my $r;
+    ($s, $j, $r) = req('POST', '/output', $mp->pack({ files => ['x.npy'] }),
+                       'Content-Type' => 'application/msgpack');
+    is($s, 200, 'a MessagePack sync predict: 200');
+    is($r->{headers}{'content-type'}, 'application/msgpack', '  answered in MessagePack');
+    my $o = $mp->unpack($r->{content});
+    is_deeply($o->{outputVector}{shape}, [300, 3], '  outputVector [300, 3] (msgpack-numpy)');
 }
 
 # 4. refused before anything runs: 400, 405, 415

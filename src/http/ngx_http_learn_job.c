@@ -544,7 +544,7 @@ ngx_http_learn_job_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     job->request = sync ? r : NULL;
     job->reply = ngx_http_learn_job_sync_reply;
     job->json_out = json || ngx_http_learn_wants_json(r);
-    job->enc = req.has_x ? req.enc : LT_ENC_JSON;
+    job->enc = req.has_x ? req.enc : LT_ENC_NUMPY;
 
     if (ngx_http_learn_job_fill(r, lcf, &req, job, &rc) != NGX_OK) {
         job->request = r;       /* not counted as a task yet */
