@@ -140,6 +140,7 @@ struct ngx_http_learn_job_s {
 
     lt_workspace                  *ws;
     ngx_http_learn_ckpt_job_t     *ckpt;
+    ngx_uint_t                     ckpt_written;
 #if (NGX_THREADS)
     ngx_thread_task_t              task;
 #endif

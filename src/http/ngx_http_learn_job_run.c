@@ -582,8 +582,14 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
         e->epoch = ep;
     }
 
-    if (job->ckpt) {
+    /*
+     * a reload that changed the model's layers retired this zone: its
+     * checkpoint would overwrite the new layout's file (an old worker
+     * finishing its job writes none, as its interval writes stop)
+     */
+    if (job->ckpt && !shm->retired) {
         ngx_http_learn_checkpoint_job_write(job->ckpt);
+        job->ckpt_written = 1;
     }
 
     job->step = (int64_t) shm->step;
@@ -859,7 +865,7 @@ ngx_http_learn_job_finish(ngx_http_learn_job_t *job)
     version = 0;
 
     if (job->ckpt) {
-        if (job->rc == NGX_OK) {
+        if (job->rc == NGX_OK && job->ckpt_written) {
             version = ngx_http_learn_checkpoint_job_end(job->lm, job->ckpt,
                                                         job->log, msg,
                                                         sizeof(msg));
