@@ -43,6 +43,12 @@ static ngx_uint_t  ngx_http_learn_role_train = NGX_HTTP_LEARN_TRAIN;
 static ngx_uint_t  ngx_http_learn_role_predict = NGX_HTTP_LEARN_PREDICT;
 static ngx_uint_t  ngx_http_learn_role_weights = NGX_HTTP_LEARN_WEIGHTS;
 
+/* dataset jobs (ngx_http_learn_job.c) */
+static ngx_uint_t  ngx_http_learn_role_job_train = NGX_HTTP_LEARN_JOB_TRAIN;
+static ngx_uint_t  ngx_http_learn_role_job_predict =
+    NGX_HTTP_LEARN_JOB_PREDICT;
+static ngx_uint_t  ngx_http_learn_role_job_status = NGX_HTTP_LEARN_JOB_STATUS;
+
 
 static ngx_command_t  ngx_http_learn_commands[] = {
 
@@ -143,6 +149,50 @@ static ngx_command_t  ngx_http_learn_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_learn_loc_conf_t, max_elements),
       &ngx_http_learn_max_elements_bounds },
+
+    /* dataset jobs (ngx_http_learn_job.c) */
+
+    { ngx_string("learn_data_root"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_data_root,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_job_max_file_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_learn_loc_conf_t, job_max_file_size),
+      NULL },
+
+    { ngx_string("learn_job_max"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_job_max,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("learn_job_train"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_learn_job_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_learn_role_job_train },
+
+    { ngx_string("learn_job_predict"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_learn_job_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_learn_role_job_predict },
+
+    { ngx_string("learn_job_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_learn_job_role,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_learn_role_job_status },
 
       ngx_null_command
 };
@@ -293,6 +343,7 @@ ngx_http_learn_create_loc_conf(ngx_conf_t *cf)
     lcf->thread_threshold = -1;
     lcf->batch_max = NGX_CONF_UNSET_UINT;
     ngx_queue_init(&lcf->batch_queue);
+    lcf->job_max_file_size = NGX_CONF_UNSET_SIZE;
 
     return lcf;
 }
@@ -331,6 +382,10 @@ ngx_http_learn_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             }
         }
 #endif
+    }
+
+    if (ngx_http_learn_job_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
     if (conf->batch_max == NGX_CONF_UNSET_UINT) {

@@ -27,6 +27,7 @@
 #include <sanitizer/allocator_interface.h>
 
 #include "lt_codec_int.h"
+#include "lt_job.h"
 
 
 /*
@@ -615,6 +616,33 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         fz_free(&a);
+
+        /* dataset job bodies (lt_codec_job.c): train and predict keys */
+        for (k = 0; k < 2; k++) {
+            lt_job_req  jr;
+
+            fz_init(&a, "decode job", bound + 8 * size);
+            c.alloc = fz_alloc_fn;
+            c.max_named = 0;
+            c.ctx = &a;
+            c.max_elements = 0;
+
+            fz_heap_begin();
+            rc = lt_codec_decode_job(&c, copy, size, json, k, &jr, &err);
+            fz_heap_end("job decode", size, 0);
+            if (rc == 0) {
+                if ((jr.nfiles == 0 && jr.x_file == NULL && !jr.has_x)
+                    || jr.nfiles > LT_JOB_FILES_MAX
+                    || (jr.has_x && !fz_finite(&jr.x))
+                    || (jr.has_y && !fz_finite(&jr.y)))
+                {
+                    abort();
+                }
+            } else if (err.msg[0] == '\0') {
+                abort();
+            }
+            fz_free(&a);
+        }
     }
 
     free(copy);

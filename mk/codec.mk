@@ -19,6 +19,7 @@ FUZZ_CODEC_BIN   := $(FUZZ_CODEC_DIR)/fuzz_codec
 FUZZ_CODEC_SRCS  := fuzz/fuzz_codec.c src/core/lt_codec_body.c \
                     src/core/lt_codec_dec.c src/core/lt_codec_enc.c \
                     src/core/lt_codec_feedback.c src/core/lt_codec_named.c \
+                    src/core/lt_codec_job.c \
                     src/core/lt_codec_tensor.c src/core/lt_json.c \
                     src/core/lt_mp.c src/core/lt_tensor.c
 FUZZ_CODEC_FLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -g -O1 -pthread \
@@ -36,7 +37,7 @@ $(BUILD)/unit/test_codec $(BUILD)/asan/unit/test_codec: \
 t/unit/fixtures/codec_vectors.h: t/unit/fixtures/gen_codec.py
 	$(PY) $< > $@.tmp && mv $@.tmp $@
 
-$(FUZZ_CODEC_BIN): $(FUZZ_CODEC_SRCS) src/core/lt_codec.h src/core/lt_codec_int.h \
+$(FUZZ_CODEC_BIN): $(FUZZ_CODEC_SRCS) src/core/lt_codec.h src/core/lt_codec_int.h src/core/lt_job.h \
                    src/core/lt_tensor.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CODEC_FLAGS) $(FUZZ_CODEC_SRCS) -lmsgpackc -lm \

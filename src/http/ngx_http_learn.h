@@ -229,6 +229,7 @@ typedef struct {
                                                 */
     ngx_int_t                      request_id; /* $request_id's index, for
                                                   learn_feedback */
+    ngx_uint_t                     job_max;   /* learn_job_max; 0: unset */
 } ngx_http_learn_main_conf_t;
 
 
@@ -238,7 +239,10 @@ typedef enum {
     NGX_HTTP_LEARN_PREDICT,
     NGX_HTTP_LEARN_STATUS,
     NGX_HTTP_LEARN_WEIGHTS,
-    NGX_HTTP_LEARN_FEEDBACK
+    NGX_HTTP_LEARN_FEEDBACK,
+    NGX_HTTP_LEARN_JOB_TRAIN,      /* dataset jobs: ngx_http_learn_job.c */
+    NGX_HTTP_LEARN_JOB_PREDICT,
+    NGX_HTTP_LEARN_JOB_STATUS
 } ngx_http_learn_role_e;
 
 
@@ -272,6 +276,12 @@ typedef struct {
 
     /* learn_feedback MODEL ... relabel=on: a label may replace one */
     ngx_flag_t                     relabel;
+
+    /* dataset jobs (ngx_http_learn_job.c): learn_data_root (absolute,
+     * NUL-terminated), learn_job_max_file_size, learn_job_predict sync= */
+    ngx_str_t                      data_root;
+    size_t                         job_max_file_size;
+    ngx_flag_t                     job_sync;
 } ngx_http_learn_loc_conf_t;
 
 
@@ -384,6 +394,14 @@ char *ngx_http_learn_feedback_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_learn_counter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
+/* ngx_http_learn_job.c: dataset jobs' directives */
+char *ngx_http_learn_data_root(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_learn_job_max(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_job_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_learn_job_merge(ngx_conf_t *cf,
+    ngx_http_learn_loc_conf_t *prev, ngx_http_learn_loc_conf_t *conf);
+
 /* ngx_http_learn_lua.c */
 ngx_int_t ngx_http_learn_lua_load_model(ngx_conf_t *cf,
     ngx_http_learn_main_conf_t *lmcf, ngx_str_t *file, lt_model_spec *spec);
@@ -439,6 +457,13 @@ void ngx_http_learn_checkpoint_init_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
 void ngx_http_learn_checkpoint_exit_worker(ngx_cycle_t *cycle,
     ngx_http_learn_model_t *lm);
+ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_job_new(
+    ngx_http_learn_model_t *lm);
+void ngx_http_learn_checkpoint_job_write(ngx_http_learn_ckpt_job_t *job);
+int64_t ngx_http_learn_checkpoint_job_end(ngx_http_learn_model_t *lm,
+    ngx_http_learn_ckpt_job_t *job, ngx_log_t *log, u_char *msg,
+    size_t size);
+void ngx_http_learn_checkpoint_job_free(ngx_http_learn_ckpt_job_t *job);
 
 /* ngx_http_learn_store.c: store= and follow= through Redis */
 ngx_int_t ngx_http_learn_store_parse(ngx_conf_t *cf,

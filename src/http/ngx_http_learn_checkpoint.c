@@ -65,6 +65,7 @@ struct ngx_http_learn_ckpt_job_s {
     char                           msg[LT_ERR_LEN];
     ngx_uint_t                     publish;   /* store=: to Redis too */
     ngx_http_learn_store_op_t      store;
+    const char                    *tag;       /* of the temporary file */
 };
 
 
@@ -78,6 +79,8 @@ static ngx_http_learn_ckpt_job_t *ngx_http_learn_checkpoint_job(
 static void ngx_http_learn_checkpoint_copy(ngx_http_learn_ckpt_job_t *job);
 static void ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm,
     ngx_log_t *log);
+static void ngx_http_learn_checkpoint_end(ngx_http_learn_model_t *lm,
+    ngx_http_learn_ckpt_job_t *job, ngx_log_t *log);
 static void ngx_http_learn_checkpoint_thread(void *data, ngx_log_t *log);
 #if (NGX_THREADS)
 static void ngx_http_learn_checkpoint_done(ngx_event_t *ev);
@@ -430,6 +433,7 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
     job->model = &lm->model;
     job->shm = lm->shm;
     job->lm = lm;
+    job->tag = "";
 
     if (lm->ckpt_keep) {
         job->keep = ngx_http_learn_versions_keep(lm);
@@ -509,6 +513,14 @@ ngx_http_learn_checkpoint_finish(ngx_http_learn_model_t *lm, ngx_log_t *log)
     job = lm->ckpt_job;
     lm->ckpt_job = NULL;
 
+    ngx_http_learn_checkpoint_end(lm, job, log);
+}
+
+
+static void
+ngx_http_learn_checkpoint_end(ngx_http_learn_model_t *lm,
+    ngx_http_learn_ckpt_job_t *job, ngx_log_t *log)
+{
     if (job->unlocked) {
         ngx_http_learn_zone_lock_unlocked(lm, job->unlocked, log);
     }
@@ -650,8 +662,8 @@ ngx_http_learn_checkpoint_write_file(ngx_http_learn_ckpt_job_t *job,
     dir = job->dir;
     ver = job->ver;
 
-    if ((size_t) snprintf(tmp, NGX_MAX_PATH, "%s.tmp.%d", path,
-                          (int) getpid())
+    if ((size_t) snprintf(tmp, NGX_MAX_PATH, "%s.tmp.%d%s", path,
+                          (int) getpid(), job->tag)
         >= NGX_MAX_PATH)
     {
         snprintf(msg, LT_ERR_LEN, "path too long");
@@ -876,4 +888,68 @@ ngx_http_learn_checkpoint_free(ngx_http_learn_ckpt_job_t *job)
     ngx_free(job->snapshot);
     ngx_free(job->file);
     ngx_free(job);
+}
+
+
+/*
+ * A write of a dataset job's own when it ends (ngx_http_learn_job_run.c):
+ * the job allocated on the event loop when the job starts, written on
+ * the job's thread, ended on the event loop.  Its temporary file has a
+ * name of its own, so worker 0's interval write may run at the same time.
+ */
+
+ngx_http_learn_ckpt_job_t *
+ngx_http_learn_checkpoint_job_new(ngx_http_learn_model_t *lm)
+{
+    ngx_http_learn_ckpt_job_t  *job;
+
+    job = ngx_http_learn_checkpoint_job(lm);
+    if (job != NULL) {
+        job->tag = ".job";
+        /*
+         * store=: the worker's Redis connection serves one checkpoint job
+         * at a time; the next interval's write publishes this version
+         */
+        job->publish = 0;
+    }
+
+    return job;
+}
+
+
+void
+ngx_http_learn_checkpoint_job_write(ngx_http_learn_ckpt_job_t *job)
+{
+    ngx_http_learn_checkpoint_thread(job, NULL);
+}
+
+
+/* the kept version's step (0: none kept), or -1 with msg set */
+
+int64_t
+ngx_http_learn_checkpoint_job_end(ngx_http_learn_model_t *lm,
+    ngx_http_learn_ckpt_job_t *job, ngx_log_t *log, u_char *msg, size_t size)
+{
+    int64_t  step;
+
+    if (job->failed) {
+        ngx_cpystrn(msg, (u_char *) job->msg, size);
+        step = -1;
+
+    } else {
+        step = (job->keep && job->meta.step > 0) ? job->meta.step : 0;
+    }
+
+    ngx_http_learn_checkpoint_end(lm, job, log);
+
+    return step;
+}
+
+
+/* a job's checkpoint that never ran (the job failed before it) */
+
+void
+ngx_http_learn_checkpoint_job_free(ngx_http_learn_ckpt_job_t *job)
+{
+    ngx_http_learn_checkpoint_free(job);
 }

@@ -1,0 +1,1044 @@
+
+/*
+ * A dataset job on nginx's thread pool: read the files (beneath the data
+ * root), check them against the model, then for a train job run epochs
+ * of mini-batches through ngx_http_learn_train_step() -- the step
+ * learn_train runs, under the same zone mutex, publishing each step as
+ * the double buffer does, so live predicts see the job's progress and
+ * learn_train requests interleave with it -- and end by writing a
+ * checkpoint (a kept version with checkpoint_keep).  A predict job runs
+ * the forward pass on the published parameters and writes an .npy.
+ *
+ * The mutex is taken per mini-batch, never across one: a cancel (DELETE)
+ * or nginx stopping is seen before the next one, and the model keeps the
+ * last whole step.  The thread allocates its data with malloc (sizes come
+ * from the files) and frees it before it returns; the job itself, its
+ * workspace and its checkpoint job are allocated on the event loop.
+ *
+ * While a job is queued or running it counts as a task of this worker
+ * (ngx_http_learn_tasks_add()), so a worker told to exit by a reload
+ * stays until its jobs are done: the old worker finishes them, and the
+ * shared table shows their end to the new workers.
+ */
+
+
+#include "ngx_http_learn_job.h"
+#include "lt_npy.h"
+#include "lt_rand.h"
+
+#include <math.h>
+
+
+#define NGX_HTTP_LEARN_JOB_POLL  20       /* ms between queue checks */
+
+
+typedef struct ngx_http_learn_job_mem_s  ngx_http_learn_job_mem_t;
+
+struct ngx_http_learn_job_mem_s {
+    ngx_http_learn_job_mem_t      *next;
+};
+
+
+static void ngx_http_learn_job_thread(void *data, ngx_log_t *log);
+static void ngx_http_learn_job_done(ngx_event_t *ev);
+static void ngx_http_learn_job_finish(ngx_http_learn_job_t *job);
+static void ngx_http_learn_job_poll(ngx_event_t *ev);
+
+
+static ngx_queue_t       ngx_http_learn_job_queued;
+static ngx_uint_t        ngx_http_learn_job_queue_init;
+static ngx_event_t       ngx_http_learn_job_timer;
+static ngx_connection_t  ngx_http_learn_job_dumb;
+
+
+/* ---- on the thread ---------------------------------------------------- */
+
+/* the codec's allocator for a MessagePack file: freed with the job */
+
+static void *
+ngx_http_learn_job_alloc(void *ctx, size_t size)
+{
+    ngx_http_learn_job_mem_t  **head = ctx;
+
+    ngx_http_learn_job_mem_t   *m;
+
+    m = malloc(sizeof(ngx_http_learn_job_mem_t) + 16 + size);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->next = *head;
+    *head = m;
+
+    return (u_char *) m + sizeof(ngx_http_learn_job_mem_t) + 16
+           - ((uintptr_t) m + sizeof(ngx_http_learn_job_mem_t)) % 16;
+}
+
+
+static void
+ngx_http_learn_job_mem_free(ngx_http_learn_job_mem_t *m)
+{
+    ngx_http_learn_job_mem_t  *next;
+
+    for ( ; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+}
+
+
+/* the message names the file: "x.npy: ..." */
+
+static int
+ngx_http_learn_job_fail(ngx_http_learn_job_t *job, const char *file,
+    lt_err *why)
+{
+    char  msg[LT_ERR_LEN];
+
+    ngx_cpystrn((u_char *) msg, (u_char *) why->msg, sizeof(msg));
+
+    return lt_error(&job->err, "%s: %s", file, msg);
+}
+
+
+/* an .npy in buf into t (malloc'd floats) */
+
+static int
+ngx_http_learn_job_npy(ngx_http_learn_job_t *job, const char *file,
+    const uint8_t *buf, size_t len, lt_tensor *t)
+{
+    float        *f;
+    lt_err        err;
+    lt_npy_info   info;
+
+    if (lt_npy_parse(buf, len, &info, &err) != 0) {
+        return ngx_http_learn_job_fail(job, file, &err);
+    }
+
+    if (info.ndim == 0) {
+        return lt_error(&job->err, "%s: a 0-d array holds no rows", file);
+    }
+
+    if ((size_t) info.numel > job->max_elements) {
+        return lt_error(&job->err, "%s: %lld elements, above "
+                        "learn_job_max_file_size / 4 (%zu)", file,
+                        (long long) info.numel, job->max_elements);
+    }
+
+    f = malloc(info.numel ? (size_t) info.numel * sizeof(float) : 1);
+    if (f == NULL) {
+        return lt_error(&job->err, "%s: out of memory", file);
+    }
+
+    if (lt_npy_to_float(&info, buf, f, &err) != 0) {
+        free(f);
+        return ngx_http_learn_job_fail(job, file, &err);
+    }
+
+    lt_tensor_view(t, f, info.ndim, info.shape);
+    t->owned = 1;
+
+    return 0;
+}
+
+
+/* member "x" or "y" of an .npz; 1: not there */
+
+static int
+ngx_http_learn_job_npz(ngx_http_learn_job_t *job, const char *file,
+    const uint8_t *buf, size_t len, const char *name, lt_tensor *t)
+{
+    int             rc;
+    char            where[LT_JOB_NAME_MAX + 16];
+    uint8_t        *m;
+    lt_err          err;
+    lt_npz_member   mem;
+
+    rc = lt_npz_find(buf, len, name, &mem, &err);
+    if (rc != 0) {
+        ngx_http_learn_job_fail(job, file, &err);
+        return rc;
+    }
+
+    if (mem.usize > job->max_file_size || mem.usize > 0xffffffffULL) {
+        return lt_error(&job->err, "%s: array %s is %llu bytes unpacked, "
+                        "above learn_job_max_file_size (%zu)", file, name,
+                        (unsigned long long) mem.usize, job->max_file_size);
+    }
+
+    m = malloc(mem.usize ? (size_t) mem.usize : 1);
+    if (m == NULL) {
+        return lt_error(&job->err, "%s: out of memory", file);
+    }
+
+    snprintf(where, sizeof(where), "%s[%s]", file, name);
+
+    if (lt_npz_extract(buf, len, &mem, m, &err) != 0) {
+        free(m);
+        return ngx_http_learn_job_fail(job, where, &err);
+    }
+
+    rc = ngx_http_learn_job_npy(job, where, m, (size_t) mem.usize, t);
+    free(m);
+
+    return rc;
+}
+
+
+/*
+ * One file: an .npz (x, and y when wanted), a MessagePack map like a
+ * train body, or a single .npy (x, or y when is_y); told apart by their
+ * first bytes, not their names.
+ */
+
+static int
+ngx_http_learn_job_file(ngx_http_learn_job_t *job, const char *file,
+    int is_y, int want_y, ngx_http_learn_job_mem_t **mem)
+{
+    int           rc;
+    size_t        len;
+    uint8_t      *buf;
+    lt_err        err;
+    lt_body       body;
+    lt_codec_ctx  codec;
+
+    buf = ngx_http_learn_data_root_read(job->root, file, job->max_file_size,
+                                        &len, &err);
+    if (buf == NULL) {
+        return ngx_http_learn_job_fail(job, file, &err);
+    }
+
+    if (len >= 6 && ngx_memcmp(buf, "\x93NUMPY", 6) == 0) {
+        rc = ngx_http_learn_job_npy(job, file, buf, len,
+                                    is_y ? &job->y : &job->x);
+        if (rc == 0) {
+            if (is_y) {
+                job->has_y = 1;
+            } else {
+                job->has_x = 1;
+            }
+        }
+
+    } else if (len >= 4 && ngx_memcmp(buf, "PK\x03\x04", 4) == 0) {
+        rc = ngx_http_learn_job_npz(job, file, buf, len, "x", &job->x);
+        if (rc == 0) {
+            job->has_x = 1;
+
+            if (want_y) {
+                rc = ngx_http_learn_job_npz(job, file, buf, len, "y",
+                                            &job->y);
+                job->has_y = (rc == 0);
+            }
+        }
+
+    } else {
+        codec.alloc = ngx_http_learn_job_alloc;
+        codec.ctx = mem;
+        codec.max_elements = job->max_elements;
+        codec.max_named = 0;
+
+        rc = lt_codec_decode_msgpack(&codec, buf, len, &body, &err);
+
+        if (rc != 0) {
+            lt_error(&job->err, "%s: neither .npy, .npz nor a MessagePack "
+                     "map of x and y: %s", file, err.msg);
+
+        } else if (!body.has_x || (want_y && !body.has_y)) {
+            rc = lt_error(&job->err, "%s: the MessagePack map has no "
+                          "\"%s\"", file, body.has_x ? "y" : "x");
+
+        } else {
+            job->x = body.x;
+            job->has_x = 1;
+
+            if (want_y) {
+                job->y = body.y;
+                job->has_y = 1;
+            }
+        }
+    }
+
+    free(buf);
+
+    return rc != 0 ? -1 : 0;
+}
+
+
+static int
+ngx_http_learn_job_load(ngx_http_learn_job_t *job,
+    ngx_http_learn_job_mem_t **mem)
+{
+    int           want_y;
+    int64_t       n, k, shape[2];
+    lt_err        err;
+    const char   *names;
+    char          both[2 * LT_JOB_NAME_MAX + 8];
+    const lt_model *m;
+
+    m = &job->lm->model;
+    want_y = (job->kind == NGX_HTTP_LEARN_JOB_KIND_TRAIN);
+
+    if (job->nfiles == 1) {
+        if (ngx_http_learn_job_file(job, job->files[0], 0, want_y, mem)
+            != 0)
+        {
+            return -1;
+        }
+
+        if (want_y && !job->has_y) {
+            return lt_error(&job->err, "%s: an .npy holds x only; name "
+                            "x.npy and y.npy, or give an .npz",
+                            job->files[0]);
+        }
+
+        names = job->files[0];
+
+    } else if (job->nfiles == 2) {
+        if (ngx_http_learn_job_file(job, job->files[0], 0, 0, mem) != 0
+            || ngx_http_learn_job_file(job, job->files[1], 1, 0, mem) != 0)
+        {
+            return -1;
+        }
+
+        snprintf(both, sizeof(both), "%s, %s", job->files[0],
+                 job->files[1]);
+        names = both;
+
+    } else {
+        if (job->x_file[0]
+            && ngx_http_learn_job_file(job, job->x_file, 0, 0, mem) != 0)
+        {
+            return -1;
+        }
+
+        if (job->y_file[0]
+            && ngx_http_learn_job_file(job, job->y_file, 1, 0, mem) != 0)
+        {
+            return -1;
+        }
+
+        names = job->x_file[0] ? job->x_file
+                               : (job->y_file[0] ? job->y_file : "the body");
+    }
+
+    /* images [N, 28, 28] are rows of 784 features */
+    if (job->x.ndim > 2 || (job->x.ndim == 1 && m->in_dim == 1)) {
+        n = job->x.shape[0];
+        k = n ? lt_tensor_numel(&job->x) / n : 0;
+        shape[0] = n;
+        shape[1] = k;
+        job->x.ndim = 2;
+        job->x.shape[0] = shape[0];
+        job->x.shape[1] = shape[1];
+    }
+
+    if (job->x.ndim != 2) {
+        return lt_error(&job->err, "%s: x has %d dimension%s, expected "
+                        "rows of %d features [N, %d]", names, job->x.ndim,
+                        job->x.ndim == 1 ? "" : "s", m->in_dim, m->in_dim);
+    }
+
+    if (want_y) {
+        if (lt_model_check_target(m, &job->x, &job->y, &err) != 0) {
+            return ngx_http_learn_job_fail(job, names, &err);
+        }
+
+    } else if (lt_model_check_input(m, &job->x, &err) != 0) {
+        return ngx_http_learn_job_fail(job, names, &err);
+    }
+
+    if (job->x.shape[0] == 0) {
+        return lt_error(&job->err, "%s: no rows", names);
+    }
+
+    return 0;
+}
+
+
+/* rows [from, from + n) of t, or those that idx names, into buf */
+
+static void
+ngx_http_learn_job_rows(const lt_tensor *t, const int64_t *idx, int64_t from,
+    int64_t n, float *buf, lt_tensor *view)
+{
+    int64_t  i, cols, shape[2];
+
+    cols = (t->ndim == 2) ? t->shape[1] : 1;
+    shape[0] = n;
+    shape[1] = cols;
+
+    if (idx == NULL) {
+        lt_tensor_view(view, t->data + from * cols, t->ndim, shape);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_memcpy(buf + i * cols, t->data + idx[from + i] * cols,
+                   cols * sizeof(float));
+    }
+
+    lt_tensor_view(view, buf, t->ndim, shape);
+}
+
+
+/* the validation rows' loss and accuracy, with the published parameters */
+
+static int
+ngx_http_learn_job_validate(ngx_http_learn_job_t *job, int64_t first,
+    int64_t n, float *loss, float *acc)
+{
+    double       sum;
+    int64_t      i, b, correct, right, step;
+    lt_tensor    vx, vy, out;
+
+    sum = 0.0;
+    right = 0;
+
+    for (i = 0; i < n; i += b) {
+        b = ngx_min(job->batch, n - i);
+
+        ngx_http_learn_job_rows(&job->x, NULL, first + i, b, NULL, &vx);
+        ngx_http_learn_job_rows(&job->y, NULL, first + i, b, NULL, &vy);
+
+        if (ngx_http_learn_predict_live(job->lm, job->ws, &vx, &out, &step,
+                                        &job->err)
+            != NGX_OK
+            || lt_eval_batch(&job->lm->model, &out, &vy, &sum, &correct,
+                             &job->err)
+               != 0)
+        {
+            return -1;
+        }
+
+        right += correct;
+    }
+
+    *loss = (float) (sum / (double) n);
+    *acc = (job->lm->model.spec.loss == LT_LOSS_CE)
+           ? (float) ((double) right / (double) n) : NAN;
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_learn_job_stop(ngx_http_learn_job_t *job)
+{
+    if (job->e->cancel) {
+        return NGX_ABORT;
+    }
+
+    /* nginx -s stop: the worker exits after the pool's threads end */
+    if (ngx_terminate) {
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_learn_job_train(ngx_http_learn_job_t *job)
+{
+    float                        loss, vloss, vacc, *bx, *by;
+    double                       sum;
+    int64_t                      n, nval, ntrain, ep, i, j, b, step, *idx;
+    int64_t                      ycols, done;
+    uint64_t                     rng, t0, tmp;
+    lt_tensor                    vx, vy;
+    ngx_int_t                    rc;
+    ngx_pid_t                    pid;
+    ngx_http_learn_shm_t        *shm;
+    ngx_http_learn_job_entry_t  *e;
+    ngx_http_learn_job_epoch_t  *h;
+
+    e = job->e;
+    shm = job->lm->shm;
+
+    n = job->x.shape[0];
+    nval = (int64_t) ((double) n * job->validation);
+    ntrain = n - nval;
+
+    if (ntrain < 1) {
+        lt_error(&job->err, "validation %.3f of %lld rows leaves none to "
+                 "train on", job->validation, (long long) n);
+        return NGX_ERROR;
+    }
+
+    e->rows = ntrain;
+    e->val_rows = nval;
+
+    job->batch = ngx_min(job->batch, ntrain);
+    e->batch_size = job->batch;
+
+    ycols = (job->y.ndim == 2) ? job->y.shape[1] : 1;
+
+    idx = NULL;
+    bx = NULL;
+    by = NULL;
+
+    if (job->shuffle) {
+        idx = malloc(ntrain * sizeof(int64_t));
+        bx = malloc(job->batch * job->x.shape[1] * sizeof(float));
+        by = malloc(job->batch * ycols * sizeof(float));
+
+        if (idx == NULL || bx == NULL || by == NULL) {
+            lt_error(&job->err, "out of memory for the mini-batches");
+            rc = NGX_ERROR;
+            goto done;
+        }
+
+        for (i = 0; i < ntrain; i++) {
+            idx[i] = i;
+        }
+    }
+
+    rng = job->seed;
+    t0 = ngx_http_learn_now_us();
+    rc = NGX_OK;
+
+    for (ep = 1; ep <= job->epochs; ep++) {
+
+        if (idx) {
+            /* Fisher-Yates, from the job's seed: the same order again */
+            for (i = ntrain - 1; i > 0; i--) {
+                j = (int64_t) (lt_splitmix64(&rng) % (uint64_t) (i + 1));
+                tmp = (uint64_t) idx[i];
+                idx[i] = idx[j];
+                idx[j] = (int64_t) tmp;
+            }
+        }
+
+        sum = 0.0;
+        done = 0;
+
+        for (i = 0; i < ntrain; i += b) {
+            rc = ngx_http_learn_job_stop(job);
+            if (rc != NGX_OK) {
+                goto done;
+            }
+
+            b = ngx_min(job->batch, ntrain - i);
+
+            ngx_http_learn_job_rows(&job->x, idx, i, b, bx, &vx);
+            ngx_http_learn_job_rows(&job->y, idx, i, b, by, &vy);
+
+            pid = ngx_http_learn_zone_lock_wait(shm);
+            if (pid) {
+                job->unlocked = pid;
+            }
+
+            rc = ngx_http_learn_train_step(job->lm, job->ws, &vx, &vy, &loss,
+                                           &step, 1, &job->err);
+
+            ngx_shmtx_unlock(&shm->mutex);
+
+            if (rc != NGX_OK) {
+                lt_error(&job->err, "epoch %lld, rows %lld to %lld: %s%s",
+                         (long long) ep, (long long) i,
+                         (long long) (i + b - 1), job->err.msg,
+                         rc == NGX_DECLINED ? " (the step was not applied; "
+                                              "the model keeps the last "
+                                              "one)" : "");
+                rc = NGX_ERROR;
+                goto done;
+            }
+
+            sum += (double) loss * (double) b;
+            done += b;
+
+            e->samples += b;
+            e->steps++;
+            e->loss = (float) (sum / (double) done);
+            job->step = step;
+        }
+
+        vloss = NAN;
+        vacc = NAN;
+
+        if (nval > 0
+            && ngx_http_learn_job_validate(job, ntrain, nval, &vloss, &vacc)
+               != 0)
+        {
+            rc = NGX_ERROR;
+            goto done;
+        }
+
+        h = &e->hist[e->nhist % NGX_HTTP_LEARN_JOB_HISTORY];
+        h->epoch = ep;
+        h->loss = (float) (sum / (double) ntrain);
+        h->val_loss = vloss;
+        h->val_accuracy = vacc;
+        h->seconds = (float) ((ngx_http_learn_now_us() - t0) / 1e6);
+
+        e->loss = h->loss;
+        e->val_loss = vloss;
+        e->val_accuracy = vacc;
+        e->samples_per_s = (float) ((double) e->samples
+                                    / ngx_max(h->seconds, 1e-6f));
+
+        ngx_memory_barrier();
+        e->nhist++;
+        e->epoch = ep;
+    }
+
+    /*
+     * a reload that changed the model's layers retired this zone: its
+     * checkpoint would overwrite the new layout's file (an old worker
+     * finishing its job writes none, as its interval writes stop)
+     */
+    if (job->ckpt && !shm->retired) {
+        ngx_http_learn_checkpoint_job_write(job->ckpt);
+        job->ckpt_written = 1;
+    }
+
+    job->step = (int64_t) shm->step;
+
+done:
+
+    free(idx);
+    free(bx);
+    free(by);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_learn_job_predict(ngx_http_learn_job_t *job)
+{
+    int              fd;
+    char             hdr[256];
+    size_t           hlen, off, bytes;
+    ssize_t          w;
+    int64_t          n, i, b, k, step, shape[2];
+    lt_err           err;
+    lt_tensor        vx, out;
+    ngx_int_t        rc;
+    const u_char    *p;
+
+    n = job->x.shape[0];
+    k = job->lm->model.out_dim;
+
+    if (job->e == NULL && n > NGX_HTTP_LEARN_JOB_SYNC_ROWS) {
+        lt_error(&job->err, "%lld rows: a synchronous predict takes at most "
+                 "%d (post it without sync=1, as a job)", (long long) n,
+                 NGX_HTTP_LEARN_JOB_SYNC_ROWS);
+        return NGX_DECLINED;
+    }
+
+    shape[0] = n;
+    shape[1] = k;
+
+    if (lt_tensor_alloc(&job->out, 2, shape, &job->err) != 0) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i += b) {
+        if (job->e) {
+            rc = ngx_http_learn_job_stop(job);
+            if (rc != NGX_OK) {
+                return rc;
+            }
+        }
+
+        b = ngx_min(job->batch, n - i);
+        ngx_http_learn_job_rows(&job->x, NULL, i, b, NULL, &vx);
+
+        if (ngx_http_learn_predict_live(job->lm, job->ws, &vx, &out, &step,
+                                        &job->err)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(job->out.data + i * k, out.data, b * k * sizeof(float));
+
+        if (job->e) {
+            job->e->samples += b;
+        }
+
+        job->step = step;
+    }
+
+    if (job->e == NULL) {
+        return NGX_OK;
+    }
+
+    hlen = lt_npy_header(hdr, sizeof(hdr), 2, shape);
+
+    fd = ngx_http_learn_data_root_open(job->root, job->output,
+                                       O_WRONLY | O_CREAT | O_EXCL, &err);
+    if (fd == -1) {
+        ngx_http_learn_job_fail(job, job->output, &err);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_OK;
+    bytes = (size_t) (n * k) * sizeof(float);
+
+    for (off = 0; off < hlen + bytes; off += (size_t) w) {
+        p = (off < hlen) ? (u_char *) hdr + off
+                         : (u_char *) job->out.data + (off - hlen);
+
+        w = write(fd, p, (off < hlen) ? hlen - off : hlen + bytes - off);
+
+        if (w <= 0) {
+            lt_error(&job->err, "%s: write(): %s", job->output,
+                     w == 0 ? "no progress" : strerror(errno));
+            rc = NGX_ERROR;
+            break;
+        }
+    }
+
+    if (close(fd) != 0 && rc == NGX_OK) {
+        lt_error(&job->err, "%s: close(): %s", job->output, strerror(errno));
+        rc = NGX_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        /* beneath the root, as it was created: the name resolved there */
+        fd = ngx_http_learn_data_root_open(job->root, ".", O_PATH, &err);
+        if (fd != -1) {
+            (void) unlinkat(fd, job->output, 0);
+            close(fd);
+        }
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_learn_job_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_learn_job_t  *job = data;
+
+    ngx_http_learn_job_mem_t    *mem;
+
+    mem = NULL;
+
+    if (ngx_http_learn_job_load(job, &mem) != 0) {
+        job->rc = NGX_ERROR;
+
+    } else if (job->kind == NGX_HTTP_LEARN_JOB_KIND_TRAIN) {
+        job->rc = ngx_http_learn_job_train(job);
+
+    } else {
+        job->rc = ngx_http_learn_job_predict(job);
+    }
+
+    /* the data goes now: a sync predict keeps only its outputs */
+    if (job->x.owned) {
+        lt_tensor_free(&job->x);
+    }
+
+    if (job->y.owned) {
+        lt_tensor_free(&job->y);
+    }
+
+    ngx_memzero(&job->x, sizeof(lt_tensor));
+    ngx_memzero(&job->y, sizeof(lt_tensor));
+    ngx_http_learn_job_mem_free(mem);
+
+    /* nginx stops: no completion event will run, say it here */
+    if (job->rc == NGX_DONE && job->e) {
+        ngx_http_learn_job_table_lock();
+        ngx_snprintf(job->e->error, NGX_HTTP_LEARN_JOB_TEXT - 1,
+                     "interrupted: nginx was stopped at epoch %L%Z",
+                     job->e->epoch);
+        job->e->finished = ngx_time();
+        ngx_memory_barrier();
+        job->e->state = NGX_HTTP_LEARN_JOB_ERROR;
+        ngx_http_learn_job_table_unlock();
+    }
+}
+
+
+/* ---- on the event loop ------------------------------------------------ */
+
+/*
+ * A queued job whose turn has come (or a predict job): running, on the
+ * pool.  NGX_ERROR: it could not start (its entry says why).
+ */
+
+ngx_int_t
+ngx_http_learn_job_start(ngx_http_learn_job_t *job)
+{
+    lt_err  err;
+
+    if (ngx_http_learn_job_table_set(job->e, job->id,
+                                     NGX_HTTP_LEARN_JOB_QUEUED,
+                                     NGX_HTTP_LEARN_JOB_RUNNING)
+        != NGX_OK)
+    {
+        /* cancelled while it waited */
+        ngx_http_learn_job_free(job);
+        return NGX_DECLINED;
+    }
+
+    /* what a job that fails before its first step reports */
+    job->step = (int64_t) job->lm->shm->step;
+    job->e->step = job->step;
+
+    job->ws = ngx_http_learn_ws_get(job->lm, &err);
+    if (job->ws == NULL) {
+        ngx_cpystrn(job->e->error, (u_char *) err.msg,
+                    NGX_HTTP_LEARN_JOB_TEXT);
+        goto failed;
+    }
+
+    if (job->kind == NGX_HTTP_LEARN_JOB_KIND_TRAIN
+        && job->lm->ckpt_path.len && !job->lm->follow)
+    {
+        job->ckpt = ngx_http_learn_checkpoint_job_new(job->lm);
+        if (job->ckpt == NULL) {
+            ngx_cpystrn(job->e->error, (u_char *) "out of memory",
+                        NGX_HTTP_LEARN_JOB_TEXT);
+            goto failed;
+        }
+    }
+
+#if (NGX_THREADS)
+    job->task.ctx = job;
+    job->task.handler = ngx_http_learn_job_thread;
+    job->task.event.handler = ngx_http_learn_job_done;
+    job->task.event.data = job;
+    job->task.event.log = job->log;
+
+    if (ngx_thread_task_post(job->pool, &job->task) == NGX_OK) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                       "learn job %016uxL: running", job->id);
+        return NGX_OK;
+    }
+#endif
+
+    ngx_cpystrn(job->e->error, (u_char *) "the thread pool refused the job",
+                NGX_HTTP_LEARN_JOB_TEXT);
+
+failed:
+
+    (void) ngx_http_learn_job_table_set(job->e, job->id,
+                                        NGX_HTTP_LEARN_JOB_RUNNING,
+                                        NGX_HTTP_LEARN_JOB_ERROR);
+    ngx_http_learn_job_free(job);
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_http_learn_job_done(ngx_event_t *ev)
+{
+    ngx_http_learn_job_t  *job = ev->data;
+
+    if (job->unlocked) {
+        ngx_http_learn_zone_lock_unlocked(job->lm, job->unlocked, ev->log);
+        job->unlocked = 0;
+    }
+
+    ngx_http_learn_ws_put(job->lm, job->ws);
+    job->ws = NULL;
+
+    if (job->request) {
+        ngx_http_learn_task_done(job->request);
+        ngx_http_learn_finalize(job->request,
+                                job->reply(job->request, job));
+        return;
+    }
+
+    ngx_http_learn_job_finish(job);
+}
+
+
+/* the end of an asynchronous job: its entry says how it went */
+
+static void
+ngx_http_learn_job_finish(ngx_http_learn_job_t *job)
+{
+    u_char                       msg[LT_ERR_LEN];
+    int64_t                      version;
+    ngx_uint_t                   to;
+    ngx_http_learn_job_entry_t  *e;
+
+    e = job->e;
+    version = 0;
+
+    if (job->ckpt) {
+        if (job->rc == NGX_OK && job->ckpt_written) {
+            version = ngx_http_learn_checkpoint_job_end(job->lm, job->ckpt,
+                                                        job->log, msg,
+                                                        sizeof(msg));
+            if (version < 0) {
+                job->rc = NGX_ERROR;
+                lt_error(&job->err, "trained to step %lld, but the "
+                         "checkpoint was not written: %s",
+                         (long long) job->step, msg);
+                version = 0;
+            }
+
+        } else {
+            ngx_http_learn_checkpoint_job_free(job->ckpt);
+        }
+
+        job->ckpt = NULL;
+    }
+
+    switch (job->rc) {
+
+    case NGX_OK:
+        to = NGX_HTTP_LEARN_JOB_DONE;
+        break;
+
+    case NGX_ABORT:
+        to = NGX_HTTP_LEARN_JOB_CANCELLED;
+        break;
+
+    case NGX_DONE:
+        ngx_http_learn_job_free(job);   /* the thread said so already */
+        return;
+
+    default:
+        to = NGX_HTTP_LEARN_JOB_ERROR;
+        break;
+    }
+
+    if (e->id == job->id) {
+        e->step = job->step;
+        e->version = version;
+
+        if (to == NGX_HTTP_LEARN_JOB_ERROR) {
+            ngx_cpystrn(e->error, (u_char *) job->err.msg,
+                        NGX_HTTP_LEARN_JOB_TEXT);
+            ngx_log_error(NGX_LOG_INFO, job->log, 0,
+                          "learn job %016uxL (%s): %s", job->id, e->model,
+                          job->err.msg);
+        }
+
+        (void) ngx_http_learn_job_table_set(e, job->id,
+                                            NGX_HTTP_LEARN_JOB_RUNNING, to);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, job->log, 0,
+                   "learn job %016uxL: ended, %ui", job->id, to);
+
+    ngx_http_learn_job_free(job);
+}
+
+
+void
+ngx_http_learn_job_free(ngx_http_learn_job_t *job)
+{
+    if (job->x.owned) {
+        lt_tensor_free(&job->x);
+    }
+
+    if (job->y.owned) {
+        lt_tensor_free(&job->y);
+    }
+
+    if (job->out.owned) {
+        lt_tensor_free(&job->out);
+    }
+
+    if (job->ws) {
+        ngx_http_learn_ws_put(job->lm, job->ws);
+    }
+
+    if (job->ckpt) {
+        ngx_http_learn_checkpoint_job_free(job->ckpt);
+    }
+
+    if (job->request == NULL) {
+        ngx_http_learn_tasks_add(-1);
+    }
+
+    ngx_free(job);
+}
+
+
+/* ---- the queue: train jobs that wait for their model ------------------ */
+
+void
+ngx_http_learn_job_queue(ngx_http_learn_job_t *job)
+{
+    if (!ngx_http_learn_job_queue_init) {
+        ngx_queue_init(&ngx_http_learn_job_queued);
+        ngx_http_learn_job_queue_init = 1;
+    }
+
+    if (ngx_http_learn_job_table_may_start(job->e)) {
+        (void) ngx_http_learn_job_start(job);
+        return;
+    }
+
+    ngx_queue_insert_tail(&ngx_http_learn_job_queued, &job->queue);
+
+    if (!ngx_http_learn_job_timer.timer_set) {
+        ngx_http_learn_job_dumb.fd = (ngx_socket_t) -1;
+        ngx_http_learn_job_timer.handler = ngx_http_learn_job_poll;
+        ngx_http_learn_job_timer.data = &ngx_http_learn_job_dumb;
+        ngx_http_learn_job_timer.log = ngx_cycle->log;
+        ngx_add_timer(&ngx_http_learn_job_timer, NGX_HTTP_LEARN_JOB_POLL);
+    }
+}
+
+
+static void
+ngx_http_learn_job_poll(ngx_event_t *ev)
+{
+    ngx_queue_t           *q, *next;
+    ngx_http_learn_job_t  *job;
+
+    for (q = ngx_queue_head(&ngx_http_learn_job_queued);
+         q != ngx_queue_sentinel(&ngx_http_learn_job_queued);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        job = ngx_queue_data(q, ngx_http_learn_job_t, queue);
+
+        if (job->e->id != job->id
+            || job->e->state != NGX_HTTP_LEARN_JOB_QUEUED)
+        {
+            /* cancelled while queued */
+            ngx_queue_remove(q);
+            ngx_http_learn_job_free(job);
+            continue;
+        }
+
+        if (ngx_http_learn_job_table_may_start(job->e)) {
+            ngx_queue_remove(q);
+            (void) ngx_http_learn_job_start(job);
+        }
+    }
+
+    if (!ngx_queue_empty(&ngx_http_learn_job_queued)) {
+        ngx_add_timer(ev, NGX_HTTP_LEARN_JOB_POLL);
+    }
+}
+
+
+/* a sync predict: the request waits for the task, which it keeps */
+
+ngx_int_t
+ngx_http_learn_job_sync(ngx_http_request_t *r, ngx_http_learn_job_t *job)
+{
+    lt_err  err;
+
+    job->ws = ngx_http_learn_ws_get(job->lm, &err);
+    if (job->ws == NULL) {
+        return NGX_ERROR;
+    }
+
+#if (NGX_THREADS)
+    job->task.ctx = job;
+    job->task.handler = ngx_http_learn_job_thread;
+    job->task.event.handler = ngx_http_learn_job_done;
+    job->task.event.data = job;
+    job->task.event.log = r->connection->log;
+
+    return ngx_http_learn_task_post(r, job->pool, &job->task);
+#else
+    return NGX_ERROR;
+#endif
+}
