@@ -118,11 +118,14 @@ unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
 # device path with it.
 FAKE_CUDA   := $(BUILD)/fake-cuda/ngx_http_learn_cuda.so
 
-$(FAKE_CUDA): t/device/fake_cuda.c src/core/lt_backend_cpu.c \
+FAKE_CUDA_SRCS := src/core/lt_backend_cpu.c src/core/lt_backend_cpu_layers.c \
+    src/core/lt_backend_cpu_norm.c
+
+$(FAKE_CUDA): t/device/fake_cuda.c $(FAKE_CUDA_SRCS) \
     $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -shared -Isrc/core -Isrc/core/cuda -o $@ \
-	    t/device/fake_cuda.c src/core/lt_backend_cpu.c -Wl,-Bsymbolic \
+	    t/device/fake_cuda.c $(FAKE_CUDA_SRCS) -Wl,-Bsymbolic \
 	    -lopenblas -lm
 
 all: $(FAKE_CUDA)
