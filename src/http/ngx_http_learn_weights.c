@@ -112,7 +112,7 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
 
     lm = lcf->model;
 
-    copy = ngx_palloc(r->pool, lm->model.param_count * sizeof(float));
+    copy = ngx_palloc(r->pool, lt_model_values(&lm->model) * sizeof(float));
     names = ngx_palloc(r->pool, lm->model.nparams * sizeof(char *));
     tensors = ngx_pcalloc(r->pool, lm->model.nparams * sizeof(lt_tensor));
 
@@ -122,7 +122,7 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
 
     do {
         params = ngx_http_learn_zone_params(lm->shm, &version);
-        ngx_memcpy(copy, params, lm->model.param_count * sizeof(float));
+        ngx_memcpy(copy, params, lt_model_values(&lm->model) * sizeof(float));
     } while (!ngx_http_learn_zone_read_valid(lm->shm, version));
 
     for (i = 0; i < lm->model.nparams; i++) {
@@ -166,7 +166,7 @@ ngx_http_learn_weights_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
-    codec.max_elements = ctx->lcf->model->model.param_count;
+    codec.max_elements = lt_model_values(&ctx->lcf->model->model);
     codec.max_named = (size_t) ctx->lcf->model->model.nparams;
 
     ctx->json_out = (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_JSON);
