@@ -27,7 +27,7 @@ HAVE_CUDA   := $(if $(wildcard $(NVCC)),1,)
 
 # the CPU-comparison tests, one program per part of the backend; the
 # helpers they share are header-only (tap.h's way)
-CUDA_TESTS      := test_cuda_backend test_cuda_optim
+CUDA_TESTS      := test_cuda_backend test_cuda_optim test_cuda_layers
 CUDA_TEST_HDRS  := t/unit/cuda/cuda_test.h t/unit/tap.h
 CUDA_TEST_BINS  := $(addprefix $(BUILD)/cuda/,$(CUDA_TESTS))
 

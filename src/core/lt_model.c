@@ -495,9 +495,9 @@ lt_model_device_layer(const lt_model *m)
     for (i = 0; i < m->spec.nlayers; i++) {
         l = &m->spec.layers[i];
 
-        if (l->kind > LT_LAYER_LOGSOFTMAX && l->kind != LT_LAYER_IDENTITY
-            && l->kind != LT_LAYER_FLATTEN)
-        {
+        /* src/core/cuda has the ops of every layer up to Embedding; a
+         * kind added later is refused until it has its kernels */
+        if (l->kind > LT_LAYER_EMBEDDING) {
             return i;
         }
     }

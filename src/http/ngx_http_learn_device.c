@@ -174,7 +174,7 @@ ngx_http_learn_device_check(ngx_conf_t *cf, ngx_http_learn_main_conf_t *lmcf,
         return NGX_OK;
     }
 
-    /* the CUDA backend runs Linear and the first activations only */
+    /* a layer the CUDA backend has no kernels for yet */
     i = lt_model_device_layer(&lm->model);
 
     if (i >= 0) {

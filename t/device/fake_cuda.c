@@ -196,24 +196,6 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     c->be.adam_ex = fake_adam_ex;
     c->be.rmsprop = fake_rmsprop;
     c->be.adagrad = fake_adagrad;
-    /* the layers the CUDA backend does not have yet: none here either */
-    c->be.act_arg_forward = NULL;
-    c->be.act_arg_backward = NULL;
-    c->be.im2col = NULL;
-    c->be.col2im = NULL;
-    c->be.channel_bias = NULL;
-    c->be.channel_sum = NULL;
-    c->be.pool_forward = NULL;
-    c->be.pool_backward = NULL;
-    c->be.batchnorm_forward = NULL;
-    c->be.batchnorm_backward = NULL;
-    c->be.batchnorm_running = NULL;
-    c->be.layernorm_forward = NULL;
-    c->be.layernorm_backward = NULL;
-    c->be.embedding_forward = NULL;
-    c->be.embedding_backward = NULL;
-    c->be.dropout_forward = NULL;
-    c->be.mul = NULL;
     c->be.ctx = c;
     c->device = device;
 

@@ -460,6 +460,23 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     c->be.adam_ex = lt_cuda_adam_ex;
     c->be.rmsprop = lt_cuda_rmsprop;
     c->be.adagrad = lt_cuda_adagrad;
+    c->be.act_arg_forward = lt_cuda_act_arg_forward;
+    c->be.act_arg_backward = lt_cuda_act_arg_backward;
+    c->be.im2col = lt_cuda_im2col;
+    c->be.col2im = lt_cuda_col2im;
+    c->be.channel_bias = lt_cuda_channel_bias;
+    c->be.channel_sum = lt_cuda_channel_sum;
+    c->be.pool_forward = lt_cuda_pool_forward;
+    c->be.pool_backward = lt_cuda_pool_backward;
+    c->be.batchnorm_forward = lt_cuda_batchnorm_forward;
+    c->be.batchnorm_backward = lt_cuda_batchnorm_backward;
+    c->be.batchnorm_running = lt_cuda_batchnorm_running;
+    c->be.layernorm_forward = lt_cuda_layernorm_forward;
+    c->be.layernorm_backward = lt_cuda_layernorm_backward;
+    c->be.embedding_forward = lt_cuda_embedding_forward;
+    c->be.embedding_backward = lt_cuda_embedding_backward;
+    c->be.dropout_forward = lt_cuda_dropout_forward;
+    c->be.mul = lt_cuda_mul;
     c->be.ctx = c;
 
     return &c->be;

@@ -13,6 +13,14 @@
  *   lt_cuda_optim_ex.cu  SGD dampening / Nesterov, Adam amsgrad / AdamW,
  *                        RMSprop, Adagrad
  *   lt_cuda_clip.cu      clip_grad_norm's sum of squares and scale
+ *   lt_cuda_act_arg.cu   GELU, LeakyReLU, ELU, SiLU, Softplus; Dropout's
+ *                        mask (the CPU's generator); elementwise product
+ *   lt_cuda_conv.cu      im2col, col2im, per-channel bias and its sum
+ *                        (the convolution's products are gemm's)
+ *   lt_cuda_pool.cu      max / average / adaptive average pools
+ *   lt_cuda_norm.cu      BatchNorm (train, eval, running statistics),
+ *                        LayerNorm
+ *   lt_cuda_embed.cu     Embedding's lookup and scatter-add
  *
  * Every kernel walks its elements with a grid-stride loop and a bounds
  * check, so any grid size is correct; the grid is capped at
@@ -256,5 +264,52 @@ void lt_cuda_rmsprop(const lt_backend *be, const float *in, float *out,
 void lt_cuda_adagrad(const lt_backend *be, const float *in, float *out,
     const float *grad, const float *state_in, float *state_out, size_t n,
     float lr, float lr_decay, float weight_decay, float eps, int64_t step);
+
+void lt_cuda_act_arg_forward(const lt_backend *be, lt_act act, float a,
+    float b, const float *x, float *y, size_t n);
+void lt_cuda_act_arg_backward(const lt_backend *be, lt_act act, float a,
+    float b, const float *x, const float *y, const float *dy, float *dx,
+    size_t n);
+void lt_cuda_dropout_forward(const lt_backend *be, const float *x, float *y,
+    float *mask, size_t n, float p, uint64_t seed);
+void lt_cuda_mul(const lt_backend *be, const float *a, const float *b,
+    float *y, size_t n);
+
+void lt_cuda_im2col(const lt_backend *be, const lt_window *g,
+    const float *x, float *col);
+void lt_cuda_col2im(const lt_backend *be, const lt_window *g,
+    const float *col, float *x);
+void lt_cuda_channel_bias(const lt_backend *be, float *y, const float *bias,
+    int n, int c, int s);
+void lt_cuda_channel_sum(const lt_backend *be, float *out, const float *g,
+    int n, int c, int s);
+
+void lt_cuda_pool_forward(const lt_backend *be, lt_pool kind,
+    const lt_window *g, int n, const float *x, float *y, int32_t *arg);
+void lt_cuda_pool_backward(const lt_backend *be, lt_pool kind,
+    const lt_window *g, int n, const float *dy, const int32_t *arg,
+    float *dx);
+
+void lt_cuda_batchnorm_forward(const lt_backend *be, int n, int c, int s,
+    const float *x, float *y, const float *gamma, const float *beta,
+    const float *mean, const float *var, float eps, int batch, float *save);
+void lt_cuda_batchnorm_backward(const lt_backend *be, int n, int c, int s,
+    const float *x, const float *dy, float *dx, const float *gamma,
+    const float *save, int batch, float *dgamma, float *dbeta);
+void lt_cuda_batchnorm_running(const lt_backend *be, int c, float momentum,
+    const float *save, const float *mean_in, const float *var_in,
+    const float *count_in, float *mean_out, float *var_out,
+    float *count_out);
+void lt_cuda_layernorm_forward(const lt_backend *be, int rows, int d,
+    const float *x, float *y, const float *gamma, const float *beta,
+    float eps, float *save);
+void lt_cuda_layernorm_backward(const lt_backend *be, int rows, int d,
+    const float *x, const float *dy, float *dx, const float *gamma,
+    const float *save, float *dgamma, float *dbeta);
+
+void lt_cuda_embedding_forward(const lt_backend *be, const float *index,
+    int n, const float *w, int dim, float *y);
+void lt_cuda_embedding_backward(const lt_backend *be, const float *index,
+    int n, const float *dy, int dim, int num, int skip, float *dw);
 
 #endif /* LT_CUDA_H */

@@ -120,6 +120,7 @@ fake_act_forward(const lt_backend *be, lt_act act, const float *x, float *y,
 
 
 #include "cuda_fake_optim.h"
+#include "cuda_fake_layers.h"
 
 
 static TAP_UNUSED int
@@ -145,6 +146,7 @@ gpu_open(int device, int tf32, lt_err *err)
     fake_backend.sum_rows = fake_sum_rows;
     fake_backend.act_forward = fake_act_forward;
     fake_optim_ops(&fake_backend);
+    fake_layer_ops(&fake_backend);
 
     return &fake_backend;
 }
@@ -372,13 +374,13 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
     lt_tensor      x, y, hout, dout;
     lt_model       m;
     lt_err         err;
-    int64_t        xshape[2], yshape[2];
+    int64_t        xshape[LT_MAX_DIMS], yshape[2];
     float         *xs, *ys, *host, *dA, *dB, *cur, *other, *t, *got;
     float         *hgrad, *dgrad, hl, dl;
     double         e, worst_loss;
-    size_t         P, S, i;
+    size_t         P, V, S, i;
     char           what[200];
-    int            rc, step, ce_index, regression;
+    int            rc, step, ce_index, regression, xdims;
 
     if (lt_model_build(&m, s, &err) != 0) {
         fail(name);
@@ -394,6 +396,7 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
     }
 
     P = m.param_count;
+    V = lt_model_values(&m);     /* the parameters, then the buffers */
     S = m.state_count;
     /* class indices for CE and NLL unless one-hot rows are asked for */
     ce_index = lt_loss_takes_indices(s->loss) && !onehot;
@@ -401,6 +404,12 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
                  || s->loss == LT_LOSS_SMOOTH_L1 || s->loss == LT_LOSS_HUBER;
 
     xs = host_rand((size_t) batch * m.in_dim, -1, 1);
+    if (m.in_index) {
+        /* Embedding's indices: whole numbers below num_embeddings */
+        for (i = 0; i < (size_t) batch * m.in_dim; i++) {
+            xs[i] = (float) ((i * 7 + 3) % (size_t) s->layers[0].in);
+        }
+    }
     ys = malloc((size_t) batch * m.out_dim * sizeof(float));
     for (i = 0; i < (size_t) batch * m.out_dim; i++) {
         ys[i] = regression ? urand(-0.8f, 0.8f)
@@ -419,18 +428,17 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
         }
     }
 
-    xshape[0] = batch;
-    xshape[1] = m.in_dim;
+    xdims = lt_model_input_shape(&m, batch, xshape);
     yshape[0] = batch;
     yshape[1] = m.out_dim;
-    lt_tensor_view(&x, xs, 2, xshape);
+    lt_tensor_view(&x, xs, xdims, xshape);
     lt_tensor_view(&y, ys, ce_index ? 1 : 2, yshape);
 
-    host = calloc(P + S, sizeof(float));
+    host = calloc(V + S, sizeof(float));
     lt_model_init_params(&m, host, 5);
-    lt_model_init_state(&m, host + P);
-    dA = dev_floats(host, P + S);       /* parameters, then the state */
-    dB = dev_floats(NULL, P);
+    lt_model_init_state(&m, host + V);
+    dA = dev_floats(host, V + S);       /* parameters, buffers, state */
+    dB = dev_floats(NULL, V);
 
     hws = lt_workspace_new(&m, CPU, 1, &err);
     dws = lt_workspace_new(&m, GPU, 1, &err);
@@ -446,10 +454,10 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
     worst_loss = 0.0;
 
     for (step = 1; step <= steps; step++) {
-        rc |= lt_model_train_step(&m, hws, host, host, host + P, step, &x,
+        rc |= lt_model_train_step(&m, hws, host, host, host + V, step, &x,
                                   &y, &hl, &err);
         rc |= lt_model_train_step(&m, dws, cur, in_place ? cur : other,
-                                  dA + P, step, &x, &y, &dl, &err);
+                                  dA + V, step, &x, &y, &dl, &err);
         if (!in_place) {
             t = cur;
             cur = other;
@@ -471,16 +479,17 @@ check_train(const char *name, const lt_model_spec *s, int batch, int steps,
         diag("worst relative loss difference %g", worst_loss);
     }
 
-    got = fetch(cur, P);
-    snprintf(what, sizeof(what), "%s: parameters agree after %d steps",
+    got = fetch(cur, V);
+    snprintf(what, sizeof(what), "%s: parameters (and buffers) agree "
+             "after %d steps",
              name, steps);
-    agree(what, got, host, P, TOL, 1.0);
+    agree(what, got, host, V, TOL, 1.0);
     free(got);
 
     if (S > 0) {
-        got = fetch(dA + P, S);
+        got = fetch(dA + V, S);
         snprintf(what, sizeof(what), "%s: optimizer state agrees", name);
-        agree(what, got, host + P, S, TOL, 1e-2 * max_abs(host + P, S));
+        agree(what, got, host + V, S, TOL, 1e-2 * max_abs(host + V, S));
         free(got);
     }
 
