@@ -273,13 +273,10 @@ local function conv(name, n)
         { "bias", check.bool, true }, { "padding_mode", "'zeros'", "zeros" },
         DEVICE, DTYPE,
     }, function(a)
-        local function list(v)
-            return type(v) == "table" and v or { v }
-        end
         return {
             in_channels = a.in_channels, out_channels = a.out_channels,
-            kernel_size = list(a.kernel_size), stride = list(a.stride),
-            padding = list(a.padding), dilation = list(a.dilation),
+            kernel_size = a.kernel_size, stride = a.stride,
+            padding = a.padding, dilation = a.dilation,
             groups = a.groups, bias = a.bias,
         }
     end)

@@ -350,61 +350,130 @@ lt_pool_window(lt_pool kind, const lt_window *g, int oy, int ox, int *y0,
 }
 
 
+/*
+ * Max over one output's window: rows y0.. and columns x0.. of the plane
+ * in steps of the dilation, clipped to the input; the first maximum wins
+ * and a NaN wins over any number (PyTorch's rule).
+ */
+static float
+lt_pool_max(const float *plane, const lt_window *g, int oy, int ox,
+    int32_t *arg)
+{
+    float  best, v;
+    int    iy, ix, y0, x0, y1, x1, at;
+
+    y0 = oy * g->sh - g->ph;
+    x0 = ox * g->sw - g->pw;
+    y1 = y0 + (g->kh - 1) * g->dh + 1;
+    x1 = x0 + (g->kw - 1) * g->dw + 1;
+    y1 = y1 < g->h ? y1 : g->h;
+    x1 = x1 < g->w ? x1 : g->w;
+    y0 += y0 < 0 ? ((-y0 + g->dh - 1) / g->dh) * g->dh : 0;
+    x0 += x0 < 0 ? ((-x0 + g->dw - 1) / g->dw) * g->dw : 0;
+
+    best = -INFINITY;
+    at = -1;
+
+    for (iy = y0; iy < y1; iy += g->dh) {
+        for (ix = x0; ix < x1; ix += g->dw) {
+            v = plane[(size_t) iy * g->w + ix];
+            if (at < 0 || v > best || isnan(v)) {
+                best = v;
+                at = iy * g->w + ix;
+                if (isnan(v)) {
+                    *arg = at;
+                    return v;
+                }
+            }
+        }
+    }
+
+    *arg = at;
+    return best;
+}
+
+
+/* The common 2x2, stride 2 max pool without padding or dilation. */
+static int
+lt_pool_is_2x2(const lt_window *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2
+           && g->ph == 0 && g->pw == 0 && g->dh == 1 && g->dw == 1;
+}
+
+
+static void
+lt_pool_max_2x2(const float *plane, const lt_window *g, float *y,
+    int32_t *arg)
+{
+    const float  *r0, *r1;
+    float         best, v[4];
+    int           oy, ox, k, at, i0;
+
+    for (oy = 0; oy < g->oh; oy++) {
+        r0 = plane + (size_t) (2 * oy) * g->w;
+        r1 = r0 + g->w;
+
+        for (ox = 0; ox < g->ow; ox++) {
+            v[0] = r0[2 * ox];
+            v[1] = r0[2 * ox + 1];
+            v[2] = r1[2 * ox];
+            v[3] = r1[2 * ox + 1];
+            best = v[0];
+            at = 0;
+
+            for (k = 1; k < 4 && !isnan(best); k++) {
+                if (v[k] > best || isnan(v[k])) {
+                    best = v[k];
+                    at = k;
+                }
+            }
+
+            i0 = 2 * oy * g->w + 2 * ox;
+            *y++ = best;
+            *arg++ = i0 + (at >> 1) * g->w + (at & 1);
+        }
+    }
+}
+
+
 void
 lt_cpu_pool_forward(const lt_backend *be, lt_pool kind, const lt_window *g,
     int n, const float *x, float *y, int32_t *arg)
 {
     const float  *plane;
     double        sum;
-    float         best, v, div;
-    int           p, oy, ox, iy, ix, y0, y1, x0, x1, at, dh, dw;
+    float         div;
+    size_t        per;
+    int           p, oy, ox, iy, ix, y0, y1, x0, x1;
 
-    dh = kind == LT_POOL_MAX ? g->dh : 1;
-    dw = kind == LT_POOL_MAX ? g->dw : 1;
+    per = (size_t) g->oh * g->ow;
 
     for (p = 0; p < n * g->c; p++) {
         plane = x + (size_t) p * g->h * g->w;
 
+        if (kind == LT_POOL_MAX && lt_pool_is_2x2(g)) {
+            lt_pool_max_2x2(plane, g, y, arg);
+            y += per;
+            arg += per;
+            continue;
+        }
+
         for (oy = 0; oy < g->oh; oy++) {
             for (ox = 0; ox < g->ow; ox++) {
-                div = lt_pool_window(kind, g, oy, ox, &y0, &y1, &x0, &x1);
-
-                if (kind != LT_POOL_MAX) {
-                    sum = 0.0;
-                    for (iy = y0; iy < y1; iy++) {
-                        for (ix = x0; ix < x1; ix++) {
-                            sum += plane[(size_t) iy * g->w + ix];
-                        }
-                    }
-                    *y++ = (float) (sum / div);
+                if (kind == LT_POOL_MAX) {
+                    *y++ = lt_pool_max(plane, g, oy, ox, arg++);
                     continue;
                 }
 
-                /* the first maximum wins; a NaN wins over any number */
-                best = -INFINITY;
-                at = -1;
-                iy = oy * g->sh - g->ph;
-                iy += iy < 0 ? ((-iy + dh - 1) / dh) * dh : 0;
-
-                for ( ; iy < y1; iy += dh) {
-                    ix = ox * g->sw - g->pw;
-                    ix += ix < 0 ? ((-ix + dw - 1) / dw) * dw : 0;
-
-                    for ( ; ix < x1; ix += dw) {
-                        v = plane[(size_t) iy * g->w + ix];
-                        if (at < 0 || v > best || isnan(v)) {
-                            best = v;
-                            at = iy * g->w + ix;
-                            if (isnan(v)) {
-                                goto found;
-                            }
-                        }
+                div = lt_pool_window(kind, g, oy, ox, &y0, &y1, &x0, &x1);
+                sum = 0.0;
+                for (iy = y0; iy < y1; iy++) {
+                    for (ix = x0; ix < x1; ix++) {
+                        sum += plane[(size_t) iy * g->w + ix];
                     }
                 }
-
-            found:
-                *y++ = best;
-                *arg++ = at;
+                *y++ = (float) (sum / div);
             }
         }
     }

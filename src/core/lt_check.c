@@ -212,6 +212,32 @@ lt_check_index_target(const lt_model *m, int64_t n, const lt_tensor *y,
 }
 
 
+/* A BatchNorm normalizing with the batch's statistics needs two values
+ * or more per channel, as in PyTorch. */
+static int
+lt_check_batch_stats(const lt_model *m, int64_t n, lt_err *err)
+{
+    const lt_layer_spec  *l;
+    int                   i;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+
+        if ((l->kind == LT_LAYER_BATCHNORM1D
+             || l->kind == LT_LAYER_BATCHNORM2D)
+            && (size_t) n * lt_shape_numel(&m->layer[i].in)
+               / (size_t) l->in < 2)
+        {
+            return lt_error(err, "layer \"%s\" (%s) needs more than one "
+                            "value per channel to train: send a batch of "
+                            "2 or more", l->name, lt_layer_name(l->kind));
+        }
+    }
+
+    return 0;
+}
+
+
 int
 lt_model_check_target(const lt_model *m, const lt_tensor *x,
     const lt_tensor *y, lt_err *err)
@@ -223,6 +249,10 @@ lt_model_check_target(const lt_model *m, const lt_tensor *x,
     }
 
     n = lt_rows(m, x);
+
+    if (lt_check_batch_stats(m, n, err) != 0) {
+        return -1;
+    }
 
     if (m->spec.loss == LT_LOSS_CE) {
         return lt_check_class_target(m, n, y, err);

@@ -55,32 +55,6 @@ lt_class_indices(lt_workspace *ws, const lt_tensor *y, int n)
 }
 
 
-/* A BatchNorm normalizing with the batch's statistics needs two values
- * or more per channel, as in PyTorch. */
-static int
-lt_check_batch_stats(const lt_model *m, int n, lt_err *err)
-{
-    const lt_layer_spec  *l;
-    int                   i;
-
-    for (i = 0; i < m->spec.nlayers; i++) {
-        l = &m->spec.layers[i];
-
-        if ((l->kind == LT_LAYER_BATCHNORM1D
-             || l->kind == LT_LAYER_BATCHNORM2D)
-            && (size_t) n * lt_shape_numel(&m->layer[i].in)
-               / (size_t) l->in < 2)
-        {
-            return lt_error(err, "layer \"%s\" (%s) needs more than one "
-                            "value per channel to train: send a batch of "
-                            "2 or more", l->name, lt_layer_name(l->kind));
-        }
-    }
-
-    return 0;
-}
-
-
 /* Checks x (and y), makes room for the batch and puts it where the
  * backend reads it. */
 static int
@@ -104,10 +78,6 @@ lt_prepare(const lt_model *m, lt_workspace *ws, const lt_tensor *x,
     b->n = b->one ? 1 : (int) x->shape[0];
     b->train = y != NULL;
     b->step = 0;
-
-    if (b->train && lt_check_batch_stats(m, b->n, err) != 0) {
-        return -1;
-    }
 
     if (lt_workspace_reserve(ws, b->n, err) != 0) {
         return -1;

@@ -98,6 +98,9 @@ case_spec(const char *name, lt_layer_spec *l)
     } else if (IS("maxpool2d")) {
         l->kind = LT_LAYER_MAXPOOL2D;
         WIN(3, 3, 2, 2, 1, 1, 1, 1);
+    } else if (IS("maxpool2d_2x2")) {
+        l->kind = LT_LAYER_MAXPOOL2D;
+        WIN(2, 2, 0, 0, 0, 0, 1, 1);
     } else if (IS("maxpool2d_dil")) {
         l->kind = LT_LAYER_MAXPOOL2D;
         WIN(2, 2, 1, 1, 0, 0, 2, 2);
