@@ -4,9 +4,9 @@
 #                     and build/ngx_http_learn_cuda.so, the backend that
 #                     the module's workers dlopen for device=cuda (`make`
 #                     builds it too)
-#   make unit-cuda    t/unit/cuda/test_cuda_backend.c under prove: every op
-#                     and whole train steps against the CPU backend; it
-#                     skips (1..0 # SKIP) on a machine without a GPU
+#   make unit-cuda    t/unit/cuda/test_cuda_*.c under prove: every op and
+#                     whole train steps against the CPU backend; they
+#                     skip (1..0 # SKIP) on a machine without a GPU
 #   make bench-cuda   bench/cuda_bench.c: TFLOP/s of a 784-1024-1024-10 MLP
 #                     against raw cuBLAS SGEMM (FP32 and TF32)
 #
@@ -24,6 +24,12 @@ NVCC        := $(CUDA_HOME)/bin/nvcc
 HAVE_CUDA   := $(if $(wildcard $(NVCC)),1,)
 
 .PHONY: cuda unit-cuda bench-cuda
+
+# the CPU-comparison tests, one program per part of the backend; the
+# helpers they share are header-only (tap.h's way)
+CUDA_TESTS      := test_cuda_backend test_cuda_optim test_cuda_layers
+CUDA_TEST_HDRS  := t/unit/cuda/cuda_test.h t/unit/tap.h
+CUDA_TEST_BINS  := $(addprefix $(BUILD)/cuda/,$(CUDA_TESTS))
 
 ifeq ($(HAVE_CUDA),1)
 
@@ -74,14 +80,14 @@ cuda: $(CUDA_LIB) $(CUDA_PLUGIN)
 
 all: $(CUDA_PLUGIN)
 
-$(CUDA_DIR)/test_cuda_backend: t/unit/cuda/test_cuda_backend.c t/unit/tap.h \
+$(CUDA_TEST_BINS): $(CUDA_DIR)/%: t/unit/cuda/%.c $(CUDA_TEST_HDRS) \
     $(CUDA_LIB) $(BUILD)/core/liblt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CUDA_CFLAGS) -It/unit $< $(CUDA_LIB) $(BUILD)/core/liblt.a \
 	    $(CORE_LIBS) $(CUDA_LIBS) -o $@
 
-unit-cuda: $(CUDA_DIR)/test_cuda_backend
-	OPENBLAS_NUM_THREADS=1 prove -e '' $<
+unit-cuda: $(CUDA_TEST_BINS)
+	OPENBLAS_NUM_THREADS=1 prove -e '' $^
 
 $(CUDA_DIR)/cuda_bench: bench/cuda_bench.c $(CUDA_LIB) $(BUILD)/core/liblt.a
 	@mkdir -p $(dir $@)
@@ -103,14 +109,16 @@ endif
 # CUDA needed to build or run it).
 .PHONY: unit-cuda-harness
 
-$(BUILD)/cuda-harness/test_cuda_backend: t/unit/cuda/test_cuda_backend.c \
-    t/unit/tap.h $(BUILD)/core/liblt.a
+HARNESS_BINS := $(addprefix $(BUILD)/cuda-harness/,$(CUDA_TESTS))
+
+$(HARNESS_BINS): $(BUILD)/cuda-harness/%: t/unit/cuda/%.c $(CUDA_TEST_HDRS) \
+    $(BUILD)/core/liblt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -DLT_CUDA_TEST_FAKE -Isrc/core -Isrc/core/cuda \
 	    -It/unit $< $(BUILD)/core/liblt.a $(CORE_LIBS) -o $@
 
-unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
-	OPENBLAS_NUM_THREADS=1 prove -e '' $<
+unit-cuda-harness: $(HARNESS_BINS)
+	OPENBLAS_NUM_THREADS=1 prove -e '' $^
 
 
 # A stand-in for ngx_http_learn_cuda.so on machines without a GPU (the CPU
@@ -119,7 +127,8 @@ unit-cuda-harness: $(BUILD)/cuda-harness/test_cuda_backend
 FAKE_CUDA   := $(BUILD)/fake-cuda/ngx_http_learn_cuda.so
 
 FAKE_CUDA_CPU := src/core/lt_backend_cpu.c src/core/lt_loss_cpu.c \
-                 src/core/lt_optim_cpu.c
+                 src/core/lt_optim_cpu.c src/core/lt_backend_cpu_layers.c \
+                 src/core/lt_backend_cpu_norm.c
 
 $(FAKE_CUDA): t/device/fake_cuda.c $(FAKE_CUDA_CPU) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)

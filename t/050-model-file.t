@@ -37,13 +37,13 @@ qr/bad\.lua:3: .*'\)' expected/
 local nn = require "learn.nn"
 return nn.model {
     net = nn.Sequential(nn.Linear(2, 2),
-                        nn.Conv2d(2, 2)),
+                        nn.Conv3d(2, 2)),
     loss = nn.MSELoss(),
     optim = nn.SGD { lr = 0.1 },
 }
 --- must_die
 --- error_log eval
-qr/bad\.lua:4: learn\.nn has no "Conv2d"/
+qr/bad\.lua:4: learn\.nn has no "Conv3d"/
 
 
 
@@ -416,6 +416,6 @@ return {
 }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*html\/bad\.lua: layer 1 \(Linear 16384 -> 16384\) has 268451840 parameters; a model may have at most 268435456/
+qr/\[emerg\] .*html\/bad\.lua: layer "1" \(Linear\) has 268451840 parameters; a model may have at most 268435456/
 --- no_error_log
 [alert]

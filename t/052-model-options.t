@@ -12,41 +12,47 @@ run_tests();
 
 __DATA__
 
-=== TEST 1: Linear's positional bias = false is refused, not dropped
+=== TEST 1: Linear's positional bias = false: a weight and no bias
 --- http_config
-    learn_model bad html/bad.lua;
+    learn_model m html/m.lua;
 --- config
-    location = /t { learn_predict bad; }
+    location = /w { learn_weights m; }
 --- user_files
->>> bad.lua
+>>> m.lua
 local nn = require "learn.nn"
 return nn.model {
-    net = nn.Sequential(nn.Linear(64, 10, false)),
+    net = nn.Sequential(nn.Linear(3, 2, false)),
     loss = nn.MSELoss(),
     optim = nn.SGD { lr = 0.1 },
 }
---- must_die
---- error_log eval
-qr/\[emerg\] .*bad\.lua:3: nn\.Linear: bias = false is not supported/
+--- request
+GET /w
+--- more_headers
+Accept: application/json
+--- response_body_like: ^\{"0\.weight": ?\[\[[^\]]*\], ?\[[^\]]*\]\]\}$
 
 
 
-=== TEST 2: and so is {bias = false}
+=== TEST 2: and so does {bias = false}, in a nested Sequential named as PyTorch names it
 --- http_config
-    learn_model bad html/bad.lua;
+    learn_model m html/m.lua;
 --- config
-    location = /t { learn_predict bad; }
+    location = /w { learn_weights m; }
 --- user_files
->>> bad.lua
+>>> m.lua
 local nn = require "learn.nn"
 return nn.model {
-    net = nn.Sequential(nn.Linear(2, 1, { bias = false })),
+    net = nn.Sequential(nn.Linear(2, 3),
+                        nn.Sequential(nn.ReLU(),
+                                      nn.Linear(3, 1, { bias = false }))),
     loss = nn.MSELoss(),
     optim = nn.SGD { lr = 0.1 },
 }
---- must_die
---- error_log eval
-qr/\[emerg\] .*bad\.lua:3: nn\.Linear: bias = false is not supported/
+--- request
+GET /w
+--- more_headers
+Accept: application/json
+--- response_body_like: ^\{"0\.weight": ?\[\[.*\]\], ?"0\.bias": ?\[[^\]]*\], ?"1\.1\.weight": ?\[\[[^\]]*\]\]\}$
 
 
 
@@ -259,13 +265,13 @@ return {
     learn_model = true,
     net = { container = "Sequential",
             layers = { { layer = "Linear", inputs = 2, outputs = 1,
-                         bias = false } } },
+                         bais = false } } },
     loss = { loss = "MSELoss" },
     optim = { optim = "SGD", lr = 0.1 },
 }
 --- must_die
 --- error_log eval
-qr/\[emerg\] .*bad\.lua: layer 0 \(Linear\) has no field "bias"/
+qr/\[emerg\] .*bad\.lua: layer 0 \(Linear\) has no field "bais"/
 
 
 

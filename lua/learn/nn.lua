@@ -77,7 +77,7 @@ local function options(what, opts, known, level)
 end
 
 local function linear_params(l)
-    return l.inputs * l.outputs + l.outputs
+    return l.inputs * l.outputs + (l.bias == false and 0 or l.outputs)
 end
 
 -- nn.Linear(in_features, out_features [, bias | {bias=}])
@@ -116,11 +116,8 @@ function nn.Linear(inputs, outputs, ...)
         fail(CALLER, "nn.Linear: bias must be a boolean, got %s",
              tostring(bias))
     end
-    if not bias then
-        fail(CALLER, "nn.Linear: bias = false is not supported")
-    end
-
-    local l = { layer = "Linear", inputs = inputs, outputs = outputs }
+    local l = { layer = "Linear", inputs = inputs, outputs = outputs,
+                bias = bias }
     if linear_params(l) > MAX_PARAMS then
         fail(CALLER, "Linear(%d, %d) has %.0f parameters, at most %d are "
                      .. "supported", inputs, outputs, linear_params(l),
@@ -179,6 +176,28 @@ for _, name in ipairs { "Softmax", "LogSoftmax" } do
     end
 end
 
+-- layers that keep the shape: a Linear after them takes what the last
+-- Linear gave (checked here, where the line is known; the module checks
+-- every other shape once the file has run)
+local KEEPS_SHAPE = {
+    ReLU = true, Tanh = true, Sigmoid = true, Softmax = true,
+    LogSoftmax = true, GELU = true, LeakyReLU = true, ELU = true,
+    SiLU = true, Softplus = true, Identity = true, Dropout = true,
+}
+
+local function linear_total(l)
+    if l.container == "Sequential" then
+        local n = 0
+        for _, x in ipairs(l.layers) do
+            n = n + linear_total(x)
+        end
+        return n
+    end
+    return l.layer == "Linear" and linear_params(l) or 0
+end
+
+-- nn.Sequential(layer, ...): a layer may be a Sequential itself, named
+-- as in PyTorch ("1.0.weight")
 function nn.Sequential(...)
     local layers = { ... }
     local width, from
@@ -190,7 +209,9 @@ function nn.Sequential(...)
     end
 
     for i, l in ipairs(layers) do
-        if type(l) ~= "table" or l.layer == nil then
+        if type(l) ~= "table" or (l.layer == nil
+                                  and l.container ~= "Sequential")
+        then
             fail(CALLER, "Sequential argument %d is not a layer", i)
         end
         if l.layer == "Linear" then
@@ -200,8 +221,10 @@ function nn.Sequential(...)
                      l.inputs, from - 1, width)
             end
             width, from = l.outputs, i
-            params = params + linear_params(l)
+        elseif not KEEPS_SHAPE[l.layer] then
+            width = nil
         end
+        params = params + linear_total(l)
     end
 
     if params > MAX_PARAMS then
@@ -209,11 +232,11 @@ function nn.Sequential(...)
                      .. "supported", params, MAX_PARAMS)
     end
 
-    if width == nil then
-        fail(CALLER, "Sequential needs at least one Linear layer")
-    end
-
     return { container = "Sequential", layers = layers }
+end
+
+for name, f in pairs(require "learn.layers") do
+    nn[name] = f
 end
 
 local REDUCTION = {
@@ -631,7 +654,8 @@ local function clip(v)
 end
 
 local MODEL_FIELDS = { net = true, loss = true, optim = true,
-                       schedule = true, clip_grad_norm = true }
+                       schedule = true, clip_grad_norm = true,
+                       input = true }
 
 function nn.model(def, ...)
     if type(def) ~= "table" or select("#", ...) > 0 then
@@ -655,13 +679,40 @@ function nn.model(def, ...)
         fail(CALLER, "nn.model: optim must be nn.SGD{...}, nn.Adam{...}, "
                      .. "nn.AdamW{...}, nn.RMSprop{...} or nn.Adagrad{...}")
     end
+    -- input: one sample's shape, without N ({1, 28, 28} for a Conv2d
+    -- first, {L} for an Embedding); a Linear first implies it
+    local input = def.input
+    if input ~= nil then
+        if type(input) == "number" then
+            input = { input }
+        end
+        if type(input) ~= "table" or #input < 1 or #input > 3 then
+            fail(CALLER, "nn.model: input must be one sample's shape, a "
+                         .. "list of 1 to 3 sizes without N, such as "
+                         .. "{1, 28, 28}")
+        end
+        local n = 0
+        for k, v in pairs(input) do
+            n = n + 1
+            if type(k) ~= "number" or type(v) ~= "number" or v < 1
+               or v ~= math.floor(v) or v > MAX_WIDTH
+            then
+                fail(CALLER, "nn.model: input sizes must be positive "
+                             .. "integers, got %s", tostring(v))
+            end
+        end
+        if n ~= #input then
+            fail(CALLER, "nn.model: input must be a list of sizes")
+        end
+    end
     if def.schedule ~= nil and (type(def.schedule) ~= "table"
                                 or def.schedule.schedule == nil) then
         fail(CALLER, "nn.model: schedule must be a schedule such as "
                      .. "nn.StepLR{...}")
     end
     local model = { learn_model = true, net = def.net, loss = def.loss,
-                    optim = def.optim, schedule = def.schedule }
+                    optim = def.optim, schedule = def.schedule,
+                    input = input }
     if def.clip_grad_norm ~= nil then
         model.clip_grad_norm = clip(def.clip_grad_norm)
     end

@@ -16,8 +16,33 @@ typedef enum {
     LT_ACT_TANH,
     LT_ACT_SIGMOID,
     LT_ACT_SOFTMAX,             /* over the last dimension, per row */
-    LT_ACT_LOGSOFTMAX
+    LT_ACT_LOGSOFTMAX,
+    /* elementwise with arguments a, b (act_arg_forward) */
+    LT_ACT_GELU,                /* exact, with erf */
+    LT_ACT_GELU_TANH,           /* approximate = 'tanh' */
+    LT_ACT_LEAKY_RELU,          /* a: negative_slope */
+    LT_ACT_ELU,                 /* a: alpha */
+    LT_ACT_SILU,
+    LT_ACT_SOFTPLUS             /* a: beta, b: threshold */
 } lt_act;
+
+/*
+ * A sliding window over one sample [c, h, w] (a 1-d layer has h = kh = 1,
+ * sh = dh = 1, ph = 0): kernel, stride, padding, dilation and the output
+ * size [oh, ow] the model computed.
+ */
+typedef struct {
+    int  c, h, w;
+    int  kh, kw, sh, sw, ph, pw, dh, dw;
+    int  oh, ow;
+} lt_window;
+
+typedef enum {
+    LT_POOL_MAX = 0,            /* padding counts as -inf */
+    LT_POOL_AVG,                /* count_include_pad = true */
+    LT_POOL_AVG_EXCL,           /* count_include_pad = false */
+    LT_POOL_ADAPTIVE            /* PyTorch's adaptive windows; k, s, p unused */
+} lt_pool;
 
 typedef struct lt_backend_s  lt_backend;
 
@@ -146,6 +171,92 @@ struct lt_backend_s {
                        const float *grad, const float *state_in,
                        float *state_out, size_t n, float lr, float lr_decay,
                        float weight_decay, float eps, int64_t step);
+
+    /*
+     * The ops of the layers beyond Linear (lt_layer_*.c).  A backend
+     * that lacks one leaves it NULL, and a model using that layer is
+     * refused on it (lt_model_backend_check).
+     */
+
+    /* y = act(x) over n floats, with the arguments of lt_act */
+    void    (*act_arg_forward)(const lt_backend *be, lt_act act, float a,
+                               float b, const float *x, float *y, size_t n);
+    void    (*act_arg_backward)(const lt_backend *be, lt_act act, float a,
+                                float b, const float *x, const float *y,
+                                const float *dy, float *dx, size_t n);
+
+    /* one sample [c, h, w] -> col [c * kh * kw, oh * ow] (zero padding),
+     * and back: x = the sum of col's entries at each pixel (overwrites) */
+    void    (*im2col)(const lt_backend *be, const lt_window *g,
+                      const float *x, float *col);
+    void    (*col2im)(const lt_backend *be, const lt_window *g,
+                      const float *col, float *x);
+    /* y[i, j, :] += bias[j] over [n, c, s]; out[j] = sum of g[:, j, :] */
+    void    (*channel_bias)(const lt_backend *be, float *y, const float *bias,
+                            int n, int c, int s);
+    void    (*channel_sum)(const lt_backend *be, float *out, const float *g,
+                           int n, int c, int s);
+
+    /* pools over n samples [c, h, w] -> [c, oh, ow]; arg holds MAX's
+     * argmax per output (the input offset within its plane) */
+    void    (*pool_forward)(const lt_backend *be, lt_pool kind,
+                            const lt_window *g, int n, const float *x,
+                            float *y, int32_t *arg);
+    /* dx from dy; overwrites dx */
+    void    (*pool_backward)(const lt_backend *be, lt_pool kind,
+                             const lt_window *g, int n, const float *dy,
+                             const int32_t *arg, float *dx);
+
+    /*
+     * Batch normalization over x [n, c, s] per channel.  batch = 1: the
+     * batch's statistics, saved as mean, 1/sqrt(var + eps) and the
+     * unbiased variance into save[3c]; batch = 0: mean and var (the
+     * running statistics) instead.  gamma and beta may be NULL (affine =
+     * false).  The backward pass overwrites dx and (when not NULL)
+     * dgamma, dbeta.
+     */
+    void    (*batchnorm_forward)(const lt_backend *be, int n, int c, int s,
+                                 const float *x, float *y, const float *gamma,
+                                 const float *beta, const float *mean,
+                                 const float *var, float eps, int batch,
+                                 float *save);
+    void    (*batchnorm_backward)(const lt_backend *be, int n, int c, int s,
+                                  const float *x, const float *dy, float *dx,
+                                  const float *gamma, const float *save,
+                                  int batch, float *dgamma, float *dbeta);
+    /* running = (1 - momentum) running + momentum batch (save's mean and
+     * unbiased variance), in to out; count (an LT_DTYPE_I64) + 1 */
+    void    (*batchnorm_running)(const lt_backend *be, int c, float momentum,
+                                 const float *save, const float *mean_in,
+                                 const float *var_in, const float *count_in,
+                                 float *mean_out, float *var_out,
+                                 float *count_out);
+
+    /* LayerNorm over the last d floats of each of rows rows; save[2 rows]
+     * gets each row's mean and 1/sqrt(var + eps) */
+    void    (*layernorm_forward)(const lt_backend *be, int rows, int d,
+                                 const float *x, float *y, const float *gamma,
+                                 const float *beta, float eps, float *save);
+    void    (*layernorm_backward)(const lt_backend *be, int rows, int d,
+                                  const float *x, const float *dy, float *dx,
+                                  const float *gamma, const float *save,
+                                  float *dgamma, float *dbeta);
+
+    /* y[i, :] = w[index[i], :] for n indices (whole floats, checked);
+     * backward overwrites dw [num, dim] with the sums of dy's rows,
+     * leaving row skip (padding_idx, or -1) zero */
+    void    (*embedding_forward)(const lt_backend *be, const float *index,
+                                 int n, const float *w, int dim, float *y);
+    void    (*embedding_backward)(const lt_backend *be, const float *index,
+                                  int n, const float *dy, int dim, int num,
+                                  int skip, float *dw);
+
+    /* y = x * mask, mask[i] = 0 with probability p else 1 / (1 - p), from
+     * a generator seeded with seed; y = a * b elementwise */
+    void    (*dropout_forward)(const lt_backend *be, const float *x, float *y,
+                               float *mask, size_t n, float p, uint64_t seed);
+    void    (*mul)(const lt_backend *be, const float *a, const float *b,
+                   float *y, size_t n);
 
     void    *ctx;               /* backend private (cuBLAS handle, stream) */
 };

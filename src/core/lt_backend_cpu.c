@@ -417,6 +417,11 @@ lt_cpu_act_forward(const lt_backend *be, lt_act act, const float *x,
     case LT_ACT_LOGSOFTMAX:
         lt_cpu_softmax(x, y, rows, cols, 1);
         break;
+
+    default:
+        /* those with arguments: act_arg_forward */
+        lt_cpu_act_arg_forward(be, act, 0.0f, 0.0f, x, y, n);
+        break;
     }
 }
 
@@ -510,6 +515,10 @@ lt_cpu_act_backward(const lt_backend *be, lt_act act, const float *x,
 
     case LT_ACT_LOGSOFTMAX:
         lt_cpu_logsoftmax_backward(y, dy, dx, rows, cols);
+        break;
+
+    default:
+        lt_cpu_act_arg_backward(be, act, 0.0f, 0.0f, x, y, dy, dx, n);
         break;
     }
 }
@@ -704,6 +713,23 @@ static const lt_backend  lt_cpu_backend = {
     .adam_ex = lt_cpu_adam_ex,
     .rmsprop = lt_cpu_rmsprop,
     .adagrad = lt_cpu_adagrad,
+    .act_arg_forward = lt_cpu_act_arg_forward,
+    .act_arg_backward = lt_cpu_act_arg_backward,
+    .im2col = lt_cpu_im2col,
+    .col2im = lt_cpu_col2im,
+    .channel_bias = lt_cpu_channel_bias,
+    .channel_sum = lt_cpu_channel_sum,
+    .pool_forward = lt_cpu_pool_forward,
+    .pool_backward = lt_cpu_pool_backward,
+    .batchnorm_forward = lt_cpu_batchnorm_forward,
+    .batchnorm_backward = lt_cpu_batchnorm_backward,
+    .batchnorm_running = lt_cpu_batchnorm_running,
+    .layernorm_forward = lt_cpu_layernorm_forward,
+    .layernorm_backward = lt_cpu_layernorm_backward,
+    .embedding_forward = lt_cpu_embedding_forward,
+    .embedding_backward = lt_cpu_embedding_backward,
+    .dropout_forward = lt_cpu_dropout_forward,
+    .mul = lt_cpu_mul,
     .ctx = NULL
 };
 

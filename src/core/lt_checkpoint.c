@@ -91,7 +91,7 @@ lt_checkpoint_finite(const lt_model *m, const uint8_t *data, lt_err *err)
     size_t  n, i, k;
     int64_t at;
 
-    n = m->param_count + m->state_count;
+    n = lt_model_values(m) + m->state_count;
 
     for (i = 0; i < n; i += k) {
         k = n - i < 1024 ? n - i : 1024;
@@ -101,11 +101,11 @@ lt_checkpoint_finite(const lt_model *m, const uint8_t *data, lt_err *err)
         if (at >= 0) {
             return lt_error(err, "checkpoint holds a non-finite value (NaN "
                             "or Inf) in the %s at float %zu",
-                            i + (size_t) at < m->param_count
+                            i + (size_t) at < lt_model_values(m)
                             ? "parameters" : "optimizer state",
-                            i + (size_t) at < m->param_count
+                            i + (size_t) at < lt_model_values(m)
                             ? i + (size_t) at
-                            : i + (size_t) at - m->param_count);
+                            : i + (size_t) at - lt_model_values(m));
         }
     }
 
@@ -190,7 +190,7 @@ static void
 lt_checkpoint_header(lt_hbuf *h, const lt_model *m, const char *name,
     const lt_checkpoint_meta *meta)
 {
-    int   i, n;
+    int   i, n, d;
     char  num[40];
 
     lt_hbuf_str(h, "{\"format\":");
@@ -223,11 +223,11 @@ lt_checkpoint_header(lt_hbuf *h, const lt_model *m, const char *name,
         lt_hbuf_str(h, i ? ",{\"name\":" : "{\"name\":");
         lt_hbuf_quoted(h, m->params[i].name);
         lt_hbuf_str(h, ",\"shape\":[");
-        lt_hbuf_int(h, (long long) m->params[i].shape[0]);
-
-        if (m->params[i].ndim == 2) {
-            lt_hbuf_str(h, ",");
-            lt_hbuf_int(h, (long long) m->params[i].shape[1]);
+        for (d = 0; d < m->params[i].ndim; d++) {
+            if (d > 0) {
+                lt_hbuf_str(h, ",");
+            }
+            lt_hbuf_int(h, (long long) m->params[i].shape[d]);
         }
 
         lt_hbuf_str(h, "]}");
@@ -245,7 +245,7 @@ lt_checkpoint_size(const lt_model *m, const char *name)
              / 64 * 64 - LT_CKPT_PREFIX;
 
     return LT_CKPT_PREFIX + padded
-           + (m->param_count + m->state_count) * sizeof(float) + 4;
+           + (lt_model_values(m) + m->state_count) * sizeof(float) + 4;
 }
 
 int
@@ -275,7 +275,7 @@ lt_checkpoint_encode_into(const lt_model *m, const char *name,
     hlen = (size_t) (h.p - ((char *) buf + LT_CKPT_PREFIX));
     padded = (LT_CKPT_PREFIX + hlen + 1 + 63) / 64 * 64 - LT_CKPT_PREFIX;
     total = LT_CKPT_PREFIX + padded
-            + (m->param_count + m->state_count) * sizeof(float) + 4;
+            + (lt_model_values(m) + m->state_count) * sizeof(float) + 4;
 
     memcpy(buf, LT_CKPT_MAGIC, 8);
     lt_put_u32(buf + 8, LT_CHECKPOINT_FORMAT);
@@ -283,8 +283,8 @@ lt_checkpoint_encode_into(const lt_model *m, const char *name,
     memset(buf + LT_CKPT_PREFIX + hlen, 0, padded - hlen);
 
     p = buf + LT_CKPT_PREFIX + padded;
-    memcpy(p, params, m->param_count * sizeof(float));
-    p += m->param_count * sizeof(float);
+    memcpy(p, params, lt_model_values(m) * sizeof(float));
+    p += lt_model_values(m) * sizeof(float);
 
     if (m->state_count) {
         memcpy(p, state, m->state_count * sizeof(float));
@@ -336,6 +336,7 @@ lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
 {
     int           i, d, n, ndim;
     int64_t       dim;
+    char          buf[64];
     const cJSON  *p, *name, *shape, *v;
 
     if (!cJSON_IsArray(params)) {
@@ -368,12 +369,10 @@ lt_checkpoint_check_params(const lt_model *m, const cJSON *params,
 
             if (ndim != m->params[i].ndim || dim != m->params[i].shape[d]) {
                 return lt_error(err, "checkpoint has \"%s\" with another "
-                                "shape than the model's [%lld%s%lld]",
+                                "shape than the model's %s",
                                 m->params[i].name,
-                                (long long) m->params[i].shape[0],
-                                m->params[i].ndim == 2 ? ", " : "",
-                                m->params[i].ndim == 2
-                                    ? (long long) m->params[i].shape[1] : 0LL);
+                                lt_param_shape_str(&m->params[i], buf,
+                                                   sizeof(buf)));
             }
         }
     }
@@ -468,7 +467,7 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
 
     hlen = lt_get_u32(buf + 12);
     want = LT_CKPT_PREFIX + hlen
-           + (m->param_count + m->state_count) * sizeof(float) + 4;
+           + (lt_model_values(m) + m->state_count) * sizeof(float) + 4;
 
     if (hlen > len || len != want) {
         if (lt_checkpoint_other_params(m, buf, len, hlen, err) != 0) {
@@ -530,7 +529,7 @@ lt_checkpoint_decode(const lt_model *m, const uint8_t *buf, size_t len,
         meta->loss = cJSON_IsNumber(v) ? v->valuedouble : NAN;
 
         *params = buf + LT_CKPT_PREFIX + hlen;
-        *state = *params + m->param_count * sizeof(float);
+        *state = *params + lt_model_values(m) * sizeof(float);
 
         rc = lt_checkpoint_finite(m, *params, err);
     }

@@ -71,6 +71,14 @@ int lt_codec_encode_named(const lt_codec_ctx *c, int n,
     const char *const *names, const lt_tensor *tensors, lt_encoding enc,
     uint8_t **out, size_t *len, lt_err *err);
 
+/* The same where ints[i], when ints and it are not NULL, holds tensor
+ * i's values as int64 (tensors[i] gives only the shape): numpy "<i8",
+ * "int64" in the raw form, integers in the nested and JSON forms. */
+int lt_codec_encode_named_ints(const lt_codec_ctx *c, int n,
+    const char *const *names, const lt_tensor *tensors,
+    const int64_t *const *ints, lt_encoding enc, uint8_t **out, size_t *len,
+    lt_err *err);
+
 /* Decode a map name -> tensor (weight import).  *names and *tensors are
  * arrays of *n entries from the allocator; names are NUL-terminated.
  * JSON as in lt_codec_decode_json(); max_elements bounds each tensor;

@@ -149,6 +149,7 @@ lt_body_decode(const lt_codec_ctx *c, int json, const uint8_t *buf,
 
     memset(out, 0, sizeof(*out));
     d.c = c;
+    d.scalars = 0;
     d.err = err;
     strcpy(d.name, "x");
 

@@ -3,6 +3,7 @@
  * MessagePack or msgpack-numpy, sized by a counting pass first.
  */
 #include <msgpack.h>
+#include <stdio.h>
 
 #include "lt_codec_int.h"
 
@@ -416,6 +417,102 @@ lt_emit_tensor(lt_wbuf *w, msgpack_packer *pk, const lt_tensor *t,
 }
 
 
+/* An int64 tensor's values: numpy "<i8" (little-endian), "int64" in the
+ * raw form, integers in the nested and JSON forms. */
+static void
+lt_pack_ints(msgpack_packer *pk, const int64_t *v, size_t n)
+{
+    uint8_t   chunk[1024];
+    uint64_t  u;
+    size_t    i, k;
+    int       b;
+
+    msgpack_pack_bin(pk, n * 8);
+
+    for (i = 0; i < n; ) {
+        for (k = 0; k + 8 <= sizeof(chunk) && i < n; k += 8, i++) {
+            u = (uint64_t) v[i];
+            for (b = 0; b < 8; b++) {
+                chunk[k + b] = (uint8_t) (u >> (8 * b));
+            }
+        }
+        msgpack_pack_bin_body(pk, chunk, k);
+    }
+}
+
+
+static void
+lt_nested_ints(lt_wbuf *w, msgpack_packer *pk, const lt_tensor *t,
+    int depth, const int64_t **p, int json)
+{
+    char     num[24];
+    int64_t  i;
+
+    if (depth == t->ndim) {
+        if (json) {
+            snprintf(num, sizeof(num), "%lld", (long long) *(*p)++);
+            lt_wbuf_puts(w, num);
+        } else {
+            msgpack_pack_int64(pk, *(*p)++);
+        }
+        return;
+    }
+
+    if (json) {
+        lt_wbuf_puts(w, "[");
+    } else {
+        msgpack_pack_array(pk, (size_t) t->shape[depth]);
+    }
+
+    for (i = 0; i < t->shape[depth]; i++) {
+        if (json && i > 0) {
+            lt_wbuf_puts(w, ",");
+        }
+        lt_nested_ints(w, pk, t, depth + 1, p, json);
+    }
+
+    if (json) {
+        lt_wbuf_puts(w, "]");
+    }
+}
+
+
+static void
+lt_emit_ints(lt_wbuf *w, msgpack_packer *pk, const lt_tensor *t,
+    const int64_t *v, lt_encoding enc)
+{
+    switch (enc) {
+    case LT_ENC_NUMPY:
+        msgpack_pack_map(pk, 5);
+        lt_pack_bin_str(pk, "nd");
+        msgpack_pack_true(pk);
+        lt_pack_bin_str(pk, "type");
+        lt_pack_str(pk, "<i8");
+        lt_pack_bin_str(pk, "kind");
+        lt_pack_bin_str(pk, "");
+        lt_pack_bin_str(pk, "shape");
+        lt_pack_shape(pk, t);
+        lt_pack_bin_str(pk, "data");
+        lt_pack_ints(pk, v, lt_enc_numel(t));
+        break;
+
+    case LT_ENC_RAW:
+        msgpack_pack_map(pk, 3);
+        lt_pack_str(pk, "shape");
+        lt_pack_shape(pk, t);
+        lt_pack_str(pk, "dtype");
+        lt_pack_str(pk, "int64");
+        lt_pack_str(pk, "data");
+        lt_pack_ints(pk, v, lt_enc_numel(t));
+        break;
+
+    default:
+        lt_nested_ints(w, pk, t, 0, &v, enc == LT_ENC_JSON);
+        break;
+    }
+}
+
+
 typedef struct {
     int                      kind;      /* 0 tensor, 1 train, 2 named */
     const char              *key;
@@ -425,6 +522,7 @@ typedef struct {
     int64_t                  step;
     int                      n;
     const char *const       *names;
+    const int64_t *const    *ints;      /* named: int64 tensors, or NULL */
 } lt_emit_args;
 
 
@@ -489,7 +587,11 @@ lt_emit(lt_wbuf *w, const lt_emit_args *a)
             } else {
                 lt_pack_str(&pk, a->names[i]);
             }
-            lt_emit_tensor(w, &pk, &a->t[i], a->enc);
+            if (a->ints != NULL && a->ints[i] != NULL) {
+                lt_emit_ints(w, &pk, &a->t[i], a->ints[i], a->enc);
+            } else {
+                lt_emit_tensor(w, &pk, &a->t[i], a->enc);
+            }
         }
         if (json) {
             lt_wbuf_puts(w, "}");
@@ -584,7 +686,19 @@ lt_codec_encode_named(const lt_codec_ctx *c, int n,
     const char *const *names, const lt_tensor *tensors, lt_encoding enc,
     uint8_t **out, size_t *len, lt_err *err)
 {
+    return lt_codec_encode_named_ints(c, n, names, tensors, NULL, enc, out,
+                                      len, err);
+}
+
+
+int
+lt_codec_encode_named_ints(const lt_codec_ctx *c, int n,
+    const char *const *names, const lt_tensor *tensors,
+    const int64_t *const *ints, lt_encoding enc, uint8_t **out, size_t *len,
+    lt_err *err)
+{
     lt_emit_args  a;
+    lt_tensor     t;
     int           i;
 
     *out = NULL;
@@ -602,8 +716,22 @@ lt_codec_encode_named(const lt_codec_ctx *c, int n,
         if (names[i] == NULL) {
             return lt_error(err, "weight %d has no name", i);
         }
-        if (lt_enc_check(&tensors[i], err) != 0) {
+
+        t = tensors[i];
+        if (ints != NULL && ints[i] != NULL) {
+            t.data = (float *) ints[i];     /* only checked for NULL */
+        }
+
+        if (lt_enc_check(&t, err) != 0) {
             return -1;
+        }
+
+        /* an int64 takes 8 bytes of the bin's 2^32 - 1 */
+        if (ints != NULL && ints[i] != NULL
+            && lt_enc_numel(&t) > UINT32_MAX / 8)
+        {
+            return lt_error(err, "cannot encode an int64 tensor of %zu "
+                            "elements", lt_enc_numel(&t));
         }
     }
 
@@ -613,6 +741,7 @@ lt_codec_encode_named(const lt_codec_ctx *c, int n,
     a.enc = enc;
     a.n = n;
     a.names = names;
+    a.ints = ints;
 
     return lt_encode(c, &a, out, len, err);
 }

@@ -229,6 +229,7 @@ lt_codec_decode_feedback(const lt_codec_ctx *c, const uint8_t *buf,
 
     memset(out, 0, sizeof(*out));
     d.c = c;
+    d.scalars = 0;
     d.err = err;
     d.name[0] = '\0';
 

@@ -150,6 +150,8 @@ typedef struct {
     const lt_codec_ctx  *c;
     lt_err              *err;
     char                 name[LT_NAME_MAX + 4];   /* for messages */
+    int                  scalars;   /* 1: a map-form 0-d tensor (a state
+                                       dict's count) is one element */
 } lt_dec;
 
 typedef struct {

@@ -126,6 +126,7 @@ lt_codec_decode_named(const lt_codec_ctx *c, const uint8_t *buf, size_t len,
     *names = NULL;
     *tensors = NULL;
     d.c = c;
+    d.scalars = 1;
     d.err = err;
     d.name[0] = '\0';
 

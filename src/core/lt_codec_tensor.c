@@ -344,7 +344,7 @@ lt_rd_tensor_map(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
         return -1;
     }
 
-    if (ndim == 0) {
+    if (ndim == 0 && !d->scalars) {
         return lt_dec_scalar_error(d);
     }
 
@@ -423,6 +423,25 @@ lt_rd_tensor(lt_dec *d, lt_rd *r, lt_tensor *t, int *integer,
 
     if (v.kind == LT_RD_MAP) {
         return lt_rd_tensor_map(d, r, t, integer, enc);
+    }
+
+    /* a state dict's 0-d entry written as a bare number (JSON export) */
+    if (v.kind == LT_RD_NUMBER && d->scalars) {
+        float     *data;
+        uint64_t   none[1];
+
+        r->ops->next(r, &v);
+        data = lt_dec_alloc(d, 1);
+        if (data == NULL) {
+            return -1;
+        }
+
+        data[0] = v.f;
+        none[0] = 0;
+        lt_dec_set(t, data, 0, none);
+        *integer = v.integer;
+        *enc = LT_ENC_NESTED;
+        return 0;
     }
 
     return lt_error(d->err, "tensor \"%s\" must be an array or %s, "

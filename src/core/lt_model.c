@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lt_model.h"
+#include "lt_layer.h"
 #include "lt_optim.h"
 #include "lt_rand.h"
 
@@ -20,33 +20,99 @@
 const char *
 lt_layer_name(lt_layer_kind kind)
 {
-    switch (kind) {
-    case LT_LAYER_LINEAR:     return "Linear";
-    case LT_LAYER_RELU:       return "ReLU";
-    case LT_LAYER_TANH:       return "Tanh";
-    case LT_LAYER_SIGMOID:    return "Sigmoid";
-    case LT_LAYER_SOFTMAX:    return "Softmax";
-    case LT_LAYER_LOGSOFTMAX: return "LogSoftmax";
+    static const char  *names[] = {
+        "Linear", "ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
+        "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Identity",
+        "Flatten", "Dropout", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+        "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
+        "BatchNorm2d", "LayerNorm", "Embedding"
+    };
+
+    if ((int) kind < 0 || kind > LT_LAYER_LAST) {
+        return "unknown";
     }
 
-    return "unknown";
+    return names[kind];
+}
+
+
+/* The first layer's input when the model does not name one: a Linear's
+ * [in_features], BatchNorm1d's [C], LayerNorm's normalized_shape. */
+static int
+lt_input_shape(lt_model *m, lt_err *err)
+{
+    const lt_layer_spec  *l;
+    const lt_shape       *in;
+    int                   i;
+
+    l = &m->spec.layers[0];
+    in = &m->spec.input;
+
+    if (in->ndim > 0) {
+        if (in->ndim > LT_MAX_SHAPE) {
+            return lt_error(err, "the input shape has %d dims; at most %d "
+                            "(N is not part of it)", in->ndim, LT_MAX_SHAPE);
+        }
+        for (i = 0; i < in->ndim; i++) {
+            if (in->d[i] < 1 || in->d[i] > LT_MAX_DIM) {
+                return lt_error(err, "the input shape's dim %d is %lld; "
+                                "it must be in [1, %d]", i,
+                                (long long) in->d[i], LT_MAX_DIM);
+            }
+        }
+        m->in_shape = *in;
+        return 0;
+    }
+
+    m->in_shape.ndim = 1;
+
+    /* a net may start with shape-keeping layers: Tanh, then Linear */
+    for (i = 0; i + 1 < m->spec.nlayers
+                && (l->kind == LT_LAYER_RELU || l->kind == LT_LAYER_TANH
+                    || l->kind == LT_LAYER_SIGMOID
+                    || (l->kind >= LT_LAYER_GELU
+                        && l->kind <= LT_LAYER_IDENTITY)
+                    || l->kind == LT_LAYER_DROPOUT); i++)
+    {
+        l++;
+    }
+
+    switch (l->kind) {
+    case LT_LAYER_LINEAR:
+        m->in_shape.d[0] = l->in;
+        return 0;
+    case LT_LAYER_BATCHNORM1D:
+        m->in_shape.d[0] = l->in;
+        return 0;
+    case LT_LAYER_LAYERNORM:
+        m->in_shape = l->norm;
+        return 0;
+    default:
+        break;
+    }
+
+    return lt_error(err, "the first layer (%s) does not say the shape of a"
+                    " sample: give the model its input shape (nn.model{"
+                    "input = {...}}, without N)", lt_layer_name(l->kind));
 }
 
 
 /*
- * Walks the layers keeping the width of the data flowing through them:
- * activations keep it, a Linear must accept it.  Before the first Linear
- * the width is unknown and taken from that Linear's input.
+ * Walks the layers from the input shape, each layer checking what it
+ * gets and giving what it passes on: a mismatch names the layer (by its
+ * state-dict name) and both shapes.
  */
 static int
 lt_check_layers(lt_model *m, lt_err *err)
 {
-    const lt_model_spec  *s;
-    const lt_layer_spec  *l;
-    int                   i, j, prev;
+    lt_model_spec  *s;
+    lt_layer_spec  *l;
+    lt_shape        cur;
+    size_t          width;
+    char            buf[64];
+    int             i;
 
     s = &m->spec;
-    prev = -1;
 
     if (s->nlayers < 1 || s->nlayers > LT_MAX_LAYERS) {
         return lt_error(err, "a net has 1 to %d layers, not %d",
@@ -56,92 +122,153 @@ lt_check_layers(lt_model *m, lt_err *err)
     for (i = 0; i < s->nlayers; i++) {
         l = &s->layers[i];
 
-        if ((int) l->kind < 0 || l->kind > LT_LAYER_LOGSOFTMAX) {
+        if ((int) l->kind < 0 || l->kind > LT_LAYER_LAST) {
             return lt_error(err, "layer %d has unknown kind %d", i,
                             (int) l->kind);
         }
 
-        if (l->kind != LT_LAYER_LINEAR) {
-            continue;
+        if (l->name[0] == '\0') {
+            snprintf(l->name, sizeof(l->name), "%d", i);
+        }
+        l->name[LT_NAME_LEN - 1] = '\0';
+
+        if (l->kind == LT_LAYER_EMBEDDING && i > 0) {
+            return lt_error(err, "layer \"%s\" (Embedding) takes indices: "
+                            "it must be the first layer", l->name);
         }
 
-        if (l->in < 1 || l->out < 1 || l->in > LT_MAX_DIM
-            || l->out > LT_MAX_DIM)
+        lt_layer_defaults(l);
+    }
+
+    if (lt_input_shape(m, err) != 0) {
+        return -1;
+    }
+
+    m->in_index = s->layers[0].kind == LT_LAYER_EMBEDDING;
+    cur = m->in_shape;
+
+    for (i = 0; i < s->nlayers; i++) {
+        m->layer[i].in = cur;
+
+        if (lt_layer_shape(&s->layers[i], &cur, &m->layer[i].out, err)
+            != 0)
         {
-            return lt_error(err, "layer %d (Linear) has shape %d -> %d;"
-                            " both must be in [1, %d]", i, l->in, l->out,
+            return -1;
+        }
+
+        cur = m->layer[i].out;
+        width = lt_shape_numel(&cur);
+
+        if (width > LT_MAX_DIM) {
+            return lt_error(err, "layer \"%s\" (%s) gives %s: %zu values a"
+                            " sample, at most %d", s->layers[i].name,
+                            lt_layer_name(s->layers[i].kind),
+                            lt_shape_print(&cur, buf, sizeof(buf)), width,
                             LT_MAX_DIM);
         }
 
-        if (prev < 0) {
-            m->in_dim = l->in;
-
-        } else if (s->layers[prev].out != l->in) {
-            return lt_error(err, "layer %d (Linear) expects %d inputs but"
-                            " layer %d gives %d", i, l->in, prev,
-                            s->layers[prev].out);
-        }
-
-        prev = i;
+        m->widths[i] = (int) width;
     }
 
-    if (prev < 0) {
-        return lt_error(err, "the net has no Linear layer");
+    if (lt_shape_numel(&m->in_shape) > LT_MAX_DIM) {
+        return lt_error(err, "the input has %zu values a sample, at most %d",
+                        lt_shape_numel(&m->in_shape), LT_MAX_DIM);
     }
 
-    m->out_dim = s->layers[prev].out;
-
-    /* per-layer output widths, for the workspace */
-    for (i = 0, j = m->in_dim; i < s->nlayers; i++) {
-        if (s->layers[i].kind == LT_LAYER_LINEAR) {
-            j = s->layers[i].out;
-        }
-        m->widths[i] = j;
-    }
+    m->in_dim = (int) lt_shape_numel(&m->in_shape);
+    m->out_dim = m->widths[s->nlayers - 1];
 
     return 0;
 }
 
 
-static void
-lt_add_param(lt_model *m, int layer, const char *what, int ndim, int rows,
-    int cols)
-{
-    lt_param_info  *p;
-
-    p = &m->params[m->nparams++];
-    snprintf(p->name, sizeof(p->name), "%d.%s", layer, what);
-    p->offset = m->param_count;
-    p->ndim = ndim;
-    p->shape[0] = rows;
-    p->shape[1] = ndim == 2 ? cols : 0;
-    p->numel = (size_t) rows * (ndim == 2 ? (size_t) cols : 1);
-    m->param_count += p->numel;
-}
-
-
-/* PyTorch's state_dict order: per Linear, weight [out, in] then bias. */
+/*
+ * PyTorch's state_dict order: per layer its entries (Linear: weight,
+ * bias; BatchNorm: weight, bias, running_mean, running_var,
+ * num_batches_tracked).  Parameters take the block's first floats in
+ * that order, buffers the floats after all parameters.
+ */
 static void
 lt_layout(lt_model *m)
 {
-    const lt_layer_spec  *l;
-    int                   i;
+    lt_entry_def    defs[LT_LAYER_MAX_ENTRIES];
+    lt_param_info  *p;
+    lt_layer_info  *li;
+    size_t          boff;
+    int             i, j, k, n, pass;
 
     m->nparams = 0;
     m->param_count = 0;
+    m->buffer_count = 0;
     m->max_width = (size_t) m->in_dim;
+    m->fused_sgd = 1;
+
+    for (pass = 0; pass < 2; pass++) {
+        boff = 0;
+        m->nparams = 0;
+
+        for (i = 0; i < m->spec.nlayers; i++) {
+            li = &m->layer[i];
+            n = lt_layer_entries(&m->spec.layers[i], &li->in, defs);
+            li->param = m->nparams;
+            li->nparam = n;
+
+            for (j = 0; j < n; j++) {
+                p = &m->params[m->nparams++];
+
+                if (pass == 0) {
+                    memset(p, 0, sizeof(*p));
+                    snprintf(p->name, sizeof(p->name), "%s.%s",
+                             m->spec.layers[i].name, defs[j].what);
+                    p->ndim = defs[j].ndim;
+                    p->numel = 1;
+                    for (k = 0; k < p->ndim; k++) {
+                        p->shape[k] = defs[j].shape[k];
+                        p->numel *= (size_t) p->shape[k];
+                    }
+                    p->dtype = defs[j].dtype;
+                    p->nfloats = p->dtype == LT_DTYPE_I64 ? 2 * p->numel
+                                                          : p->numel;
+                    p->buffer = defs[j].buffer;
+                    p->layer = i;
+
+                    if (!p->buffer) {
+                        p->offset = m->param_count;
+                        m->param_count += p->nfloats;
+                    }
+                    continue;
+                }
+
+                if (p->buffer) {
+                    p->offset = m->param_count + boff;
+                    boff += p->nfloats;
+                }
+            }
+
+            if (pass == 0 && n > 0
+                && (m->spec.layers[i].kind != LT_LAYER_LINEAR
+                    || m->spec.layers[i].no_bias))
+            {
+                m->fused_sgd = 0;
+            }
+        }
+
+        if (pass == 0) {
+            continue;
+        }
+
+        m->buffer_count = boff;
+    }
 
     for (i = 0; i < m->spec.nlayers; i++) {
-        l = &m->spec.layers[i];
+        li = &m->layer[i];
 
         if ((size_t) m->widths[i] > m->max_width) {
             m->max_width = (size_t) m->widths[i];
         }
 
-        if (l->kind == LT_LAYER_LINEAR) {
-            lt_add_param(m, i, "weight", 2, l->out, l->in);
-            lt_add_param(m, i, "bias", 1, l->out, 0);
-        }
+        lt_layer_scratch(&m->spec.layers[i], li, &li->scratch_row,
+                         &li->scratch);
     }
 
     m->state_count = lt_optim_state_floats(&m->spec.optim, m->param_count);
@@ -172,11 +299,35 @@ lt_fnv_int(uint64_t h, int64_t v)
  * trained parameters.
  */
 static uint64_t
+lt_fnv_shape(uint64_t h, const lt_shape *s)
+{
+    int  i;
+
+    h = lt_fnv_int(h, s->ndim);
+    for (i = 0; i < s->ndim; i++) {
+        h = lt_fnv_int(h, s->d[i]);
+    }
+
+    return h;
+}
+
+
+/*
+ * FNV-1a over what decides the block's layout and meaning: layer kinds
+ * and shapes, the optimizer and its state size (SGD with and without
+ * momentum differ in S).  A zone or checkpoint with another hash holds
+ * someone else's numbers.  Hyper-parameters (learning rate, momentum's
+ * value, betas, the loss) stay out: a user may change them and keep the
+ * trained parameters.  What MLPs of Linear and the first five
+ * activations did not have is hashed only where used, so their hash
+ * (and so their zones and checkpoints) stays what it was.
+ */
+static uint64_t
 lt_layout_hash(const lt_model *m)
 {
     const lt_layer_spec  *l;
     uint64_t              h;
-    int                   i, flags;
+    int                   i, j, flags;
 
     h = lt_fnv_int(LT_FNV_OFFSET, m->spec.nlayers);
 
@@ -185,6 +336,30 @@ lt_layout_hash(const lt_model *m)
         h = lt_fnv_int(h, l->kind);
         h = lt_fnv_int(h, l->kind == LT_LAYER_LINEAR ? l->in : 0);
         h = lt_fnv_int(h, l->kind == LT_LAYER_LINEAR ? l->out : 0);
+
+        if (l->kind <= LT_LAYER_LOGSOFTMAX && !l->no_bias) {
+            continue;
+        }
+
+        h = lt_fnv_int(h, l->in);
+        h = lt_fnv_int(h, l->out);
+        h = lt_fnv_int(h, l->no_bias);
+        for (j = 0; j < 2; j++) {
+            h = lt_fnv_int(h, l->kernel[j]);
+            h = lt_fnv_int(h, l->stride[j]);
+            h = lt_fnv_int(h, l->padding[j]);
+            h = lt_fnv_int(h, l->dilation[j]);
+            h = lt_fnv_int(h, l->dim[j]);
+        }
+        h = lt_fnv_int(h, l->groups);
+        h = lt_fnv_int(h, l->padding_idx);
+        h = lt_fnv_int(h, l->no_stats);
+        h = lt_fnv_shape(h, &l->norm);
+        h = lt_fnv_shape(h, &m->layer[i].out);
+    }
+
+    if (m->spec.input.ndim > 0) {
+        h = lt_fnv_shape(h, &m->in_shape);
     }
 
     h = lt_fnv_int(h, m->spec.optim.kind);
@@ -207,6 +382,34 @@ lt_layout_hash(const lt_model *m)
  * net is a typo (nn.Linear(1e6, 1e6)) rather than a model to serve, and
  * would only fail later as a bare mmap() error. */
 #define LT_MAX_PARAMS  ((uint64_t) 1 << 28)
+
+/* The floats of a layer's entries, without overflow (each side is at
+ * most LT_MAX_DIM, so no product of two overflows; three are checked). */
+static uint64_t
+lt_layer_floats(const lt_model *m, int i)
+{
+    lt_entry_def  defs[LT_LAYER_MAX_ENTRIES];
+    uint64_t      total, n;
+    int           j, k, count;
+
+    count = lt_layer_entries(&m->spec.layers[i], &m->layer[i].in, defs);
+    total = 0;
+
+    for (j = 0; j < count; j++) {
+        n = defs[j].dtype == LT_DTYPE_I64 ? 2 : 1;
+        /* exact while it may still be reported; each side < 2^25 */
+        for (k = 0; k < defs[j].ndim; k++) {
+            if (n > ((uint64_t) 1 << 38)) {
+                return (uint64_t) 1 << 62;
+            }
+            n *= (uint64_t) defs[j].shape[k];
+        }
+        total += n;
+    }
+
+    return total;
+}
+
 
 int
 lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
@@ -231,19 +434,15 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
                         "(0: off), got %g", (double) spec->clip_grad_norm);
     }
 
-    /* widths are at most LT_MAX_DIM (lt_check_layers): no overflow here */
     total = 0;
     for (i = 0; i < spec->nlayers; i++) {
-        l = &spec->layers[i];
-        if (l->kind != LT_LAYER_LINEAR) {
-            continue;
-        }
+        l = &m->spec.layers[i];
+        n = lt_layer_floats(m, i);
 
-        n = (uint64_t) l->in * (uint64_t) l->out + (uint64_t) l->out;
         if (n > LT_MAX_PARAMS) {
-            return lt_error(err, "layer %d (Linear %d -> %d) has %llu"
-                            " parameters; a model may have at most %llu",
-                            i, l->in, l->out, (unsigned long long) n,
+            return lt_error(err, "layer \"%s\" (%s) has %llu parameters; a "
+                            "model may have at most %llu", l->name,
+                            lt_layer_name(l->kind), (unsigned long long) n,
                             (unsigned long long) LT_MAX_PARAMS);
         }
 
@@ -257,9 +456,67 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
     }
 
     lt_layout(m);
+
+    if (m->param_count == 0) {
+        return lt_error(err, "the net has no layer with parameters to train");
+    }
+
     m->hash = lt_layout_hash(m);
 
     return 0;
+}
+
+
+int
+lt_model_backend_check(const lt_model *m, const lt_backend *be,
+    lt_err *err)
+{
+    int  i;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        if (!lt_layer_on_backend(&m->spec.layers[i], be)) {
+            return lt_error(err, "layer \"%s\" (%s) is not implemented on "
+                            "the %s backend", m->spec.layers[i].name,
+                            lt_layer_name(m->spec.layers[i].kind), be->name);
+        }
+    }
+
+    /* and the loss, the optimizer and clipping */
+    return lt_model_check_backend(m, be, err);
+}
+
+
+int
+lt_model_device_layer(const lt_model *m)
+{
+    const lt_layer_spec  *l;
+    int                   i;
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        l = &m->spec.layers[i];
+
+        /* src/core/cuda has the ops of every layer up to Embedding; a
+         * kind added later is refused until it has its kernels */
+        if (l->kind > LT_LAYER_EMBEDDING) {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+lt_model_input_shape(const lt_model *m, int64_t n, int64_t *shape)
+{
+    int  i;
+
+    shape[0] = n;
+    for (i = 0; i < m->in_shape.ndim; i++) {
+        shape[1 + i] = m->in_shape.d[i];
+    }
+
+    return 1 + m->in_shape.ndim;
 }
 
 
@@ -275,34 +532,79 @@ lt_uniform(uint64_t *state, float bound)
 }
 
 
+/* Standard normal, Box-Muller over two uniforms (the first in (0, 1]). */
+static float
+lt_normal(uint64_t *state)
+{
+    double  u1, u2;
+
+    u1 = 1.0 - (double) lt_rand_unit(state);
+    u2 = (double) lt_rand_unit(state);
+
+    return (float) (sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+
 /*
- * nn.Linear.reset_parameters: kaiming_uniform_(a=sqrt(5)) gives weights
- * in +-sqrt(6 / ((1 + 5) * fan_in)) = +-1/sqrt(fan_in), and the bias is
- * uniform in +-1/sqrt(fan_in) as well.
+ * PyTorch's reset_parameters: Linear and Conv weights by
+ * kaiming_uniform_(a=sqrt(5)), i.e. uniform in +-1/sqrt(fan_in) (fan_in =
+ * the weight's elements per output), the bias uniform in the same bound;
+ * BatchNorm and LayerNorm weight 1, bias 0, running_mean 0, running_var 1,
+ * no batches tracked; Embedding N(0, 1) with padding_idx's row 0.
  */
 void
 lt_model_init_params(const lt_model *m, float *block, uint64_t seed)
 {
+    const lt_layer_spec  *l;
     const lt_param_info  *p;
     uint64_t              state;
-    float                 bound;
+    float                 bound, *v;
     size_t                j;
-    int                   i, fan_in;
+    int                   i, norm;
 
     state = seed;
+    bound = 1.0f;
 
     for (i = 0; i < m->nparams; i++) {
         p = &m->params[i];
-        /* a bias follows its weight, whose shape[1] is the fan-in */
-        fan_in = (int) (p->ndim == 2 ? p->shape[1] : m->params[i - 1].shape[1]);
-        bound = 1.0f / sqrtf((float) fan_in);
+        l = &m->spec.layers[p->layer];
+        v = block + p->offset;
+        norm = l->kind == LT_LAYER_BATCHNORM1D
+               || l->kind == LT_LAYER_BATCHNORM2D
+               || l->kind == LT_LAYER_LAYERNORM;
+
+        if (norm) {
+            /* weight and running_var 1, the rest 0 */
+            for (j = 0; j < p->nfloats; j++) {
+                v[j] = strcmp(p->name + strlen(l->name), ".weight") == 0
+                       || strcmp(p->name + strlen(l->name),
+                                 ".running_var") == 0 ? 1.0f : 0.0f;
+            }
+            continue;
+        }
+
+        if (l->kind == LT_LAYER_EMBEDDING) {
+            for (j = 0; j < p->numel; j++) {
+                v[j] = lt_normal(&state);
+            }
+            if (l->padding_idx > 0) {
+                memset(v + (size_t) (l->padding_idx - 1) * l->out, 0,
+                       (size_t) l->out * sizeof(float));
+            }
+            continue;
+        }
+
+        /* a weight gives the bound its bias uses too */
+        if (p->ndim >= 2) {
+            bound = 1.0f / sqrtf((float) (p->numel / (size_t) p->shape[0]));
+        }
 
         for (j = 0; j < p->numel; j++) {
-            block[p->offset + j] = lt_uniform(&state, bound);
+            v[j] = lt_uniform(&state, bound);
         }
     }
 
-    lt_model_init_state(m, block + m->param_count);
+    lt_model_init_state(m, block + lt_model_values(m));
 }
 
 
@@ -321,31 +623,52 @@ lt_model_find_param(const lt_model *m, const char *name)
 }
 
 
+/* Multiply-adds of layer i's forward pass for batch rows. */
+static double
+lt_layer_macs(const lt_model *m, int i, int batch)
+{
+    const lt_layer_spec  *l;
+    const lt_layer_info  *li;
+
+    l = &m->spec.layers[i];
+    li = &m->layer[i];
+
+    switch (l->kind) {
+    case LT_LAYER_LINEAR:
+        return (double) batch * lt_shape_numel(&li->in) * l->out;
+    case LT_LAYER_CONV1D:
+    case LT_LAYER_CONV2D:
+        return (double) batch * lt_shape_numel(&li->out)
+               * (l->in / l->groups) * l->kernel[0] * l->kernel[1];
+    default:
+        return 0.0;
+    }
+}
+
+
 /*
- * Multiply-adds of one train step: per Linear the forward product, the
- * weight gradient and (except the first Linear, whose input needs no
- * gradient) the input gradient; plus a few per activation element and
+ * Multiply-adds of one train step: per Linear or Conv the forward
+ * product, the weight gradient and (except the first, whose input needs
+ * no gradient) the input gradient; plus a few per activation element and
  * per parameter for the update.
  */
 double
 lt_model_step_flops(const lt_model *m, int batch)
 {
-    const lt_layer_spec  *l;
-    double                f, mac;
-    int                   i, first;
+    double  f, mac;
+    int     i, first;
 
     f = 0.0;
     first = 1;
 
     for (i = 0; i < m->spec.nlayers; i++) {
-        l = &m->spec.layers[i];
+        mac = lt_layer_macs(m, i, batch);
 
-        if (l->kind != LT_LAYER_LINEAR) {
+        if (mac == 0.0) {
             f += 4.0 * batch * m->widths[i];
             continue;
         }
 
-        mac = (double) batch * l->in * l->out;
         f += (first ? 2.0 : 3.0) * mac;
         first = 0;
     }
@@ -356,22 +679,17 @@ lt_model_step_flops(const lt_model *m, int batch)
 }
 
 
-/* Multiply-adds of one forward pass: the Linear products. */
+/* Multiply-adds of one forward pass: the Linear and Conv products. */
 double
 lt_model_forward_flops(const lt_model *m, int batch)
 {
-    const lt_layer_spec  *l;
-    double                f;
-    int                   i;
+    double  f;
+    int     i;
 
     f = 0.0;
 
     for (i = 0; i < m->spec.nlayers; i++) {
-        l = &m->spec.layers[i];
-
-        if (l->kind == LT_LAYER_LINEAR) {
-            f += (double) batch * l->in * l->out;
-        }
+        f += lt_layer_macs(m, i, batch);
     }
 
     return f;

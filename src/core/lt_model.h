@@ -18,8 +18,12 @@
 #include "lt_tensor.h"
 #include "lt_backend.h"
 
-#define LT_MAX_LAYERS   32
+#define LT_MAX_LAYERS   64
 #define LT_NAME_LEN     32
+/* dims of one sample: [C, H, W], [C, L], [L] or [F] */
+#define LT_MAX_SHAPE    3
+/* state-dict entries: BatchNorm has the most (5) */
+#define LT_MAX_ENTRIES  (LT_MAX_LAYERS * 3)
 
 typedef enum {
     LT_LAYER_LINEAR = 0,
@@ -27,8 +31,29 @@ typedef enum {
     LT_LAYER_TANH,
     LT_LAYER_SIGMOID,
     LT_LAYER_SOFTMAX,
-    LT_LAYER_LOGSOFTMAX
+    LT_LAYER_LOGSOFTMAX,
+    LT_LAYER_GELU,
+    LT_LAYER_LEAKY_RELU,
+    LT_LAYER_ELU,
+    LT_LAYER_SILU,
+    LT_LAYER_SOFTPLUS,
+    LT_LAYER_IDENTITY,
+    LT_LAYER_FLATTEN,
+    LT_LAYER_DROPOUT,
+    LT_LAYER_CONV1D,
+    LT_LAYER_CONV2D,
+    LT_LAYER_MAXPOOL1D,
+    LT_LAYER_MAXPOOL2D,
+    LT_LAYER_AVGPOOL1D,
+    LT_LAYER_AVGPOOL2D,
+    LT_LAYER_ADAPTIVE_AVGPOOL2D,
+    LT_LAYER_BATCHNORM1D,
+    LT_LAYER_BATCHNORM2D,
+    LT_LAYER_LAYERNORM,
+    LT_LAYER_EMBEDDING
 } lt_layer_kind;
+
+#define LT_LAYER_LAST  LT_LAYER_EMBEDDING
 
 typedef enum {
     LT_LOSS_MSE = 0,
@@ -92,10 +117,45 @@ typedef struct {
     int64_t        milestones[LT_MAX_SCHED - 1];
 } lt_schedule_spec;
 
+/* The shape of one sample (the batch dimension N is not in it). */
+typedef struct {
+    int            ndim;        /* 0: not given */
+    int64_t        d[LT_MAX_SHAPE];
+} lt_shape;
+
+/*
+ * One layer, with PyTorch's arguments.  Windowed layers (convolutions,
+ * pools) keep [H, W] pairs; the 1-d ones use index 1 (index 0 is then
+ * kernel 1, stride 1, padding 0, dilation 1, whatever it holds).  A 0 in
+ * stride, dilation or groups means PyTorch's default (stride = kernel for
+ * pools, else 1), so a spec written by hand may leave them out.
+ */
 typedef struct {
     lt_layer_kind  kind;
-    int            in;          /* Linear only */
-    int            out;         /* Linear only */
+    int            in;          /* Linear in_features, Conv in_channels,
+                                   BatchNorm num_features, Embedding
+                                   num_embeddings */
+    int            out;         /* Linear out_features, Conv out_channels,
+                                   Embedding embedding_dim */
+    int            no_bias;     /* Linear, Conv: bias = false; norms:
+                                   affine / elementwise_affine = false */
+    int            kernel[2];
+    int            stride[2];
+    int            padding[2];
+    int            dilation[2];
+    int            groups;
+    int            dim[2];      /* Flatten start_dim, end_dim (0: 1, -1);
+                                   AdaptiveAvgPool2d output H, W */
+    int            exclude_pad; /* AvgPool count_include_pad = false */
+    int            approximate; /* GELU: 1 = 'tanh' */
+    int            padding_idx; /* Embedding: the index + 1, 0 = none */
+    int            no_stats;    /* BatchNorm track_running_stats = false */
+    float          a;           /* LeakyReLU negative_slope, ELU alpha,
+                                   Softplus beta, Dropout p, norms' eps */
+    float          b;           /* Softplus threshold, BatchNorm momentum */
+    lt_shape       norm;        /* LayerNorm normalized_shape */
+    char           name[LT_NAME_LEN]; /* state-dict prefix ("3", "1.0");
+                                   "" is the layer's index */
 } lt_layer_spec;
 
 typedef struct {
@@ -124,29 +184,86 @@ typedef struct {
     lt_schedule_spec  schedule;
     float          clip_grad_norm;  /* max_norm (L2, all parameters);
                                        0: no clipping */
+    lt_shape       input;       /* per-sample input shape; ndim 0 when the
+                                   first layer implies it (Linear,
+                                   BatchNorm1d, LayerNorm) */
 } lt_model_spec;
 
-/* One named parameter: "0.weight" [out, in], "0.bias" [out], ... */
+typedef enum {
+    LT_DTYPE_F32 = 0,
+    LT_DTYPE_I64                /* two floats: low and high 24 bits */
+} lt_param_dtype;
+
+/*
+ * One state-dict entry: "0.weight" [out, in], "0.bias" [out],
+ * "1.running_mean" [C], ...  Parameters (trained) lie in the block's
+ * first P floats, buffers (published, not trained) in the B after them.
+ */
 typedef struct {
     char           name[LT_NAME_LEN];
     size_t         offset;      /* in floats from the start of the block */
     int            ndim;
-    int64_t        shape[2];
-    size_t         numel;
+    int64_t        shape[4];
+    size_t         numel;       /* elements */
+    size_t         nfloats;     /* floats in the block: numel, 2 for I64 */
+    int            buffer;      /* 1: a buffer */
+    lt_param_dtype dtype;
+    int            layer;       /* index into spec.layers */
 } lt_param_info;
+
+/* I64 buffers hold whole numbers below 2^48: exact, and finite floats. */
+#define LT_I64_MAX     ((int64_t) 1 << 48)
+
+static inline int64_t
+lt_i64_get(const float *p)
+{
+    return (int64_t) p[0] + (int64_t) p[1] * 16777216;
+}
+
+static inline void
+lt_i64_set(float *p, int64_t v)
+{
+    p[0] = (float) (v % 16777216);
+    p[1] = (float) (v / 16777216);
+}
+
+/* What the model computed for one layer at build time. */
+typedef struct {
+    lt_shape       in;          /* per-sample input and output shapes */
+    lt_shape       out;
+    int            param;       /* its first entry in params[] */
+    int            nparam;      /* its entries (parameters and buffers) */
+    size_t         scratch_row; /* workspace floats per batch row */
+    size_t         scratch;     /* and per batch */
+} lt_layer_info;
 
 typedef struct {
     lt_model_spec  spec;
-    int            in_dim;      /* features per sample */
+    lt_shape       in_shape;    /* per-sample input shape */
+    int            in_index;    /* 1: x holds Embedding indices */
+    int            in_dim;      /* elements per sample (numel of in_shape) */
     int            out_dim;     /* outputs per sample */
-    int            nparams;
-    lt_param_info  params[LT_MAX_LAYERS * 2];
-    size_t         param_count; /* P */
-    size_t         state_count; /* S: per optimizer (lt_optim_state_floats) */
+    int            nparams;     /* entries in params[], buffers included */
+    lt_param_info  params[LT_MAX_ENTRIES];
+    size_t         param_count; /* P: trained floats (the optimizer's) */
+    size_t         buffer_count; /* B: buffer floats, after the P */
+    size_t         state_count; /* S: per optimizer (lt_optim_state_floats),
+                                   after the B */
     size_t         max_width;   /* widest activation, per sample */
     int            widths[LT_MAX_LAYERS]; /* each layer's outputs/sample */
+    lt_layer_info  layer[LT_MAX_LAYERS];
+    int            fused_sgd;   /* 1: every parameter is a biased Linear's */
+    uint64_t       seed;        /* Dropout's masks: mixed with the step */
     uint64_t       hash;        /* layout hash: layers, shapes, optimizer */
 } lt_model;
+
+/* The floats a model publishes (versions, checkpoints, learn_weights):
+ * parameters and buffers; the optimizer state follows them. */
+static inline size_t
+lt_model_values(const lt_model *m)
+{
+    return m->param_count + m->buffer_count;
+}
 
 /* Validate the spec (consecutive Linear shapes agree, at least one Linear,
  * sane hyper-parameters) and compute the layout.  On a mismatch the message
@@ -163,7 +280,22 @@ void lt_model_init_params(const lt_model *m, float *block, uint64_t seed);
  * which start at initial_accumulator_value (after an import too). */
 void lt_model_init_state(const lt_model *m, float *state);
 
-/* NULL when no parameter has that name. */
+/* 0 when be has the ops of every layer of m and of its loss, optimizer
+ * and clipping; else -1 and a message naming the first it lacks. */
+int lt_model_backend_check(const lt_model *m, const lt_backend *be,
+    lt_err *err);
+
+/* The first layer the CUDA backend does not implement yet, or -1: the
+ * master asks before any backend is loaded. */
+int lt_model_device_layer(const lt_model *m);
+
+/* [n, input shape...] into shape (LT_MAX_DIMS); returns its ndim. */
+int lt_model_input_shape(const lt_model *m, int64_t n, int64_t *shape);
+
+/* "[6, 1, 5, 5]" */
+char *lt_param_shape_str(const lt_param_info *p, char *buf, size_t size);
+
+/* NULL when no parameter or buffer has that name. */
 const lt_param_info *lt_model_find_param(const lt_model *m, const char *name);
 
 /* Per-worker scratch: activations, gradients, loss buffers for up to

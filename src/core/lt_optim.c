@@ -6,6 +6,7 @@
  */
 #include <math.h>
 
+#include "lt_layer.h"
 #include "lt_optim.h"
 
 /* clip_grad_norm_'s guard against a zero norm */
@@ -203,10 +204,23 @@ lt_loss_check(const lt_model *m, lt_err *err)
 {
     const lt_loss_spec  *l;
     lt_layer_kind        last;
+    char                 buf[64];
     int                  i;
 
     last = m->spec.layers[m->spec.nlayers - 1].kind;
     l = &m->spec.loss_opt;
+
+    /* the classes of CrossEntropyLoss and NLLLoss are the last layer's
+     * [C] outputs */
+    if (lt_loss_takes_indices(m->spec.loss)
+        && m->layer[m->spec.nlayers - 1].out.ndim != 1)
+    {
+        return lt_error(err, "%s expects [N, C] outputs, but the net gives "
+                        "[N] + %s; add nn.Flatten()",
+                        lt_loss_name(m->spec.loss),
+                        lt_shape_print(&m->layer[m->spec.nlayers - 1].out,
+                                       buf, sizeof(buf)));
+    }
 
     switch (m->spec.loss) {
 

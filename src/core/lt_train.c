@@ -5,7 +5,9 @@
  */
 #include <math.h>
 
+#include "lt_layer.h"
 #include "lt_optim.h"
+#include "lt_rand.h"
 #include "lt_workspace.h"
 
 /* One checked batch, every pointer in the backend's memory. */
@@ -15,20 +17,9 @@ typedef struct {
     const float    *x;          /* [n, in_dim] */
     const float    *y;          /* [n, out_dim] targets, or NULL */
     const int32_t  *index;      /* [n] class indices, or NULL */
+    int             train;      /* a train step: Dropout, BatchNorm */
+    int64_t         step;       /* its number (Dropout's seed) */
 } lt_batch;
-
-
-static lt_act
-lt_layer_act(lt_layer_kind kind)
-{
-    switch (kind) {
-    case LT_LAYER_TANH:       return LT_ACT_TANH;
-    case LT_LAYER_SIGMOID:    return LT_ACT_SIGMOID;
-    case LT_LAYER_SOFTMAX:    return LT_ACT_SOFTMAX;
-    case LT_LAYER_LOGSOFTMAX: return LT_ACT_LOGSOFTMAX;
-    default:                  return LT_ACT_RELU;
-    }
-}
 
 
 /* Where the data goes when the backend has memory of its own: into the
@@ -82,8 +73,11 @@ lt_prepare(const lt_model *m, lt_workspace *ws, const lt_tensor *x,
         return -1;
     }
 
-    b->one = x->ndim == 1;
+    /* an unbatched sample, as PyTorch takes one */
+    b->one = x->ndim == m->in_shape.ndim;
     b->n = b->one ? 1 : (int) x->shape[0];
+    b->train = y != NULL;
+    b->step = 0;
 
     if (lt_workspace_reserve(ws, b->n, err) != 0) {
         return -1;
@@ -109,43 +103,57 @@ lt_prepare(const lt_model *m, lt_workspace *ws, const lt_tensor *x,
 }
 
 
+/* Dropout's seed for one step and layer: the same step draws the same
+ * masks, whichever worker runs it. */
+static uint64_t
+lt_step_seed(const lt_model *m, int64_t step, int layer)
+{
+    uint64_t  state;
+
+    state = m->seed ^ ((uint64_t) step * 0x9e3779b97f4a7c15ULL)
+            ^ ((uint64_t) (layer + 1) << 48);
+
+    return lt_splitmix64(&state);
+}
+
+
+static void
+lt_run_init(const lt_model *m, lt_workspace *ws, const float *params,
+    const lt_batch *b, int i, lt_layer_run *r)
+{
+    r->m = m;
+    r->be = ws->be;
+    r->l = &m->spec.layers[i];
+    r->li = &m->layer[i];
+    r->p = m->params + m->layer[i].param;
+    r->index = i;
+    r->n = b->n;
+    r->train = b->train;
+    r->seed = b->train ? lt_step_seed(m, b->step, i) : 0;
+    r->params = params;
+    r->x = i > 0 ? ws->act[i - 1] : b->x;
+    r->y = ws->act[i];
+    r->scratch = ws->scratch[i];
+    r->dy = NULL;
+    r->dx = NULL;
+    r->grad = NULL;
+}
+
+
 /* Runs every layer; returns the last layer's output [n, out_dim]. */
 static float *
 lt_forward(const lt_model *m, lt_workspace *ws, const float *params,
     const lt_batch *b)
 {
-    const lt_backend     *be;
-    const lt_layer_spec  *l;
-    const lt_param_info  *p;
-    const float          *in;
-    float                *out;
-    int                   i;
-
-    be = ws->be;
-    in = b->x;
-    out = NULL;
-    p = m->params;
+    lt_layer_run  r;
+    int           i;
 
     for (i = 0; i < m->spec.nlayers; i++) {
-        l = &m->spec.layers[i];
-        out = ws->act[i];
-
-        if (l->kind == LT_LAYER_LINEAR) {
-            /* y = x W^T + b, W stored [out, in] as in PyTorch */
-            be->gemm(be, 0, 1, b->n, l->out, l->in, 1.0f, in, l->in,
-                     params + p[0].offset, l->in, 0.0f, out, l->out);
-            be->add_bias(be, out, params + p[1].offset, b->n, l->out);
-            p += 2;
-
-        } else {
-            be->act_forward(be, lt_layer_act(l->kind), in, out, b->n,
-                            m->widths[i]);
-        }
-
-        in = out;
+        lt_run_init(m, ws, params, b, i, &r);
+        lt_layer_forward(&r);
     }
 
-    return out;
+    return ws->act[m->spec.nlayers - 1];
 }
 
 
@@ -159,16 +167,21 @@ lt_loss(const lt_model *m, lt_workspace *ws, const float *out,
 }
 
 
+/* Layers before the first with parameters need no gradient. */
 static int
-lt_first_linear(const lt_model *m)
+lt_first_trained(const lt_model *m)
 {
     int  i;
 
-    for (i = 0; m->spec.layers[i].kind != LT_LAYER_LINEAR; i++) {
-        /* lt_model_build guarantees one */
+    for (i = 0; i < m->spec.nlayers; i++) {
+        if (m->layer[i].nparam > 0
+            && !m->params[m->layer[i].param].buffer)
+        {
+            return i;
+        }
     }
 
-    return i;
+    return 0;
 }
 
 
@@ -224,11 +237,12 @@ lt_linear_grad(lt_workspace *ws, const lt_layer_spec *l,
 
 
 /*
- * Back from delta[0] (set by lt_loss) to the first Linear: layers before
- * it have no parameters, so the gradient is not taken further.  Each
- * layer reads its delta from one buffer and writes its input's delta
- * into the other.  A Linear passes its delta on (dX = dY W) before its
- * weights change, so a fused update may write over params in place.
+ * Back from delta[0] (set by lt_loss) to the first layer with
+ * parameters: layers before it have none, so the gradient is not taken
+ * further.  Each layer reads its delta from one buffer and writes its
+ * input's delta into the other.  With the fused SGD (MLPs only) a Linear
+ * passes its delta on (dX = dY W) before its weights change, so the
+ * update may write over params in place.
  */
 static void
 lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
@@ -237,33 +251,33 @@ lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
     const lt_backend     *be;
     const lt_layer_spec  *l;
     const lt_param_info  *p;
-    const float          *in;
+    lt_layer_run          r;
     float                *d, *dnext, *t;
     int                   i, first;
 
     be = ws->be;
     d = ws->delta[0];
     dnext = ws->delta[1];
-    p = m->params + m->nparams;
-    first = lt_first_linear(m);
+    first = lt_first_trained(m);
 
     for (i = m->spec.nlayers - 1; i >= first; i--) {
         l = &m->spec.layers[i];
-        in = i > 0 ? ws->act[i - 1] : b->x;
 
-        if (l->kind == LT_LAYER_LINEAR) {
-            p -= 2;
-
+        if (sgd != NULL && l->kind == LT_LAYER_LINEAR) {
+            p = m->params + m->layer[i].param;
             if (i > first) {
                 be->gemm(be, 0, 0, b->n, l->in, l->out, 1.0f, d, l->out,
                          params + p[0].offset, l->in, 0.0f, dnext, l->in);
             }
-
-            lt_linear_grad(ws, l, p, d, in, b->n, params, grad, sgd);
+            lt_linear_grad(ws, l, p, d, i > 0 ? ws->act[i - 1] : b->x,
+                           b->n, params, grad, sgd);
 
         } else {
-            be->act_backward(be, lt_layer_act(l->kind), in, ws->act[i], d,
-                             dnext, b->n, m->widths[i]);
+            lt_run_init(m, ws, params, b, i, &r);
+            r.dy = d;
+            r.dx = i > first ? dnext : NULL;
+            r.grad = grad;
+            lt_layer_backward(&r);
         }
 
         t = d;
@@ -273,14 +287,39 @@ lt_backward(const lt_model *m, lt_workspace *ws, const float *params,
 }
 
 
+/* BatchNorm's running statistics, once the step is known good. */
+static void
+lt_update_buffers(const lt_model *m, lt_workspace *ws, const float *params,
+    float *params_out, const lt_batch *b)
+{
+    lt_layer_run  r;
+    int           i;
+
+    if (m->buffer_count == 0) {
+        return;
+    }
+
+    for (i = 0; i < m->spec.nlayers; i++) {
+        if (m->spec.layers[i].kind == LT_LAYER_BATCHNORM1D
+            || m->spec.layers[i].kind == LT_LAYER_BATCHNORM2D)
+        {
+            lt_run_init(m, ws, params, b, i, &r);
+            lt_layer_norm_update(&r, params_out);
+        }
+    }
+}
+
+
 int
 lt_model_forward(const lt_model *m, lt_workspace *ws, const float *params,
     const lt_tensor *x, lt_tensor *out, lt_err *err)
 {
-    float     *y, *host;
-    int64_t    shape[2];
-    size_t     bytes;
-    lt_batch   b;
+    const lt_shape  *os;
+    float           *y, *host;
+    int64_t          shape[LT_MAX_DIMS];
+    size_t           bytes;
+    lt_batch         b;
+    int              i;
 
     if (lt_prepare(m, ws, x, NULL, &b, err) != 0) {
         return -1;
@@ -295,10 +334,14 @@ lt_model_forward(const lt_model *m, lt_workspace *ws, const float *params,
         host = ws->out_host;
     }
 
-    /* a 1-D sample gives a 1-D output, as in PyTorch */
-    shape[0] = b.one ? m->out_dim : b.n;
-    shape[1] = m->out_dim;
-    lt_tensor_view(out, host, b.one ? 1 : 2, shape);
+    /* [N, out shape...]; an unbatched sample gives an unbatched output,
+     * as in PyTorch */
+    os = &m->layer[m->spec.nlayers - 1].out;
+    shape[0] = b.n;
+    for (i = 0; i < os->ndim; i++) {
+        shape[1 + i] = os->d[i];
+    }
+    lt_tensor_view(out, host, os->ndim + !b.one, shape + b.one);
 
     return 0;
 }
@@ -363,6 +406,7 @@ lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
         return -1;
     }
 
+    b.step = step;
     out = lt_forward(m, ws, params_in, &b);
     *loss = lt_loss(m, ws, out, &b);
 
@@ -376,7 +420,7 @@ lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
     lr = (float) lt_schedule_lr(&m->spec, step);
 
     /* clipping needs the whole gradient before any update */
-    if (o->kind == LT_OPTIM_SGD && o->momentum == 0.0f
+    if (o->kind == LT_OPTIM_SGD && o->momentum == 0.0f && m->fused_sgd
         && m->spec.clip_grad_norm == 0.0f)
     {
         sgd.params_out = params_out;
@@ -398,6 +442,7 @@ lt_model_train_step_to(const lt_model *m, lt_workspace *ws,
     lt_optim_apply(ws->be, o, lr, params_in, params_out, ws->grad,
                    m->state_count ? state_in : NULL,
                    m->state_count ? state_out : NULL, m->param_count, step);
+    lt_update_buffers(m, ws, params_in, params_out, &b);
 
     return 0;
 }
@@ -425,7 +470,7 @@ lt_model_step_check(const lt_model *m, float loss, const float *params,
 
     for (i = 0; i < 2; i++) {
         const float  *block = i ? state : params;
-        size_t        n = i ? m->state_count : m->param_count;
+        size_t        n = i ? m->state_count : lt_model_values(m);
 
         if (block == NULL || n == 0) {
             continue;
@@ -436,18 +481,20 @@ lt_model_step_check(const lt_model *m, float loss, const float *params,
             continue;
         }
 
-        /* name the parameter: state is laid out per P as parameters are */
-        off = (size_t) at % m->param_count;
+        /* name the entry: state is laid out per P as parameters are */
+        off = i ? (size_t) at % m->param_count : (size_t) at;
 
-        for (p = m->params; p + 1 < m->params + m->nparams
-                            && off >= p[1].offset; p++)
+        for (p = m->params; p < m->params + m->nparams - 1
+                            && !(off >= p->offset
+                                 && off < p->offset + p->nfloats); p++)
         {
             /* void */
         }
 
         return lt_error_code(err, LT_ENONFINITE, "the step would make %s "
                              "\"%s\" non-finite (element %zu)",
-                             i ? "the optimizer state of" : "parameter",
+                             i ? "the optimizer state of"
+                             : p->buffer ? "buffer" : "parameter",
                              p->name, off - p->offset);
     }
 

@@ -56,6 +56,8 @@ lt_ws_carve_device(lt_workspace *ws, lt_carver *c, size_t cap)
 
     for (i = 0; i < m->spec.nlayers; i++) {
         ws->act[i] = lt_carve(c, cap * (size_t) m->widths[i]);
+        ws->scratch[i] = lt_carve(c, cap * m->layer[i].scratch_row
+                                     + m->layer[i].scratch);
     }
 
     ws->delta[0] = lt_carve(c, cap * m->max_width);
@@ -94,7 +96,7 @@ lt_ws_bytes(lt_workspace *ws, size_t cap, int host)
 
     /* no product in the carving can overflow below this many rows */
     limit = SIZE_MAX / sizeof(float) / 4 / (ws->model.max_width + 1)
-            / (LT_MAX_LAYERS + 4);
+            / (2 * LT_MAX_LAYERS + 4);
     if (cap > limit) {
         return 0;
     }
@@ -239,6 +241,10 @@ lt_workspace_new(const lt_model *m, const lt_backend *be, int max_batch,
     lt_err *err)
 {
     lt_workspace  *ws;
+
+    if (lt_model_backend_check(m, be, err) != 0) {
+        return NULL;
+    }
 
     ws = calloc(1, sizeof(*ws));
     if (ws == NULL) {

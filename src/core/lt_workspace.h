@@ -15,6 +15,7 @@ struct lt_workspace_s {
     /* one be->alloc block, in the backend's memory */
     void              *block;
     float             *act[LT_MAX_LAYERS]; /* layer outputs [cap, width] */
+    float             *scratch[LT_MAX_LAYERS]; /* lt_layer_scratch's */
     float             *delta[2];    /* backward ping-pong [cap, max_width] */
     float             *grad;        /* P parameter gradients */
     float             *x;           /* copy of x, when be->to_device */

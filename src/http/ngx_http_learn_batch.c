@@ -20,8 +20,10 @@ static ngx_int_t ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf,
     ngx_queue_t *q, lt_tensor *x);
 
 
+/* an x without N (its ndim is one sample's) is one row */
 #define ngx_http_learn_batch_rows(ctx)                                        \
-    ((ctx)->body.x.ndim == 1 ? 1 : (ngx_uint_t) (ctx)->body.x.shape[0])
+    ((ctx)->body.x.ndim == (ctx)->lcf->model->model.in_shape.ndim            \
+     ? 1 : (ngx_uint_t) (ctx)->body.x.shape[0])
 
 
 /* NGX_AGAIN: queued (the flush answers it); NGX_DECLINED: run it alone */
@@ -254,11 +256,14 @@ ngx_http_learn_batch_flush(ngx_http_learn_loc_conf_t *lcf)
         if (rc == NGX_OK) {
             /* this request's rows of the output, in the shape alone gives */
             ctx->y = all.y;
-            ctx->y.data = all.y.data + off * all.y.shape[1];
+            ctx->y.data = all.y.data + off * lm->model.out_dim;
 
-            if (ctx->body.x.ndim == 1) {
-                ctx->y.ndim = 1;
-                ctx->y.shape[0] = all.y.shape[1];
+            if (ngx_http_learn_batch_rows(ctx) == 1
+                && ctx->body.x.ndim == lm->model.in_shape.ndim)
+            {
+                ctx->y.ndim = all.y.ndim - 1;
+                ngx_memmove(ctx->y.shape, all.y.shape + 1,
+                            ctx->y.ndim * sizeof(int64_t));
                 off += 1;
 
             } else {
@@ -289,15 +294,15 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf, ngx_queue_t *batch,
 {
     float                 *p;
     size_t                 n;
-    int64_t                shape[2];
+    int64_t                shape[LT_MAX_DIMS], rows;
     ngx_queue_t           *q;
     ngx_http_learn_ctx_t  *ctx;
 
-    shape[0] = 0;
-    shape[1] = lcf->model->model.in_dim;
+    rows = 0;
 
     if (lcf->batch_buf == NULL) {
-        lcf->batch_buf = ngx_alloc(lcf->batch_max * (size_t) shape[1]
+        lcf->batch_buf = ngx_alloc(lcf->batch_max
+                                   * (size_t) lcf->model->model.in_dim
                                    * sizeof(float), ngx_cycle->log);
         if (lcf->batch_buf == NULL) {
             return NGX_ERROR;
@@ -323,10 +328,12 @@ ngx_http_learn_batch_stack(ngx_http_learn_loc_conf_t *lcf, ngx_queue_t *batch,
         n = (size_t) lt_tensor_numel(&ctx->body.x);
         ngx_memcpy(p, ctx->body.x.data, n * sizeof(float));
         p += n;
-        shape[0] += (int64_t) (n / (size_t) shape[1]);
+        rows += (int64_t) (n / (size_t) lcf->model->model.in_dim);
     }
 
-    lt_tensor_view(x, lcf->batch_buf, 2, shape);
+    lt_tensor_view(x, lcf->batch_buf,
+                   lt_model_input_shape(&lcf->model->model, rows, shape),
+                   shape);
 
     return NGX_OK;
 }

@@ -365,7 +365,8 @@ ngx_http_learn_body_bound(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
     lm = ctx->lcf->model;
 
-    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
+    rows = (ctx->body.x.ndim == lm->model.in_shape.ndim) ? 1
+                                                   : ctx->body.x.shape[0];
     elements = (double) rows * (double) lm->model.max_width;
 
     if (elements <= (double) ctx->lcf->max_elements) {

@@ -449,7 +449,7 @@ ngx_http_learn_checkpoint_job(ngx_http_learn_model_t *lm)
 
     job->name = ngx_calloc(lm->name.len + 1, ngx_cycle->log);
     job->path = ngx_calloc(lm->ckpt_path.len + 1, ngx_cycle->log);
-    job->snapshot = ngx_alloc((lm->model.param_count + lm->model.state_count)
+    job->snapshot = ngx_alloc((lt_model_values(&lm->model) + lm->model.state_count)
                               * sizeof(float), ngx_cycle->log);
 
     if (job->name == NULL || job->path == NULL || job->snapshot == NULL) {
@@ -611,7 +611,7 @@ ngx_http_learn_checkpoint_write(ngx_http_learn_ckpt_job_t *job)
 
     if (lt_checkpoint_encode_into(job->model, job->name, &job->meta,
                                   job->snapshot,
-                                  job->snapshot + job->model->param_count,
+                                  job->snapshot + lt_model_values(job->model),
                                   job->file, job->file_cap, &len, &err)
         != 0)
     {

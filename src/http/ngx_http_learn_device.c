@@ -167,10 +167,23 @@ ngx_http_learn_device_check(ngx_conf_t *cf, ngx_http_learn_main_conf_t *lmcf,
     u_char     *last;
     lt_err      err;
     ngx_int_t   rc;
+    ngx_int_t   i;
     ngx_str_t   dir;
 
     if (lm->device < 0) {
         return NGX_OK;
+    }
+
+    /* a layer the CUDA backend has no kernels for yet */
+    i = lt_model_device_layer(&lm->model);
+
+    if (i >= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "learn_model \"%V\": device=cuda does not run "
+                           "layer \"%s\" (%s) yet; use device=cpu",
+                           &lm->name, lm->model.spec.layers[i].name,
+                           lt_layer_name(lm->model.spec.layers[i].kind));
+        return NGX_ERROR;
     }
 
     if (lmcf->cuda_library.len == 0) {
@@ -408,7 +421,7 @@ ngx_http_learn_device_init(ngx_cycle_t *cycle,
     dev->params_version = NGX_HTTP_LEARN_DEV_STALE;
     dev->state_version = NGX_HTTP_LEARN_DEV_STALE;
 
-    p = lm->model.param_count;
+    p = lt_model_values(&lm->model);
     s = lm->model.state_count;
 
     dev->block = gpu->be->alloc(gpu->be, (2 * p + s) * sizeof(float));

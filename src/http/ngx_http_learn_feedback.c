@@ -307,7 +307,7 @@ ngx_http_learn_feedback(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 {
     int                      i;
     float                   *x;
-    int64_t                  shape[2];
+    int64_t                  shape[LT_MAX_DIMS];
     ngx_int_t                rc;
     lt_err                   err;
     lt_feedback              body;
@@ -336,9 +336,8 @@ ngx_http_learn_feedback(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    shape[0] = body.nids;
-    shape[1] = lm->model.in_dim;
-    lt_tensor_view(&ctx->body.x, x, 2, shape);
+    lt_tensor_view(&ctx->body.x, x,
+                   lt_model_input_shape(&lm->model, body.nids, shape), shape);
 
     ctx->body.y = body.y;
     ctx->body.y_integer = body.y_integer;

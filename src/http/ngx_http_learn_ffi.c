@@ -98,7 +98,7 @@ ngx_http_learn_ffi_model(const u_char *name, size_t len,
         info->in_dim = lm->model.in_dim;
         info->out_dim = lm->model.out_dim;
         info->nparams = lm->model.nparams;
-        info->param_count = lm->model.param_count;
+        info->param_count = lt_model_values(&lm->model);
         info->classes = lt_loss_takes_indices(lm->model.spec.loss);
         info->max_width = lm->model.max_width;
         info->max_elements = NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS;
@@ -307,7 +307,7 @@ ngx_http_learn_ffi_weights(ngx_http_learn_model_t *lm, float *out,
     do {
         params = ngx_http_learn_zone_params(lm->shm, &version);
         *step = (int64_t) lm->shm->step;
-        ngx_memcpy(out, params, lm->model.param_count * sizeof(float));
+        ngx_memcpy(out, params, lt_model_values(&lm->model) * sizeof(float));
     } while (!ngx_http_learn_zone_read_valid(lm->shm, version));
 
     return NGX_OK;
@@ -353,7 +353,7 @@ ngx_http_learn_ffi_load_weights(ngx_http_learn_model_t *lm,
     }
 
     ngx_memcpy(ngx_http_learn_zone_begin_write(lm->shm), params,
-               lm->model.param_count * sizeof(float));
+               lt_model_values(&lm->model) * sizeof(float));
     ngx_http_learn_zone_publish_import(lm->shm, &lm->model);
 
     ngx_shmtx_unlock(&lm->shm->mutex);

@@ -54,6 +54,8 @@ void ngx_http_learn_sandbox_limits(lua_State *L, ngx_uint_t on);
 int ngx_http_learn_sandbox_load(lua_State *L, u_char *path);
 
 void ngx_http_learn_lua_spec(lua_State *L, int model, lt_model_spec *spec);
+void ngx_http_learn_lua_layers(lua_State *L, int layers, const char *prefix,
+    int depth, lt_model_spec *spec);
 
 
 #endif /* _NGX_HTTP_LEARN_LUA_H_INCLUDED_ */

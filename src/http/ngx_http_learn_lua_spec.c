@@ -15,30 +15,13 @@
 #include <limits.h>
 
 
-typedef struct {
-    const char     *name;
-    lt_layer_kind   kind;
-} ngx_http_learn_lua_layer_t;
-
-
-static ngx_http_learn_lua_layer_t  ngx_http_learn_lua_layers[] = {
-    { "Linear", LT_LAYER_LINEAR },
-    { "ReLU", LT_LAYER_RELU },
-    { "Tanh", LT_LAYER_TANH },
-    { "Sigmoid", LT_LAYER_SIGMOID },
-    { "Softmax", LT_LAYER_SOFTMAX },
-    { "LogSoftmax", LT_LAYER_LOGSOFTMAX },
-    { NULL, 0 }
-};
-
-
 static void ngx_http_learn_lua_get(lua_State *L, int t, const char *key);
 static void ngx_http_learn_lua_fields(lua_State *L, int t, const char *what,
     const char **known);
 static void ngx_http_learn_lua_net(lua_State *L, int net,
     lt_model_spec *spec);
-static int ngx_http_learn_lua_width(lua_State *L, int layer, int i,
-    const char *key);
+static void ngx_http_learn_lua_input(lua_State *L, int input,
+    lt_model_spec *spec);
 static void ngx_http_learn_lua_loss(lua_State *L, int loss,
     lt_model_spec *spec);
 static void ngx_http_learn_lua_optim(lua_State *L, int optim,
@@ -63,7 +46,8 @@ void
 ngx_http_learn_lua_spec(lua_State *L, int model, lt_model_spec *spec)
 {
     static const char  *fields[] = { "learn_model", "net", "loss", "optim",
-                                     "schedule", "clip_grad_norm", NULL };
+                                     "schedule", "clip_grad_norm", "input",
+                                     NULL };
 
     if (!lua_istable(L, model)) {
         luaL_error(L, "the file must return nn.model{...}");
@@ -104,6 +88,47 @@ ngx_http_learn_lua_spec(lua_State *L, int model, lt_model_spec *spec)
                                                              "nn.model",
                                                              "clip_grad_norm",
                                                              0);
+
+    ngx_http_learn_lua_get(L, model, "input");
+    ngx_http_learn_lua_input(L, lua_gettop(L), spec);
+    lua_pop(L, 1);
+}
+
+
+/* input: nil, or one sample's shape (1 to 3 sizes) */
+
+static void
+ngx_http_learn_lua_input(lua_State *L, int input, lt_model_spec *spec)
+{
+    int         i, n;
+    lua_Number  v;
+
+    if (lua_isnil(L, input)) {
+        return;
+    }
+
+    n = lua_istable(L, input) ? (int) lua_objlen(L, input) : 0;
+
+    if (n < 1 || n > LT_MAX_SHAPE) {
+        luaL_error(L, "nn.model: input must be a list of 1 to %d sizes",
+                   LT_MAX_SHAPE);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        lua_rawgeti(L, input, i + 1);
+        v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
+
+        if (!(v >= 1 && v <= INT_MAX) || v != (lua_Number) (int) v) {
+            luaL_error(L, "nn.model: input sizes must be positive integers");
+            return;
+        }
+
+        spec->input.d[i] = (int64_t) v;
+    }
+
+    spec->input.ndim = n;
 }
 
 
@@ -154,15 +179,10 @@ ngx_http_learn_lua_fields(lua_State *L, int t, const char *what,
 static void
 ngx_http_learn_lua_net(lua_State *L, int net, lt_model_spec *spec)
 {
-    int                          i, n, layers, layer;
+    int                          layers;
     const char                  *name;
-    lt_layer_spec               *ls;
-    ngx_http_learn_lua_layer_t  *ln;
 
     static const char  *net_fields[] = { "container", "layers", NULL };
-    static const char  *linear_fields[] = { "layer", "inputs", "outputs",
-                                            NULL };
-    static const char  *act_fields[] = { "layer", NULL };
 
     if (!lua_istable(L, net)) {
         luaL_error(L, "net must be an nn.Sequential");
@@ -187,91 +207,9 @@ ngx_http_learn_lua_net(lua_State *L, int net, lt_model_spec *spec)
 
     layers = lua_gettop(L);
 
-    n = (int) lua_objlen(L, layers);
-    if (n > LT_MAX_LAYERS) {
-        luaL_error(L, "too many layers (at most %d)", LT_MAX_LAYERS);
-        return;
-    }
-
-    for (i = 0; i < n; i++) {
-        lua_rawgeti(L, layers, i + 1);
-        layer = lua_gettop(L);
-
-        if (!lua_istable(L, layer)) {
-            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
-            return;
-        }
-
-        ngx_http_learn_lua_get(L, layer, "layer");
-        name = (lua_type(L, -1) == LUA_TSTRING) ? lua_tostring(L, -1) : NULL;
-
-        for (ln = ngx_http_learn_lua_layers; ln->name; ln++) {
-            if (name && ngx_strcmp(name, ln->name) == 0) {
-                break;
-            }
-        }
-
-        if (ln->name == NULL) {
-            luaL_error(L, "layer %d of the Sequential is not an nn layer", i);
-            return;
-        }
-
-        lua_pop(L, 1);
-
-        ls = &spec->layers[i];
-        ls->kind = ln->kind;
-
-        if (ls->kind == LT_LAYER_LINEAR) {
-            lua_pushfstring(L, "layer %d (Linear)", i);
-            ngx_http_learn_lua_fields(L, layer, lua_tostring(L, -1),
-                                      linear_fields);
-            lua_pop(L, 1);
-
-            ls->in = ngx_http_learn_lua_width(L, layer, i, "inputs");
-            ls->out = ngx_http_learn_lua_width(L, layer, i, "outputs");
-
-        } else {
-            lua_pushfstring(L, "layer %d (%s)", i, ln->name);
-            ngx_http_learn_lua_fields(L, layer, lua_tostring(L, -1),
-                                      act_fields);
-            lua_pop(L, 1);
-        }
-
-        lua_pop(L, 1);
-    }
-
-    spec->nlayers = n;
+    ngx_http_learn_lua_layers(L, layers, "", 0, spec);
 
     lua_pop(L, 1);
-}
-
-
-/* A Linear's inputs or outputs: an integer that fits an int (the C side
- * checks the real limits; a float outside int would be undefined). */
-
-static int
-ngx_http_learn_lua_width(lua_State *L, int layer, int i, const char *key)
-{
-    lua_Number  v;
-
-    ngx_http_learn_lua_get(L, layer, key);
-
-    if (lua_type(L, -1) != LUA_TNUMBER) {
-        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
-                          "[1, %d], not a %s", i, key, INT_MAX,
-                          luaL_typename(L, -1));
-    }
-
-    v = lua_tonumber(L, -1);
-
-    if (!(v >= 1 && v <= INT_MAX) || v != (lua_Number) (int) v) {
-        return luaL_error(L, "layer %d (Linear): %s must be an integer in "
-                          "[1, %d], got %f", i, key, INT_MAX, v);
-    }
-
-    lua_pop(L, 1);
-
-    return (int) v;
 }
 
 

@@ -58,7 +58,8 @@ ngx_http_learn_predict(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
     ctx->reply = ngx_http_learn_predict_reply;
 
     if (lm->dev) {
-        rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
+        rows = (ctx->body.x.ndim == lm->model.in_shape.ndim) ? 1
+                                                   : ctx->body.x.shape[0];
         ctx->y_buf = ngx_palloc(r->pool, (size_t) rows * lm->model.out_dim
                                          * sizeof(float));
         if (ctx->y_buf == NULL) {
@@ -114,7 +115,8 @@ ngx_http_learn_predict_go(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
         }
     }
 
-    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
+    rows = (ctx->body.x.ndim == lm->model.in_shape.ndim) ? 1
+                                                   : ctx->body.x.shape[0];
 
     rc = ngx_http_learn_thread_offload(r, ctx,
              lt_model_forward_flops(&lm->model, (int) rows));

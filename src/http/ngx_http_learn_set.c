@@ -41,7 +41,7 @@ ngx_http_learn_set_variable(ngx_http_request_t *r,
     char                     buf[32];
     float                   *x, out;
     u_char                  *p;
-    int64_t                  shape[2], step;
+    int64_t                  shape[LT_MAX_DIMS], step;
     lt_err                   err;
     lt_tensor                xt, yt;
     ngx_http_learn_model_t  *lm;
@@ -63,9 +63,8 @@ ngx_http_learn_set_variable(ngx_http_request_t *r,
         return ngx_http_learn_set_empty(r, set, v, NULL);
     }
 
-    shape[0] = 1;
-    shape[1] = lm->model.in_dim;
-    lt_tensor_view(&xt, x, 2, shape);
+    lt_tensor_view(&xt, x, lt_model_input_shape(&lm->model, 1, shape),
+                   shape);
 
     if (ngx_http_learn_predict_live(lm, lm->set_ws, &xt, &yt, &step, &err)
         != NGX_OK)

@@ -518,7 +518,7 @@ ngx_http_learn_store_read_version(ngx_http_learn_model_t *lm, int64_t step,
                  (long long) step, (long long) meta.step);
 
     } else {
-        ngx_memcpy(params, p, lm->model.param_count * sizeof(float));
+        ngx_memcpy(params, p, lt_model_values(&lm->model) * sizeof(float));
         rc = NGX_OK;
     }
 

@@ -60,7 +60,8 @@ ngx_http_learn_train(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx)
 
     ctx->locked = 1;
 
-    rows = (ctx->body.x.ndim == 1) ? 1 : ctx->body.x.shape[0];
+    rows = (ctx->body.x.ndim == lm->model.in_shape.ndim) ? 1
+                                                   : ctx->body.x.shape[0];
 
     rc = ngx_http_learn_thread_offload(r, ctx,
              lt_model_step_flops(&lm->model, (int) rows));

@@ -267,7 +267,7 @@ ngx_http_learn_versions_read(ngx_http_learn_model_t *lm, int64_t step,
                == 0)
     {
         if (params) {
-            ngx_memcpy(params, p, lm->model.param_count * sizeof(float));
+            ngx_memcpy(params, p, lt_model_values(&lm->model) * sizeof(float));
         }
 
         rc = NGX_OK;
@@ -618,7 +618,7 @@ ngx_http_learn_versions_params(ngx_http_learn_model_t *lm, int64_t step,
     vr.model = lm;
     vr.slot = slot;
     vr.step = step;
-    vr.params = ngx_alloc(lm->model.param_count * sizeof(float),
+    vr.params = ngx_alloc(lt_model_values(&lm->model) * sizeof(float),
                           ngx_cycle->log);
     if (vr.params == NULL) {
         lt_error(err, "no memory to read a version");
@@ -777,7 +777,7 @@ ngx_http_learn_versions_load(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     }
 #endif
 
-    vr->params = ngx_alloc(lm->model.param_count * sizeof(float),
+    vr->params = ngx_alloc(lt_model_values(&lm->model) * sizeof(float),
                            r->connection->log);
 
     if (vr->params == NULL) {

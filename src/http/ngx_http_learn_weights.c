@@ -102,6 +102,7 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
     size_t                   len;
     u_char                  *out;
     lt_err                   err;
+    int64_t                **ints;
     lt_tensor               *tensors;
     const char             **names;
     const float             *params;
@@ -112,23 +113,36 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
 
     lm = lcf->model;
 
-    copy = ngx_palloc(r->pool, lm->model.param_count * sizeof(float));
+    copy = ngx_palloc(r->pool, lt_model_values(&lm->model) * sizeof(float));
     names = ngx_palloc(r->pool, lm->model.nparams * sizeof(char *));
     tensors = ngx_pcalloc(r->pool, lm->model.nparams * sizeof(lt_tensor));
+    ints = ngx_pcalloc(r->pool, lm->model.nparams * sizeof(int64_t *));
 
-    if (copy == NULL || names == NULL || tensors == NULL) {
+    if (copy == NULL || names == NULL || tensors == NULL || ints == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     do {
         params = ngx_http_learn_zone_params(lm->shm, &version);
-        ngx_memcpy(copy, params, lm->model.param_count * sizeof(float));
+        ngx_memcpy(copy, params, lt_model_values(&lm->model) * sizeof(float));
     } while (!ngx_http_learn_zone_read_valid(lm->shm, version));
 
     for (i = 0; i < lm->model.nparams; i++) {
         pi = &lm->model.params[i];
         names[i] = pi->name;
         lt_tensor_view(&tensors[i], copy + pi->offset, pi->ndim, pi->shape);
+
+        /* BatchNorm's num_batches_tracked is int64 in a state dict */
+        if (pi->dtype == LT_DTYPE_I64) {
+            ints[i] = ngx_palloc(r->pool, pi->numel * sizeof(int64_t));
+            if (ints[i] == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            for (len = 0; len < pi->numel; len++) {
+                ints[i][len] = lt_i64_get(copy + pi->offset + 2 * len);
+            }
+        }
     }
 
     codec.alloc = ngx_http_learn_pool_alloc;
@@ -136,10 +150,11 @@ ngx_http_learn_weights_export(ngx_http_request_t *r,
     codec.max_elements = 0;
     codec.max_named = 0;
 
-    if (lt_codec_encode_named(&codec, lm->model.nparams, names, tensors,
-                              ngx_http_learn_wants_json(r) ? LT_ENC_JSON
-                                                           : LT_ENC_NUMPY,
-                              &out, &len, &err)
+    if (lt_codec_encode_named_ints(&codec, lm->model.nparams, names, tensors,
+                                   (const int64_t *const *) ints,
+                                   ngx_http_learn_wants_json(r)
+                                   ? LT_ENC_JSON : LT_ENC_NUMPY,
+                                   &out, &len, &err)
         != 0)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -166,7 +181,7 @@ ngx_http_learn_weights_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
 
     codec.alloc = ngx_http_learn_pool_alloc;
     codec.ctx = r->pool;
-    codec.max_elements = ctx->lcf->model->model.param_count;
+    codec.max_elements = lt_model_values(&ctx->lcf->model->model);
     codec.max_named = (size_t) ctx->lcf->model->model.nparams;
 
     ctx->json_out = (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_JSON);
@@ -226,7 +241,7 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
             return NGX_DECLINED;
         }
 
-        for (d = 0; d < pi->ndim; d++) {
+        for (d = 0; d < pi->ndim || ctx->tensors[i].ndim != pi->ndim; d++) {
             if (ctx->tensors[i].ndim != pi->ndim
                 || ctx->tensors[i].shape[d] != pi->shape[d])
             {
@@ -248,6 +263,20 @@ ngx_http_learn_weights_check(ngx_http_learn_ctx_t *ctx, u_char *msg,
             *ngx_snprintf(msg, size, "\"%s\" has a non-finite value (NaN "
                           "or Inf) at element %L", pi->name, at) = '\0';
             return NGX_DECLINED;
+        }
+
+        /* int64 entries (a count) arrive as floats: whole, exact ones */
+        for (d = 0; pi->dtype == LT_DTYPE_I64 && d < (int) pi->numel; d++) {
+            if (!(ctx->tensors[i].data[d] >= 0.0f
+                  && ctx->tensors[i].data[d] <= 16777216.0f
+                  && ctx->tensors[i].data[d]
+                     == (float) (int64_t) ctx->tensors[i].data[d]))
+            {
+                *ngx_snprintf(msg, size, "\"%s\" must hold whole numbers "
+                              "in [0, 2^24], not %.1f", pi->name,
+                              (double) ctx->tensors[i].data[d]) = '\0';
+                return NGX_DECLINED;
+            }
         }
 
         for (d = i + 1; d < ctx->nnamed; d++) {
@@ -295,6 +324,7 @@ ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
     ngx_uint_t wait)
 {
     int                      i;
+    size_t                   d;
     float                   *back;
     const lt_param_info     *pi;
     ngx_http_learn_shm_t    *shm;
@@ -307,6 +337,15 @@ ngx_http_learn_weights_locked(ngx_http_learn_ctx_t *ctx, lt_workspace *ws,
 
     for (i = 0; i < ctx->nnamed; i++) {
         pi = lt_model_find_param(&lm->model, ctx->names[i]);
+
+        if (pi->dtype == LT_DTYPE_I64) {
+            for (d = 0; d < pi->numel; d++) {
+                lt_i64_set(back + pi->offset + 2 * d,
+                           (int64_t) ctx->tensors[i].data[d]);
+            }
+            continue;
+        }
+
         ngx_memcpy(back + pi->offset, ctx->tensors[i].data,
                    pi->numel * sizeof(float));
     }

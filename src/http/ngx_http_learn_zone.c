@@ -170,7 +170,7 @@ ngx_http_learn_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_memzero(shm, sizeof(ngx_http_learn_shm_t));
 
     shm->hash = lm->model.hash;
-    shm->param_count = lm->model.param_count;
+    shm->param_count = lt_model_values(&lm->model); /* with buffers */
     shm->state_count = lm->model.state_count;
     shm->data_off = ngx_http_learn_zone_header_size;
 

@@ -108,6 +108,57 @@ fake_adam(const lt_backend *be, const float *in, float *out,
 }
 
 
+/* The other optimizers count as updates too, so device 1 fails under
+ * any of them; the losses and clipping are the CPU table's as they are. */
+static void
+fake_sgd_ex(const lt_backend *be, const float *in, float *out,
+    const float *grad, const float *state_in, float *state_out, size_t n,
+    float lr, float momentum, float dampening, float weight_decay,
+    int nesterov, int first_step)
+{
+    lt_backend_cpu()->sgd_ex(be, in, out, grad, state_in, state_out, n, lr,
+                             momentum, dampening, weight_decay, nesterov,
+                             first_step);
+    fake_updated(be);
+}
+
+
+static void
+fake_adam_ex(const lt_backend *be, const float *in, float *out,
+    const float *grad, const float *state_in, float *state_out, size_t n,
+    float lr, float beta1, float beta2, float eps, float weight_decay,
+    int decoupled, int amsgrad, int64_t step)
+{
+    lt_backend_cpu()->adam_ex(be, in, out, grad, state_in, state_out, n, lr,
+                              beta1, beta2, eps, weight_decay, decoupled,
+                              amsgrad, step);
+    fake_updated(be);
+}
+
+
+static void
+fake_rmsprop(const lt_backend *be, const float *in, float *out,
+    const float *grad, const float *state_in, float *state_out, size_t n,
+    float lr, float alpha, float eps, float weight_decay, float momentum,
+    int centered)
+{
+    lt_backend_cpu()->rmsprop(be, in, out, grad, state_in, state_out, n, lr,
+                              alpha, eps, weight_decay, momentum, centered);
+    fake_updated(be);
+}
+
+
+static void
+fake_adagrad(const lt_backend *be, const float *in, float *out,
+    const float *grad, const float *state_in, float *state_out, size_t n,
+    float lr, float lr_decay, float weight_decay, float eps, int64_t step)
+{
+    lt_backend_cpu()->adagrad(be, in, out, grad, state_in, state_out, n, lr,
+                              lr_decay, weight_decay, eps, step);
+    fake_updated(be);
+}
+
+
 int
 lt_backend_cuda_device_count(void)
 {
@@ -141,19 +192,10 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     c->be.copy = fake_copy;
     c->be.sgd = fake_sgd;
     c->be.adam = fake_adam;
-
-    /* the ops the real CUDA backend does not have yet: models that need
-     * them must run on the CPU here too (t/110-device.t) */
-    c->be.loss_smooth_l1 = NULL;
-    c->be.loss_bce_logits = NULL;
-    c->be.loss_nll = NULL;
-    c->be.loss_ce_smooth = NULL;
-    c->be.sum_squares = NULL;
-    c->be.scale = NULL;
-    c->be.sgd_ex = NULL;
-    c->be.adam_ex = NULL;
-    c->be.rmsprop = NULL;
-    c->be.adagrad = NULL;
+    c->be.sgd_ex = fake_sgd_ex;
+    c->be.adam_ex = fake_adam_ex;
+    c->be.rmsprop = fake_rmsprop;
+    c->be.adagrad = fake_adagrad;
     c->be.ctx = c;
     c->device = device;
 

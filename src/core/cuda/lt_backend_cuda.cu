@@ -73,6 +73,23 @@ lt_cuda_fetch_result(lt_cuda_ctx *c)
 }
 
 
+double
+lt_cuda_fetch_result_d(lt_cuda_ctx *c)
+{
+    if (!lt_cuda_check(c, cudaMemcpyAsync(c->result_host_d, c->result_d,
+                                          sizeof(double),
+                                          cudaMemcpyDeviceToHost, c->stream),
+                       "copying a sum to the host")
+        || !lt_cuda_check(c, cudaStreamSynchronize(c->stream),
+                          "waiting for a sum"))
+    {
+        return NAN;
+    }
+
+    return *c->result_host_d;
+}
+
+
 /* -- memory ------------------------------------------------------------- */
 
 static void *
@@ -249,8 +266,8 @@ lt_cuda_destroy(lt_cuda_ctx *c)
         (void) cudaFree(c->partial);
     }
 
-    if (c->result_host != NULL) {
-        (void) cudaFreeHost(c->result_host);
+    if (c->result_host_d != NULL) {
+        (void) cudaFreeHost(c->result_host_d);
     }
 
     if (c->stream != NULL) {
@@ -322,20 +339,22 @@ lt_cuda_setup(lt_cuda_ctx *c, int allow_tf32, lt_err *err)
         return lt_cuda_fail(err, "cudaMalloc of the cuBLAS workspace", rc);
     }
 
-    /* the partial sums, then the result float after them */
+    /* the partial sums, then the result double, then the result float */
     rc = cudaMalloc((void **) &c->partial,
-                    LT_CUDA_MAX_BLOCKS * sizeof(double) + sizeof(double));
+                    (LT_CUDA_MAX_BLOCKS + 2) * sizeof(double));
     if (rc != cudaSuccess) {
         c->partial = NULL;
         return lt_cuda_fail(err, "cudaMalloc of the scratch area", rc);
     }
-    c->result = (float *) (c->partial + LT_CUDA_MAX_BLOCKS);
+    c->result_d = c->partial + LT_CUDA_MAX_BLOCKS;
+    c->result = (float *) (c->partial + LT_CUDA_MAX_BLOCKS + 1);
 
-    rc = cudaMallocHost((void **) &c->result_host, sizeof(float));
+    rc = cudaMallocHost((void **) &c->result_host_d, 2 * sizeof(double));
     if (rc != cudaSuccess) {
-        c->result_host = NULL;
+        c->result_host_d = NULL;
         return lt_cuda_fail(err, "cudaMallocHost", rc);
     }
+    c->result_host = (float *) (c->result_host_d + 1);
 
     st = cublasCreate(&c->cublas);
     if (st != CUBLAS_STATUS_SUCCESS) {
@@ -431,6 +450,33 @@ lt_backend_cuda_open(int device, int allow_tf32, lt_err *err)
     c->be.loss_ce = lt_cuda_loss_ce;
     c->be.sgd = lt_cuda_sgd;
     c->be.adam = lt_cuda_adam;
+    c->be.loss_smooth_l1 = lt_cuda_loss_smooth_l1;
+    c->be.loss_bce_logits = lt_cuda_loss_bce_logits;
+    c->be.loss_nll = lt_cuda_loss_nll;
+    c->be.loss_ce_smooth = lt_cuda_loss_ce_smooth;
+    c->be.sum_squares = lt_cuda_sum_squares;
+    c->be.scale = lt_cuda_scale;
+    c->be.sgd_ex = lt_cuda_sgd_ex;
+    c->be.adam_ex = lt_cuda_adam_ex;
+    c->be.rmsprop = lt_cuda_rmsprop;
+    c->be.adagrad = lt_cuda_adagrad;
+    c->be.act_arg_forward = lt_cuda_act_arg_forward;
+    c->be.act_arg_backward = lt_cuda_act_arg_backward;
+    c->be.im2col = lt_cuda_im2col;
+    c->be.col2im = lt_cuda_col2im;
+    c->be.channel_bias = lt_cuda_channel_bias;
+    c->be.channel_sum = lt_cuda_channel_sum;
+    c->be.pool_forward = lt_cuda_pool_forward;
+    c->be.pool_backward = lt_cuda_pool_backward;
+    c->be.batchnorm_forward = lt_cuda_batchnorm_forward;
+    c->be.batchnorm_backward = lt_cuda_batchnorm_backward;
+    c->be.batchnorm_running = lt_cuda_batchnorm_running;
+    c->be.layernorm_forward = lt_cuda_layernorm_forward;
+    c->be.layernorm_backward = lt_cuda_layernorm_backward;
+    c->be.embedding_forward = lt_cuda_embedding_forward;
+    c->be.embedding_backward = lt_cuda_embedding_backward;
+    c->be.dropout_forward = lt_cuda_dropout_forward;
+    c->be.mul = lt_cuda_mul;
     c->be.ctx = c;
 
     return &c->be;

@@ -21,37 +21,11 @@
 #define LT_ROWS_PER_BLOCK  (LT_CUDA_THREADS / LT_CUDA_WARP)
 
 
-/* The sum of v over a block of LT_CUDA_THREADS threads, in thread 0 (the
- * others get a partial value).  Call it once per kernel, from every
- * thread. */
-static __device__ double
-lt_block_sum(double v)
-{
-    __shared__ double  warp_sums[LT_CUDA_THREADS / LT_CUDA_WARP];
-    int                lane, warp;
-
-    lane = threadIdx.x % LT_CUDA_WARP;
-    warp = threadIdx.x / LT_CUDA_WARP;
-
-    v = lt_warp_sum_d(v);
-    if (lane == 0) {
-        warp_sums[warp] = v;
-    }
-    __syncthreads();
-
-    if (warp == 0) {
-        v = lane < LT_CUDA_THREADS / LT_CUDA_WARP ? warp_sums[lane] : 0.0;
-        v = lt_warp_sum_d(v);
-    }
-
-    return v;
-}
-
-
-/* result = (sum of the nparts partial sums) / divisor, one block. */
+/* result = scale * (sum of the nparts partial sums) / divisor, one
+ * block. */
 static __global__ void
 lt_loss_finish_kernel(const double *partial, int nparts, double divisor,
-    float *result)
+    double scale, float *result)
 {
     double  s;
     int     i;
@@ -64,22 +38,21 @@ lt_loss_finish_kernel(const double *partial, int nparts, double divisor,
     s = lt_block_sum(s);
 
     if (threadIdx.x == 0) {
-        *result = (float) (s / divisor);
+        *result = (float) (scale * (s / divisor));
     }
 }
 
 
-/* Adds the blocks' sums, divides, copies the mean back and waits. */
-static float
-lt_loss_finish(lt_cuda_ctx *c, unsigned nparts, double divisor,
-    const char *what)
+float
+lt_cuda_loss_finish(lt_cuda_ctx *c, unsigned nparts, double divisor,
+    double scale, const char *what)
 {
     if (!lt_cuda_launched(c, what)) {
         return NAN;
     }
 
     lt_loss_finish_kernel<<<1, LT_CUDA_THREADS, 0, c->stream>>>(
-        c->partial, (int) nparts, divisor, c->result);
+        c->partial, (int) nparts, divisor, scale, c->result);
 
     if (!lt_cuda_launched(c, "loss reduction")) {
         return NAN;
@@ -132,7 +105,7 @@ lt_cuda_loss_mse(const lt_backend *be, const float *pred,
     lt_mse_kernel<<<blocks, LT_CUDA_THREADS, 0, c->stream>>>(
         pred, target, grad, n, 2.0f / (float) n, c->partial);
 
-    return lt_loss_finish(c, blocks, (double) n, "loss_mse");
+    return lt_cuda_loss_finish(c, blocks, (double) n, 1.0, "loss_mse");
 }
 
 
@@ -183,7 +156,7 @@ lt_cuda_loss_bce(const lt_backend *be, const float *pred,
     lt_bce_kernel<<<blocks, LT_CUDA_THREADS, 0, c->stream>>>(
         pred, target, grad, n, 1.0f / (float) n, c->partial);
 
-    return lt_loss_finish(c, blocks, (double) n, "loss_bce");
+    return lt_cuda_loss_finish(c, blocks, (double) n, 1.0, "loss_bce");
 }
 
 
@@ -296,5 +269,5 @@ lt_cuda_loss_ce(const lt_backend *be, const float *logits,
         logits, target_index, target, grad, rows, cols, 1.0f / (float) rows,
         c->partial);
 
-    return lt_loss_finish(c, blocks, (double) rows, "loss_ce");
+    return lt_cuda_loss_finish(c, blocks, (double) rows, 1.0, "loss_ce");
 }
