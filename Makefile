@@ -48,7 +48,7 @@ DEB_PKGS    := nginx-core nginx-dev libluajit2-5.1-dev libmsgpack-dev \
                libnginx-mod-http-echo libnginx-mod-http-lua \
                libnginx-mod-http-ndk lua-resty-core clang-14 \
                libclang-rt-14-dev valgrind libdata-messagepack-perl bc curl zlib1g-dev \
-               libhiredis-dev redis-server
+               libhiredis-dev redis-server chromium python3-sklearn
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do \
