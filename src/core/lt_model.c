@@ -457,6 +457,19 @@ lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err)
 
     lt_layout(m);
 
+    /* a convolution's columns (one sample) are bounded as a layer's
+     * parameters are: a wider one is a typo, not a model to serve */
+    for (i = 0; i < spec->nlayers; i++) {
+        if (m->layer[i].scratch > 4 * LT_MAX_PARAMS) {
+            return lt_error(err, "layer \"%s\" (%s) needs %zu floats of "
+                            "columns per sample; at most %llu",
+                            m->spec.layers[i].name,
+                            lt_layer_name(m->spec.layers[i].kind),
+                            m->layer[i].scratch,
+                            (unsigned long long) (4 * LT_MAX_PARAMS));
+        }
+    }
+
     if (m->param_count == 0) {
         return lt_error(err, "the net has no layer with parameters to train");
     }

@@ -3,9 +3,10 @@
  * parameter layout, and training / inference steps.
  *
  * A model is immutable once built (lt_model_build): it holds the layer
- * list and the layout of one contiguous float block holding
+ * list, each layer's per-sample shapes, and the layout of one contiguous
+ * float block holding
  *
- *     [ parameters (P floats) | optimizer state (S floats) ]
+ *     [ parameters (P) | buffers (B) | optimizer state (S floats) ]
  *
  * so the block can live in a shared memory zone, be written to a
  * checkpoint in one write and be exported by name.  Gradients and
@@ -265,15 +266,18 @@ lt_model_values(const lt_model *m)
     return m->param_count + m->buffer_count;
 }
 
-/* Validate the spec (consecutive Linear shapes agree, at least one Linear,
- * sane hyper-parameters) and compute the layout.  On a mismatch the message
- * names the layer index and both shapes. */
+/* Validate the spec (each layer's arguments, the per-sample shapes through
+ * the whole net from spec->input or what the first layer implies, at
+ * least one parameter to train, sane hyper-parameters) and compute the
+ * layout.  On a mismatch the message names the layer by its state-dict
+ * name and both shapes. */
 int lt_model_build(lt_model *m, const lt_model_spec *spec, lt_err *err);
 
-/* Fill the P parameters as PyTorch's nn.Linear does by default
- * (Kaiming-uniform weights, bound 1/sqrt(fan_in), bias uniform in
- * +-1/sqrt(fan_in)) from a deterministic generator seeded by seed, and zero
- * the S optimizer floats that follow them. */
+/* Fill the P parameters and B buffers as PyTorch's layers do by default
+ * (Linear and Conv: Kaiming-uniform weights, bound 1/sqrt(fan_in), bias
+ * uniform in +-1/sqrt(fan_in); norms: weight 1, bias 0, running_var 1;
+ * Embedding: N(0, 1)) from a deterministic generator seeded by seed, and
+ * zero the S optimizer floats that follow them. */
 void lt_model_init_params(const lt_model *m, float *block, uint64_t seed);
 
 /* The S optimizer floats at their start: zero, except Adagrad's sums,
@@ -320,8 +324,10 @@ size_t lt_workspace_bytes(const lt_workspace *ws);
 int lt_workspace_rows_within(const lt_workspace *ws, size_t bytes);
 void lt_workspace_free(lt_workspace *ws);
 
-/* Check x (and y) against the model: x is [N, in_dim] (or [in_dim] for one
- * sample); y is [N, out_dim] (also [N] when out_dim is 1, [out_dim] or a
+/* Check x (and y) against the model: x is [N, input shape...] (or the
+ * input shape alone for one sample; for an Embedding first, whole numbers
+ * naming its embeddings; a BatchNorm in a train step needs two values per
+ * channel); y is [N, out_dim] (also [N] when out_dim is 1, [out_dim] or a
  * scalar when N is 1), or for cross-entropy [N] class indices (floats
  * holding whole numbers in [0, out_dim)) or [N, out_dim] one-hot or
  * probability rows.  The message names expected and received shapes. */

@@ -500,7 +500,7 @@ ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
     const float *ydata, int yndim, const int64_t *yshape, u_char *err,
     size_t *errlen)
 {
-    int64_t  rows, at;
+    int64_t  rows, at, full[LT_MAX_DIMS];
     lt_err   e;
 
     if (data == NULL || ndim < 1 || ndim > 2) {
@@ -519,6 +519,17 @@ ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
 
     lt_tensor_view(x, (float *) data, ndim, shape);
 
+    /* resty.learn passes rows of in_dim floats: a net whose sample has
+     * more dims ([C, H, W]) reads them as [rows, C, H, W] */
+    if (lm->model.in_shape.ndim > 1
+        && shape[ndim - 1] == (int64_t) lm->model.in_dim)
+    {
+        lt_tensor_view(x, (float *) data,
+                       lt_model_input_shape(&lm->model,
+                                            ndim == 1 ? 1 : shape[0], full),
+                       full);
+    }
+
     if (y) {
         lt_tensor_view(y, (float *) ydata, yndim, yshape);
     }
@@ -532,7 +543,7 @@ ngx_http_learn_ffi_input(ngx_http_learn_model_t *lm, lt_tensor *x,
                                         e.msg);
     }
 
-    rows = (ndim == 1) ? 1 : shape[0];
+    rows = (x->ndim == 1) ? 1 : x->shape[0];
 
     if ((double) rows * (double) lm->model.max_width
         > (double) NGX_HTTP_LEARN_DEFAULT_MAX_ELEMENTS)
