@@ -245,6 +245,71 @@ cmp_ok($gd->{batches}, '>=', 1, "$gd->{batched_predicts} predicts in "
 cmp_ok($gd->{device_predicts}, '>=', $gd->{batches}, 'batches ran on the device');
 $srv->stop;
 
+# -- 2b. a convolutional net on the device, with buffers -----------------
+#
+# Conv2d, BatchNorm2d (running statistics: buffers the device writes back
+# with the parameters), MaxPool2d, Dropout (the mask of the step's seed),
+# LayerNorm and GELU, beside a CPU twin; two workers, so each step needs
+# the serving worker's device copy to be current, buffers included.
+
+my $cnn = "$root/t/device/cnn.lua";
+$srv = LearnServer->new(name => 'device-cnn', workers => 2,
+    http   => "learn_cuda_library $fake;
+               learn_model gn $cnn seed=3 device=cuda;
+               learn_model cn $cnn seed=3;",
+    server => locations(qw(gn cn)) . '
+               location = /status { learn_status; }',
+)->start;
+
+sub image_batch {    # 8 images [1, 8, 8], class indices
+    my ($x, $y) = digits_batch();
+    return ([ map { my $r = $_; [ [ map { [ @$r[8 * $_ .. 8 * $_ + 7] ] } 0 .. 7 ] ] }
+              @$x ], $y);
+}
+
+my (@gn_loss, @cn_loss);
+$bad = 0;
+$worst_y = 0;
+for my $i (1 .. 16) {
+    my ($x, $y) = image_batch();
+    my $cl = LearnClient->new;
+    my ($s1, $g) = post_json_tensor($cl, $srv->url('/gn/train'), { x => $x, y => $y });
+    my ($s2, $r) = post_json_tensor($cl, $srv->url('/cn/train'), { x => $x, y => $y });
+    $bad++ if $s1 != 200 || $s2 != 200;
+    push @gn_loss, ref $g ? $g->{loss} : 'nan';
+    push @cn_loss, ref $r ? $r->{loss} : 'nan';
+    diag("gn: $s1 $g") if $s1 != 200 && $bad == 1;
+
+    my ($px) = image_batch();
+    my (undef, $gp) = post_json_tensor(LearnClient->new, $srv->url('/gn/predict'),
+                                       { x => $px });
+    my (undef, $cp) = post_json_tensor(LearnClient->new, $srv->url('/cn/predict'),
+                                       { x => $px });
+    my $d = (ref $gp && ref $cp) ? max_diff($gp->{y}, $cp->{y}) : 1e9;
+    $worst_y = $d if $d > $worst_y;
+}
+is($bad, 0, 'a CNN trains on the device: every request answered 200');
+cmp_ok(max_diff(\@gn_loss, \@cn_loss), '<', 1e-5,
+       'its losses equal the CPU twin\'s, Dropout and BatchNorm included');
+cmp_ok($worst_y, '<', 1e-5, "its predicts (running statistics) equal the twin's ($worst_y)");
+$c = LearnClient->new;
+$gd = status_of($c, $srv, 'gn');
+is($gd->{device}, 'cuda:0', 'the CNN runs on cuda:0');
+is($gd->{device_steps}, 16, 'all 16 steps on the device');
+$gw = mp_unpack($c->get($srv->url('/gn/weights'))->{content});
+$cw = mp_unpack($c->get($srv->url('/cn/weights'))->{content});
+$wd = 0;
+for my $k (keys %$cw) {
+    my @a = unpack 'f<*', $cw->{$k}{data};
+    my @b = unpack 'f<*', ($gw->{$k}{data} // '');
+    $wd = 1e9 if @a != @b;
+    for my $j (0 .. $#a) { my $d = abs($a[$j] - $b[$j]); $wd = $d if $d > $wd }
+}
+ok(exists $gw->{'1.running_mean'} && exists $gw->{'1.num_batches_tracked'},
+   'the device model exports BatchNorm\'s buffers');
+cmp_ok($wd, '<', 1e-6, 'the zone holds the device\'s parameters and buffers');
+$srv->stop;
+
 # -- 3. no usable device: fall back with one warning, or refuse -----------
 
 $srv = LearnServer->new(name => 'device-none', workers => 2,

@@ -369,7 +369,7 @@ test_train_buffers(void)
 }
 
 
-/* A backend without the layer ops (the CUDA backend today). */
+/* A backend without some ops (the CUDA backend before it had them). */
 static void
 test_backend_refusal(void)
 {
@@ -390,7 +390,8 @@ test_backend_refusal(void)
        "im2col gets no LeNet workspace");
     like(err.msg, "layer \"0\" (Conv2d) is not implemented on the partial "
          "backend", "the message names the layer");
-    is_int(lt_model_device_layer(&m), 0, "the first layer CUDA lacks is 0");
+    is_int(lt_model_device_layer(&m), -1, "LeNet runs on CUDA (its backend "
+           "has every layer op)");
 
     memset(&s, 0, sizeof(s));
     add(&s, LT_LAYER_LINEAR, 2, 3);
@@ -404,6 +405,15 @@ test_backend_refusal(void)
     ws = lt_workspace_new(&m, &be, 1, &err);
     ok(ws != NULL, "and on the partial backend");
     lt_workspace_free(ws);
+
+    /* the loss and the optimizer are asked for too */
+    be.loss_nll = NULL;
+    s.loss = LT_LOSS_NLL;
+    lt_model_build(&m, &s, &err);
+    ok(lt_workspace_new(&m, &be, 1, &err) == NULL, "a backend without "
+       "loss_nll gets no NLLLoss workspace");
+    like(err.msg, "NLLLoss is not implemented on the partial backend",
+         "the message names the loss");
 }
 
 
