@@ -1,8 +1,8 @@
 # Training over HTTP with the optimizers, losses, schedules and clipping
 # after PyTorch's: the loss falls, learn_status follows the schedule step
 # by step, a restart from the checkpoint continues the schedule where it
-# stopped, and device=cuda with a loss or optimizer the device backend
-# lacks runs on the CPU, saying which one (or fails with fallback=off).
+# stopped, and with device=cuda (a stand-in device backend) the whole
+# model, schedule and all, runs on the device.
 
 use strict;
 use warnings;
@@ -108,42 +108,33 @@ is($r && $r->{step}, 61, 'the next step is 61');
 close_to(status()->{lr}, xor_lr(61), 'and the schedule moved one step');
 $srv->stop;
 
-# -- device=cuda: the (fake) device backend lacks AdamW and label
-# smoothing, as the real CUDA backend does today -------------------------
+# -- device=cuda: the device backend has every loss, optimizer and
+# clipping op (the real one's kernels mirror the CPU's; t/device/fake_cuda.c
+# stands in for it here), so the whole model runs there, schedule and all;
+# a backend that lacks an op is refused by name (t/unit/test_model_layers.c)
 
 my $fake = "$root/build/fake-cuda/ngx_http_learn_cuda.so";
-my $adamw = model_file('xor_adamw_plain', <<'EOF_LUA');
-return nn.model {
-    net = nn.Sequential(nn.Linear(2, 16), nn.Tanh(), nn.Linear(16, 2)),
-    loss = nn.CrossEntropyLoss(),
-    optim = nn.AdamW { lr = 0.05 },
-}
-EOF_LUA
 
 SKIP: {
     skip "$fake is not built (make)", 5 unless -f $fake;
 
     my $dev = LearnServer->new(name => 'optim-device', workers => 1,
         http   => "learn_cuda_library $fake;
-                   learn_model xor $adamw seed=3 device=cuda;",
+                   learn_model xor $xor seed=3 device=cuda fallback=off;",
         server => 'location = /train { learn_train xor; }
                    location = /status { learn_status; }',
     )->start;
-    my @hits = $dev->wait_log(qr/device=cuda:0 is not usable \(AdamW is not implemented on the cuda backend\), the model runs on the CPU/);
-    ok(@hits > 0, 'device=cuda with AdamW says it runs on the CPU, naming AdamW');
-    $srv = $dev;
-    my $t = train();
-    ok($t && $t->{step} == 1, 'and trains there');
-    is(status()->{device_steps}, 0, 'no step ran on the device');
-    $dev->stop;
-
-    # fallback=off refuses to start (the loss is named first)
-    $dev->set_http("learn_cuda_library $fake;
-                    learn_model xor $xor device=cuda fallback=off;");
     my ($rc, $out) = $dev->test_config;
-    isnt($rc, 0, 'nginx -t fails');
-    like($out, qr/fallback=off, but CrossEntropyLoss with label_smoothing is not implemented on the cuda backend/,
-         'with fallback=off nginx -t fails naming the loss');
+    is($rc, 0, 'AdamW, label smoothing and clipping pass nginx -t with '
+       . 'device=cuda fallback=off') or diag($out);
+    $srv = $dev;
+    my $t;
+    $t = train() for 1 .. 5;
+    ok($t && $t->{step} == 5, 'five steps train on the device');
+    is(status()->{device_steps}, 5, 'every one of them ran there');
+    close_to(status()->{lr}, xor_lr(5), 'and the lr follows the schedule');
+    ok($t && $t->{loss} > 0 && $t->{loss} < 10, 'with a finite loss');
+    $dev->stop;
 }
 
 done_testing();
