@@ -400,7 +400,7 @@ lt_cpu_act_forward(const lt_backend *be, lt_act act, const float *x,
 
     case LT_ACT_TANH:
         for (i = 0; i < n; i++) {
-            y[i] = tanhf(x[i]);
+            y[i] = lt_tanh(x[i]);
         }
         break;
 

@@ -50,7 +50,7 @@ lt_cpu_act_arg_forward(const lt_backend *be, lt_act act, float a, float b,
     case LT_ACT_GELU_TANH:
         for (i = 0; i < n; i++) {
             v = x[i];
-            y[i] = 0.5f * v * (1.0f + tanhf(LT_GELU_K
+            y[i] = 0.5f * v * (1.0f + lt_tanh(LT_GELU_K
                                             * (v + LT_GELU_C * v * v * v)));
         }
         break;
@@ -109,7 +109,7 @@ lt_cpu_act_arg_backward(const lt_backend *be, lt_act act, float a, float b,
     case LT_ACT_GELU_TANH:
         for (i = 0; i < n; i++) {
             v = x[i];
-            t = tanhf(LT_GELU_K * (v + LT_GELU_C * v * v * v));
+            t = lt_tanh(LT_GELU_K * (v + LT_GELU_C * v * v * v));
             dx[i] = dy[i] * (0.5f * (1.0f + t)
                              + 0.5f * v * (1.0f - t * t) * LT_GELU_K
                                * (1.0f + 3.0f * LT_GELU_C * v * v));

@@ -14,6 +14,7 @@
 #include "lt_backend.h"
 #include "lt_rand.h"
 #include "lt_model.h"
+#include "lt_backend_cpu.h"
 #include "tap.h"
 
 static uint64_t  rng_state = 99;
@@ -569,9 +570,44 @@ test_device(void)
 }
 
 
+/* lt_tanh against double tanh over a float every 4099 bit patterns (all
+ * exponents, both signs): the CPU backend's Tanh and GELU use it */
+static void
+test_tanh(void)
+{
+    double    worst, e, r;
+    uint32_t  u;
+    float     x, y;
+    int       odd, bad;
+
+    worst = 0;
+    odd = 0;
+    bad = 0;
+    for (u = 0; u < 0x7f800000u; u += 4099) {
+        memcpy(&x, &u, sizeof(x));
+        r = tanh((double) x);
+        y = lt_tanh(x);
+        bad += !(y >= -1.0f && y <= 1.0f);
+        odd += lt_tanh(-x) != -y;
+        if (r != 0) {
+            e = fabs(y - r) / fabs(r);
+            worst = e > worst ? e : worst;
+        }
+    }
+
+    ok(worst < 1e-6, "lt_tanh is within 1e-6 of tanh, relative");
+    is_int(odd, 0, "lt_tanh is odd");
+    is_int(bad, 0, "lt_tanh stays in [-1, 1]");
+    is_int(isnan(lt_tanh(NAN)), 1, "lt_tanh(NaN) is NaN");
+    ok(lt_tanh(INFINITY) == 1.0f && lt_tanh(-INFINITY) == -1.0f,
+       "lt_tanh(+-Inf) is +-1");
+}
+
+
 int
 main(void)
 {
+    test_tanh();
     test_gemm(lt_backend_cpu());
     test_values(lt_backend_cpu());
     test_device();
