@@ -173,6 +173,8 @@ uint8_t *ngx_http_learn_data_root_read(const char *root, const char *name,
     size_t max, size_t *len, lt_err *err);
 
 /* ngx_http_learn_job_table.c */
+extern ngx_str_t  ngx_http_learn_job_states[];
+
 ngx_int_t ngx_http_learn_job_table_add(ngx_conf_t *cf, ngx_uint_t max);
 ngx_http_learn_job_shm_t *ngx_http_learn_job_table(void);
 ngx_http_learn_job_entry_t *ngx_http_learn_job_table_new(ngx_uint_t kind,
@@ -184,6 +186,10 @@ ngx_uint_t ngx_http_learn_job_table_may_start(ngx_http_learn_job_entry_t *e);
 void ngx_http_learn_job_table_check(ngx_http_learn_job_entry_t *e);
 void ngx_http_learn_job_table_lock(void);
 void ngx_http_learn_job_table_unlock(void);
+
+/* ngx_http_learn_job_html.c */
+ngx_int_t ngx_http_learn_job_html(ngx_http_request_t *r,
+    ngx_http_learn_job_entry_t *jobs, ngx_uint_t n, ngx_uint_t one);
 
 /* ngx_http_learn_job_run.c */
 ngx_int_t ngx_http_learn_job_start(ngx_http_learn_job_t *job);

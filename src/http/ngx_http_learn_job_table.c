@@ -25,6 +25,16 @@ static ngx_int_t ngx_http_learn_job_table_init(ngx_shm_zone_t *shm_zone,
     void *data);
 
 
+/* by ngx_http_learn_job_state_e, as the JSON and the page name them */
+ngx_str_t  ngx_http_learn_job_states[] = {
+    ngx_string("queued"),
+    ngx_string("running"),
+    ngx_string("done"),
+    ngx_string("error"),
+    ngx_string("cancelled")
+};
+
+
 static ngx_shm_zone_t            *ngx_http_learn_job_zone;
 static ngx_http_learn_job_shm_t  *ngx_http_learn_job_shm;
 static ngx_slab_pool_t           *ngx_http_learn_job_slab;
