@@ -599,6 +599,11 @@ ngx_http_learn_job_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     ngx_http_learn_job_input(job, e->input, sizeof(e->input));
     ngx_cpystrn(e->output, (u_char *) job->output, sizeof(e->output));
 
+    /* the new record, whole, on disk (a model with checkpoint=) */
+    ngx_http_learn_job_table_lock();
+    ngx_http_learn_job_table_changed(e);
+    ngx_http_learn_job_table_unlock();
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "learn job %016uxL: accepted for \"%V\"", job->id,
                    &lcf->model->name);
@@ -952,6 +957,7 @@ ngx_http_learn_job_status_handler(ngx_http_request_t *r)
             ngx_memory_barrier();
             e->state = NGX_HTTP_LEARN_JOB_CANCELLED;
             cancelled = 1;
+            ngx_http_learn_job_table_changed(e);
 
         } else if (state == NGX_HTTP_LEARN_JOB_RUNNING) {
             /* the job stops before its next mini-batch */
