@@ -39,6 +39,15 @@ typedef struct {
 } ngx_http_learn_job_state_hdr_t;
 
 
+/*
+ * A running job's thread writes its figures without the table's lock: a
+ * save copies each record once and takes its CRC and bytes from the
+ * copy.  The lock, held by every save, guards this buffer in every
+ * thread and process.
+ */
+static ngx_http_learn_job_entry_t  ngx_http_learn_job_state_copy;
+
+
 static ngx_int_t ngx_http_learn_job_state_path(ngx_http_learn_model_t *lm,
     u_char *path, size_t size);
 static ngx_http_learn_model_t *ngx_http_learn_job_state_model(
@@ -111,6 +120,9 @@ ngx_http_learn_job_state_save(ngx_http_learn_job_shm_t *t,
     ngx_http_learn_model_t          *lm;
     ngx_http_learn_main_conf_t      *lmcf;
     ngx_http_learn_job_state_hdr_t   hdr;
+    ngx_http_learn_job_entry_t      *copy;
+
+    copy = &ngx_http_learn_job_state_copy;
 
     lmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
                                                ngx_http_learn_module);
@@ -122,26 +134,6 @@ ngx_http_learn_job_state_save(ngx_http_learn_job_shm_t *t,
 
     (void) ngx_sprintf(tmp, "%s.tmp.%P%Z", path, ngx_pid);
 
-    n = 0;
-    ngx_crc32_init(crc);
-
-    for (i = 0; i < t->max; i++) {
-        if (t->jobs[i].id && ngx_strcmp(t->jobs[i].model, model) == 0) {
-            ngx_crc32_update(&crc, (u_char *) &t->jobs[i],
-                             sizeof(ngx_http_learn_job_entry_t));
-            n++;
-        }
-    }
-
-    ngx_crc32_final(crc);
-
-    ngx_memzero(&hdr, sizeof(hdr));
-    hdr.magic = NGX_HTTP_LEARN_JOB_STATE_MAGIC;
-    hdr.format = NGX_HTTP_LEARN_JOB_STATE_FORMAT;
-    hdr.entry_size = sizeof(ngx_http_learn_job_entry_t);
-    hdr.count = (uint32_t) n;
-    hdr.crc = crc;
-
     fd = open((char *) tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd == -1) {
         ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
@@ -150,18 +142,42 @@ ngx_http_learn_job_state_save(ngx_http_learn_job_shm_t *t,
         return;
     }
 
+    /* the header goes first, and again with the count and CRC at the end */
+    ngx_memzero(&hdr, sizeof(hdr));
+
     if (ngx_http_learn_job_state_write(fd, &hdr, sizeof(hdr)) != NGX_OK) {
         goto failed;
     }
 
+    n = 0;
+    ngx_crc32_init(crc);
+
     for (i = 0; i < t->max; i++) {
-        if (t->jobs[i].id && ngx_strcmp(t->jobs[i].model, model) == 0
-            && ngx_http_learn_job_state_write(fd, &t->jobs[i],
-                                         sizeof(ngx_http_learn_job_entry_t))
-               != NGX_OK)
+        if (t->jobs[i].id == 0 || ngx_strcmp(t->jobs[i].model, model) != 0) {
+            continue;
+        }
+
+        ngx_memcpy(copy, &t->jobs[i], sizeof(ngx_http_learn_job_entry_t));
+        ngx_crc32_update(&crc, (u_char *) copy, sizeof(*copy));
+        n++;
+
+        if (ngx_http_learn_job_state_write(fd, copy, sizeof(*copy))
+            != NGX_OK)
         {
             goto failed;
         }
+    }
+
+    ngx_crc32_final(crc);
+
+    hdr.magic = NGX_HTTP_LEARN_JOB_STATE_MAGIC;
+    hdr.format = NGX_HTTP_LEARN_JOB_STATE_FORMAT;
+    hdr.entry_size = sizeof(ngx_http_learn_job_entry_t);
+    hdr.count = (uint32_t) n;
+    hdr.crc = crc;
+
+    if (pwrite(fd, &hdr, sizeof(hdr), 0) != (ssize_t) sizeof(hdr)) {
+        goto failed;
     }
 
     if (close(fd) != 0) {
