@@ -47,6 +47,7 @@ my $srv = LearnServer->new(
                     checkpoint=state/c3.ckpt checkpoint_keep=2;
                 learn_data_root $data;",
     server  => 'location = /train  { learn_job_train c3; }
+                location = /input  { learn_job_predict c3; }
                 location = /status { learn_job_status; }',
 )->start;
 
@@ -183,12 +184,23 @@ like($r->{content}, qr{data-key="input">\Q$esc\E</td>}, '  and the input');
 unlike($r->{content}, qr/<b id=/, '  no markup of the request gets through');
 like($r->{content}, qr/No epoch has ended yet/, '  and says there is no curve');
 
-# 3. the list: a row per job, oldest first, each linking to its page
+# 3. a predict job's page: its output, no chart
+$r = req('POST', '/input', { x => [ @x[0 .. 9] ], output => 'p.npy' });
+is($r->{status}, 202, 'a predict job: 202');
+my $idp = eval { $J->decode($r->{content})->{jobId} } // '';
+is(wait_job($idp)->{status}, 'done', '  done');
+$r = req('GET', "/status?jobId=$idp&format=html");
+like($r->{content}, qr{data-key="kind">predict</td>.*data-key="output">p\.npy</td>}s,
+     'its page names the output');
+like($r->{content}, qr{data-key="samples">10</td>}, '  and the rows it predicted');
+unlike($r->{content}, qr/<svg/, '  and has no chart');
+
+# 4. the list: a row per job, oldest first, each linking to its page
 $r = req('GET', '/status', undef, Accept => $browser);
 like($r->{headers}{'content-type'}, qr{^text/html}, 'the list as a page');
 my $list = $r->{content};
 my @rows = $list =~ /<tr data-job="([0-9a-f]{16})">/g;
-is_deeply(\@rows, [$id, $idb], 'one row per job, in the order they came');
+is_deeply(\@rows, [$id, $idb, $idp], 'one row per job, in the order they came');
 like($list, qr{<a href="\?jobId=$id&amp;format=html">$id</a>}, 'a link to its page');
 my ($row) = $list =~ m{(<tr data-job="$id">.*?</tr>)}s;
 like($row, qr{data-key="status">done</td>}, 'the done job\'s row');
@@ -201,14 +213,14 @@ $r = req('GET', '/status');
 like($r->{headers}{'content-type'}, qr{^application/json}, 'the list is JSON by default');
 ok(eval { $J->decode($r->{content})->{jobs} }, '  as it was');
 
-# 4. DELETE answers JSON whatever the Accept
+# 5. DELETE answers JSON whatever the Accept
 $r = req('DELETE', "/status?jobId=$id", undef, Accept => $browser);
 is($r->{status}, 409, 'DELETE of an ended job: 409');
 like($r->{headers}{'content-type'}, qr{^application/json}, '  in JSON');
 
 $srv->stop;
 
-# 5. an empty table
+# 6. an empty table
 $srv->start;
 $r = req('GET', '/status?format=html');
 like($r->{content}, qr/0 job\(s\) in the table.*No job yet/s, 'an empty list says so');
