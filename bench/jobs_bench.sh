@@ -14,7 +14,14 @@
 # the median of ROUNDS (default 3) rounds, alternated with core_bench,
 # so a busy machine slows both alike.  build/bench/jobs_step_bench
 # times the zone's own step (out of place, double buffer, finite check)
-# outside nginx, to tell the step from the job around it.
+# outside nginx on the job's 16384 rows, in order and gathered as a
+# shuffled job gathers them, to tell the step from the job around it.
+#
+# BEFORE=OLD.so bench/jobs_bench.sh [ROUNDS] also runs the jobs on
+# another build of the module in every round (nginx restarted with it),
+# and prints its rows beside this build's: a before/after in one run.
+# Put OLD.so one directory below the checkout (e.g. before/...so): the
+# module finds lua/ two levels above the .so it was loaded from.
 
 set -euo pipefail
 
@@ -47,8 +54,10 @@ np.savez('$PREFIX/data/train.npz', x=r.random((16384, 784), dtype=np.float32),
 user=$(mk/worker-user.sh "$PREFIX/data" "$ROOT/build/ngx_http_learn_module.so" \
        2>/dev/null | head -1 || true)
 
-cat > "$PREFIX/nginx.conf" <<_EOC_
-load_module $ROOT/build/ngx_http_learn_module.so;
+# start_nginx MODULE: the bench's nginx with that build of the module
+start_nginx() {
+    cat > "$PREFIX/nginx.conf" <<_EOC_
+load_module $1;
 $user
 worker_processes 1;
 pid logs/nginx.pid;
@@ -66,10 +75,18 @@ http {
     }
 }
 _EOC_
+    "$NGINX" -p "$PREFIX/" -c nginx.conf
+    wait_listening "$PORT"
+}
 
-"$NGINX" -p "$PREFIX/" -c nginx.conf
-trap 'kill "$(cat "$PREFIX/logs/nginx.pid")" 2>/dev/null || true' EXIT
-wait_listening "$PORT"
+stop_nginx() {
+    local pid
+    pid=$(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+}
+
+trap stop_nginx EXIT
 
 job() {
     local id st
@@ -98,16 +115,30 @@ core_rate() {
     build/bench/core_bench | awk '$1 ~ /^mlp/ && $2 == 64 { printf "%.0f\n", 64000 / $3 }'
 }
 
-cores=() zone=() pb=() pm=() sb=() sm=()
+MODULE=${MODULE:-$ROOT/build/ngx_http_learn_module.so}
+
+cores=() zone=() gath=() pb=() pm=() sb=() sm=() opb=() opm=() osb=() osm=()
 for _ in $(seq "$ROUNDS"); do
     cores+=("$(core_rate)")
-    zone+=("$(build/bench/jobs_step_bench | awk '$1 == "zone+data" { print $2 }')")
+    read -r zd zg <<< "$(build/bench/jobs_step_bench \
+        | awk '$1 == "zone+data" { d = $2 } $1 == "zone+gather" { g = $2 }
+               END { print d, g }')"
+    zone+=("$zd"); gath+=("$zg")
+    start_nginx "$MODULE"
     read -r b m <<< "$(job false)"; pb+=("$b"); pm+=("$m")
     read -r b m <<< "$(job true)"; sb+=("$b"); sm+=("$m")
+    stop_nginx
+    if [ -n "${BEFORE:-}" ]; then
+        start_nginx "$BEFORE"
+        read -r b m <<< "$(job false)"; opb+=("$b"); opm+=("$m")
+        read -r b m <<< "$(job true)"; osb+=("$b"); osm+=("$m")
+        stop_nginx
+    fi
 done
 
 c=$(median "${cores[@]}")
 z=$(median "${zone[@]}")
+g=$(median "${gath[@]}")
 
 ratio() { echo "$1 / $c" | bc -l; }
 
@@ -117,9 +148,15 @@ echo "784-256-10, SGD lr 0.01, batch 64, 16384 rows x 6 epochs;" \
      "medians of $ROUNDS rounds"
 printf "%-44s %10s %8s\n" "" "samples/s" "vs core"
 printf "%-44s %10.0f %8.3f\n" "core_bench (in place, best of 7 x 0.2 s)" "$c" 1
-printf "%-44s %10.0f %8.3f\n" "zone step outside nginx (jobs_step_bench)" "$z" "$(ratio "$z")"
-for v in "shuffle false:$(median "${pb[@]}"):$(median "${pm[@]}")" \
-         "shuffle true:$(median "${sb[@]}"):$(median "${sm[@]}")"; do
+printf "%-44s %10.0f %8.3f\n" "zone step, rows in order (jobs_step_bench)" "$z" "$(ratio "$z")"
+printf "%-44s %10.0f %8.3f\n" "zone step, rows gathered (jobs_step_bench)" "$g" "$(ratio "$g")"
+rows=("shuffle false:$(median "${pb[@]}"):$(median "${pm[@]}")"
+      "shuffle true:$(median "${sb[@]}"):$(median "${sm[@]}")")
+if [ -n "${BEFORE:-}" ]; then
+    rows+=("BEFORE, shuffle false:$(median "${opb[@]}"):$(median "${opm[@]}")"
+           "BEFORE, shuffle true:$(median "${osb[@]}"):$(median "${osm[@]}")")
+fi
+for v in "${rows[@]}"; do
     IFS=: read -r name best mean <<< "$v"
     printf "%-44s %10.0f %8.3f\n" "job, $name, best epoch" "$best" "$(ratio "$best")"
     printf "%-44s %10.0f %8.3f\n" "job, $name, all epochs" "$mean" "$(ratio "$mean")"

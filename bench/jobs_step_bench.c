@@ -6,10 +6,18 @@
  *   zone      the step the zone runs: lt_model_train_step_to() from one
  *             parameter buffer into the other, alternating, then
  *             lt_model_step_check() of what it wrote
- *   zone+data the same over 8192 rows of data, a new batch each step
+ *   zone+data the same over the job's 16384 rows of data (51 MB, more
+ *             than the L3), a new batch each step, in order (a job with
+ *             shuffle false steps on views of its rows)
+ *   zone+gather  the same, each batch gathered from 64 rows in a
+ *             Fisher-Yates order into one buffer, as a shuffled job does
  *   shm       zone+data with both buffers in MAP_SHARED memory, as a
  *             zone's are (shared memory gets no transparent huge pages
  *             where shmem_enabled is "never", Debian's default)
+ *
+ * So the rows a job is compared with, one at a time: inplace (the core,
+ * one cached batch) -> zone (the out-of-place step and its finite check)
+ * -> zone+data / zone+gather (data from DRAM) -> the job in nginx.
  *
  * Prints "NAME samples_per_s", the best of 5 runs of 0.3 s each.
  */
@@ -26,7 +34,7 @@
 #include "lt_model.h"
 
 
-#define ROWS   8192
+#define ROWS   16384
 #define BATCH  64
 
 
@@ -53,7 +61,10 @@ main(void)
     lt_tensor      x, y;
     lt_model_spec  s;
     lt_workspace  *ws;
-    const char    *names[4] = { "inplace", "zone", "zone+data", "shm" };
+    const char    *names[5] = { "inplace", "zone", "zone+data",
+                                  "zone+gather", "shm" };
+    float         *bx;
+    int64_t       *idx, j, tmp;
     float         *heap[2], *shm;
     size_t         bytes;
 
@@ -100,7 +111,23 @@ main(void)
     heap[0] = buf[0];
     heap[1] = buf[1];
 
+    bx = malloc((size_t) BATCH * 784 * sizeof(float));
+    idx = malloc((size_t) ROWS * sizeof(int64_t));
+    if (bx == NULL || idx == NULL) {
+        return 1;
+    }
+
     srand(1);
+    for (i = 0; i < ROWS; i++) {
+        idx[i] = i;
+    }
+    for (i = ROWS - 1; i > 0; i--) {
+        j = rand() % (i + 1);
+        tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+
     for (i = 0; i < ROWS * 784; i++) {
         xs[i] = (float) rand() / (float) RAND_MAX;
     }
@@ -108,12 +135,12 @@ main(void)
         ys[i] = (float) (rand() % 10);
     }
 
-    for (mode = 0; mode < 4; mode++) {
+    for (mode = 0; mode < 5; mode++) {
         best = 0;
         step = 0;
 
-        buf[0] = (mode == 3) ? shm : heap[0];
-        buf[1] = (mode == 3) ? (float *) ((char *) shm + bytes) : heap[1];
+        buf[0] = (mode == 4) ? shm : heap[0];
+        buf[1] = (mode == 4) ? (float *) ((char *) shm + bytes) : heap[1];
 
         for (run = 0; run < 5; run++) {
             steps = 0;
@@ -127,6 +154,14 @@ main(void)
                 shape[1] = 784;
                 lt_tensor_view(&x, xs + row * 784, 2, shape);
                 lt_tensor_view(&y, ys + row, 1, shape);
+
+                if (mode == 3) {
+                    for (i = 0; i < BATCH; i++) {
+                        memcpy(bx + i * 784, xs + idx[row + i] * 784,
+                               784 * sizeof(float));
+                    }
+                    lt_tensor_view(&x, bx, 2, shape);
+                }
                 step++;
 
                 if (mode == 0) {

@@ -4,7 +4,8 @@
 # in the error, the model unchanged), names that leave learn_data_root,
 # the queue of train jobs per model, the event loop answering while a job
 # runs, a reload (the old worker finishes its job), a worker killed in a
-# job, and either worker answering for any job.
+# job, either worker answering for any job, and restarts (the records
+# of a model with checkpoint= are kept on disk).
 
 use strict;
 use warnings;
@@ -415,9 +416,81 @@ for my $t ([['missing.npz'], qr/missing\.npz: no such file/],
        'the next job on that model runs');
 }
 
+# 12. restarts: a model with checkpoint= keeps its jobs' records in
+# state/m.ckpt.jobs; after nginx is stopped and started again, finished
+# jobs are as they were and queued or running ones are errors that say
+# why
+{
+    my $done = submit('/train', { files => ['d.npz'], epochs => 3,
+                                  validation => 0.2 });
+    my $jd = wait_job($done);
+    is($jd->{status}, 'done', 'a job to keep');
+    ok(-s "$srv->{prefix}/state/m.ckpt.jobs", 'the records are on disk');
+
+    # killed outright (master and workers): nothing could say goodbye
+    my $run = submit('/train', { files => ['d.npz'], epochs => 1000000 });
+    my $queued = submit('/train', { files => ['d.npz'] });
+    wait_job($run, qr/running/);
+    LearnServer::wait_for(sub { status($run)->{epoch} >= 2 });
+    is(status($queued)->{status}, 'queued', 'one runs, one waits');
+    my $master = $srv->pid;
+    my @w = $srv->workers;
+    kill 'KILL', $master, @w;
+    LearnServer::wait_for(sub { !grep { LearnServer::alive($_) } $master, @w });
+    unlink "$srv->{prefix}/logs/nginx.pid";
+    $srv->start(keep => 1);
+
+    my $j = status($done);
+    is($j->{status}, 'done', 'after a restart a finished job is still done');
+    is_deeply($j, $jd, '  with the same record (history, figures, version)');
+    $j = status($run);
+    is($j->{status}, 'error', 'the running job is an error');
+    like($j->{error}, qr/^interrupted: nginx restarted while the job was running \(at epoch \d+ of 1000000 when it was last saved\)$/,
+         "  $j->{error}");
+    is($j->{epochs}, 1000000, '  its record is kept');
+    is(status($queued)->{input}, 'd.npz', 'a queued record has its input');
+    $j = status($queued);
+    is($j->{status}, 'error', 'the queued job is an error');
+    like($j->{error}, qr/^interrupted: nginx restarted while the job was queued \(it never ran\)$/,
+         "  $j->{error}");
+    my (undef, $list) = req('GET', '/status');
+    my @ids = map { $_->{jobId} } @{$list->{jobs}};
+    is_deeply([@ids[-3 .. -1]], [$done, $run, $queued],
+              'the list has them, in the order they came');
+    my $new = submit('/train', { files => ['d.npz'] });
+    is(wait_job($new)->{status}, 'done', 'a new job runs after the restart');
+    (undef, $list) = req('GET', '/status');
+    is($list->{jobs}[-1]{jobId}, $new, '  and comes after them');
+
+    # stopped (SIGTERM): the job stops at its next mini-batch and says so
+    $run = submit('/train', { files => ['d.npz'], epochs => 1000000 });
+    wait_job($run, qr/running/);
+    LearnServer::wait_for(sub { status($run)->{epoch} >= 1 });
+    $master = $srv->pid;
+    kill 'TERM', $master;
+    LearnServer::wait_for(sub { !LearnServer::alive($master) }, timeout => 20);
+    unlink "$srv->{prefix}/logs/nginx.pid";
+    $srv->start(keep => 1);
+    $j = status($run);
+    is($j->{status}, 'error', 'a job nginx -s stop interrupted is an error');
+    like($j->{error}, qr/^interrupted: nginx was stopped at epoch \d+$/,
+         "  $j->{error}");
+    is(status($new)->{status}, 'done', '  the job before it is still done');
+
+    # a torn file is ignored: the table starts without it
+    $srv->stop;
+    my $f = "$srv->{prefix}/state/m.ckpt.jobs";
+    truncate $f, (-s $f) - 100 or die $!;
+    $srv->start(keep => 1);
+    my ($s) = req('GET', "/status?jobId=$done");
+    is($s, 404, 'a torn record file is not read');
+    ok($srv->wait_log(qr/m\.ckpt\.jobs" is not a whole job record file/),
+       '  and error.log says so');
+}
+
 $srv->stop;
 
-# 12. the configuration: bad values fail nginx -t, with the reason
+# 13. the configuration: bad values fail nginx -t, with the reason
 sub conf_test {
     my ($http, $server) = @_;
     my $p = "$root/t/servroot-jobs-conf";

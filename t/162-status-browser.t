@@ -12,14 +12,12 @@ use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use HTTP::Tiny;
-use POSIX qw(WNOHANG);
-use Time::HiRes qw(sleep time);
+use LearnBrowser;
 use LearnClient;
 use LearnServer;
 use LearnBody;
 
-my ($chromium) = grep { $_ && -x $_ }
-    ($ENV{TEST_CHROMIUM}, map { "$_/chromium" } split /:/, $ENV{PATH} // '');
+my $chromium = LearnBrowser::find();
 plan skip_all => 'chromium is not installed (Debian: chromium)' unless $chromium;
 plan skip_all => '/usr/bin/python3 (to read the screenshot) is missing'
     unless -x '/usr/bin/python3';
@@ -58,37 +56,8 @@ my $json = json_decode(HTTP::Tiny->new->get($srv->url('/status'))->{content});
 my $history = $json->{models}{xor}{loss_history};
 is(scalar @$history, $steps, "the JSON has $steps points");
 
-# chromium in a process group of its own, killed by that group's id if
-# it outlives the timeout; returns (exit status, stdout)
-sub chromium {
-    my (@args) = @_;
-    my $out = "$dir/stdout";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        setpgrp(0, 0);
-        open STDOUT, '>', $out or die;
-        open STDERR, '>', "$dir/stderr" or die;
-        exec $chromium, '--headless', '--no-sandbox', '--disable-gpu',
-             '--no-first-run', '--hide-scrollbars',
-             "--user-data-dir=$dir/profile", @args;
-        exit 127;
-    }
-    my $rc;
-    my $deadline = time + 60;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) { $rc = $? >> 8; last }
-        sleep 0.1;
-    }
-    kill 'KILL', -$pid;     # what is left of its group (renderers)
-    if (!defined $rc) {
-        waitpid($pid, 0);
-        diag('chromium timed out');
-        $rc = -1;
-    }
-    open my $fh, '<', $out or return ($rc, '');
-    local $/;
-    return ($rc, scalar <$fh>);
-}
+# chromium, killed by its process group's id if it outlives the timeout
+sub chromium { return LearnBrowser::run($chromium, $dir, @_) }
 
 my $url = $srv->url('/status?format=html');
 my ($rc, $dom) = chromium('--dump-dom', $url);

@@ -156,17 +156,19 @@ static int
 lt_job_read(lt_dec *d, lt_rd *r, int predict, lt_job_req *out)
 {
     char   key[LT_NAME_MAX + 4];
-    lt_rv  v, k;
+    lt_rv  map, v, k;
 
-    r->ops->next(r, &v);
+    /* the map's own value counts its entries (MessagePack): values are
+     * read into v, never into it */
+    r->ops->next(r, &map);
 
-    if (v.kind != LT_RD_MAP) {
+    if (map.kind != LT_RD_MAP) {
         return lt_error(d->err, "a job must be %s with \"files\" (or \"x\" "
                         "and \"y\"), not a %s", r->ops->a_map,
-                        r->ops->type_name(&v));
+                        r->ops->type_name(&map));
     }
 
-    while (r->ops->more(r, &v)) {
+    while (r->ops->more(r, &map)) {
         lt_rd_key(r, &k);
 
         if (k.kind != LT_RD_STR && k.kind != LT_RD_BIN) {

@@ -20,6 +20,7 @@
 #include <linux/openat2.h>
 
 
+static void ngx_http_learn_data_root_why(lt_err *err, int e);
 static int ngx_http_learn_data_root_fallback(const char *root,
     const char *name, int flags, lt_err *err);
 
@@ -96,22 +97,32 @@ ngx_http_learn_data_root_openat2(const char *root, const char *name,
             return -2;
         }
 
-        if (e == EXDEV || e == ELOOP) {
-            lt_error(err, "leads out of learn_data_root (a symlink)");
-
-        } else if (e == ENOENT) {
-            lt_error(err, "no such file under learn_data_root");
-
-        } else if (e == EEXIST) {
-            lt_error(err, "exists already (an output is never "
-                     "overwritten)");
-
-        } else {
-            lt_error(err, "cannot be opened: %s", strerror(e));
-        }
+        ngx_http_learn_data_root_why(err, e);
     }
 
     return fd;
+}
+
+
+/* one message per errno, whichever way the name was resolved */
+
+static void
+ngx_http_learn_data_root_why(lt_err *err, int e)
+{
+    if (e == EXDEV || e == ELOOP) {
+        lt_error(err, "leads out of learn_data_root (a symlink)");
+
+    } else if (e == ENOENT) {
+        lt_error(err, "no such file under learn_data_root");
+
+    } else if (e == EEXIST) {
+        lt_error(err, "exists already (an output is never overwritten)");
+
+    } else {
+        lt_error(err, "cannot be opened: %s", strerror(e));
+    }
+
+    errno = e;
 }
 
 
@@ -178,13 +189,13 @@ ngx_http_learn_data_root_fallback(const char *root, const char *name,
         slash = strrchr(path, '/');
         *slash = '\0';
         if (realpath(path, real) == NULL) {
-            lt_error(err, "cannot be opened: %s", strerror(errno));
+            ngx_http_learn_data_root_why(err, errno);
             return -1;
         }
         *slash = '/';
 
     } else if (realpath(path, real) == NULL) {
-        lt_error(err, "cannot be opened: %s", strerror(errno));
+        ngx_http_learn_data_root_why(err, errno);
         return -1;
     }
 
@@ -196,12 +207,12 @@ ngx_http_learn_data_root_fallback(const char *root, const char *name,
         return -1;
     }
 
-    fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
-    if (fd == -1 && errno == EEXIST) {
-        lt_error(err, "exists already (an output is never overwritten)");
-
-    } else if (fd == -1) {
-        lt_error(err, "cannot be opened: %s", strerror(errno));
+    /* the resolved name (a symlink that stays inside is followed), or
+     * for a new file the name itself, beneath a checked directory */
+    fd = open((flags & O_CREAT) ? path : real,
+              flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd == -1) {
+        ngx_http_learn_data_root_why(err, errno);
     }
 
     return fd;

@@ -19,6 +19,7 @@
 
 
 #include "ngx_http_learn_job.h"
+#include "ngx_http_learn_html.h"
 
 #include <math.h>
 
@@ -29,15 +30,6 @@ static void ngx_http_learn_job_body(ngx_http_request_t *r,
 static ngx_int_t ngx_http_learn_job_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_learn_job_sync_reply(ngx_http_request_t *r,
     ngx_http_learn_job_t *job);
-
-
-static ngx_str_t  ngx_http_learn_job_states[] = {
-    ngx_string("queued"),
-    ngx_string("running"),
-    ngx_string("done"),
-    ngx_string("error"),
-    ngx_string("cancelled")
-};
 
 
 /* ---- directives ------------------------------------------------------- */
@@ -607,6 +599,11 @@ ngx_http_learn_job_body(ngx_http_request_t *r, ngx_http_learn_ctx_t *ctx,
     ngx_http_learn_job_input(job, e->input, sizeof(e->input));
     ngx_cpystrn(e->output, (u_char *) job->output, sizeof(e->output));
 
+    /* the new record, whole, on disk (a model with checkpoint=) */
+    ngx_http_learn_job_table_lock();
+    ngx_http_learn_job_table_changed(e);
+    ngx_http_learn_job_table_unlock();
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "learn job %016uxL: accepted for \"%V\"", job->id,
                    &lcf->model->name);
@@ -829,7 +826,7 @@ ngx_http_learn_job_parse_id(ngx_str_t *s)
 
 
 static ngx_int_t
-ngx_http_learn_job_list(ngx_http_request_t *r)
+ngx_http_learn_job_list(ngx_http_request_t *r, ngx_uint_t html)
 {
     u_char                      *out, *p;
     ngx_uint_t                   i, n;
@@ -870,6 +867,10 @@ ngx_http_learn_job_list(ngx_http_request_t *r)
         copy[j] = tmp;
     }
 
+    if (html) {
+        return ngx_http_learn_job_html(r, copy, n, 0);
+    }
+
     out = ngx_pnalloc(r->pool, 64 + n * ngx_http_learn_job_json_size(0));
     if (out == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -900,7 +901,7 @@ ngx_http_learn_job_status_handler(ngx_http_request_t *r)
     uint64_t                     id;
     ngx_int_t                    rc;
     ngx_str_t                    arg;
-    ngx_uint_t                   state, cancelled;
+    ngx_uint_t                   state, cancelled, html;
     ngx_http_learn_job_entry_t  *e, copy;
 
     if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD | NGX_HTTP_DELETE))) {
@@ -917,13 +918,26 @@ ngx_http_learn_job_status_handler(ngx_http_request_t *r)
                                      "the job table is not ready");
     }
 
+    /* a page for people, JSON for everyone else (DELETE answers JSON) */
+    if (ngx_http_arg(r, (u_char *) "format", 6, &arg) == NGX_OK
+        && !(arg.len == 4
+             && (ngx_strncasecmp(arg.data, (u_char *) "json", 4) == 0
+                 || ngx_strncasecmp(arg.data, (u_char *) "html", 4) == 0)))
+    {
+        return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
+                                     "format \"%V\" is not json or html",
+                                     &arg);
+    }
+
+    html = !(r->method & NGX_HTTP_DELETE) && ngx_http_learn_html_wanted(r);
+
     if (ngx_http_arg(r, (u_char *) "jobId", 5, &arg) != NGX_OK) {
         if (r->method & NGX_HTTP_DELETE) {
             return ngx_http_learn_reject(r, NGX_HTTP_BAD_REQUEST,
                                          "DELETE needs ?jobId=");
         }
 
-        return ngx_http_learn_job_list(r);
+        return ngx_http_learn_job_list(r, html);
     }
 
     id = ngx_http_learn_job_parse_id(&arg);
@@ -943,6 +957,7 @@ ngx_http_learn_job_status_handler(ngx_http_request_t *r)
             ngx_memory_barrier();
             e->state = NGX_HTTP_LEARN_JOB_CANCELLED;
             cancelled = 1;
+            ngx_http_learn_job_table_changed(e);
 
         } else if (state == NGX_HTTP_LEARN_JOB_RUNNING) {
             /* the job stops before its next mini-batch */
@@ -966,6 +981,10 @@ ngx_http_learn_job_status_handler(ngx_http_request_t *r)
         return ngx_http_learn_reject(r, NGX_HTTP_CONFLICT,
                                      "job %016uxL has ended (%V)", id,
                                      &ngx_http_learn_job_states[copy.state]);
+    }
+
+    if (html) {
+        return ngx_http_learn_job_html(r, &copy, 1, 1);
     }
 
     out = ngx_pnalloc(r->pool, ngx_http_learn_job_json_size(copy.nhist) + 64);

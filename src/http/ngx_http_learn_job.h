@@ -172,7 +172,17 @@ int ngx_http_learn_data_root_escapes(const char *root, const char *name);
 uint8_t *ngx_http_learn_data_root_read(const char *root, const char *name,
     size_t max, size_t *len, lt_err *err);
 
+/* ngx_http_learn_job_state.c */
+void ngx_http_learn_job_state_save(ngx_http_learn_job_shm_t *t,
+    const u_char *model, ngx_log_t *log);
+void ngx_http_learn_job_state_load(ngx_http_learn_job_shm_t *t,
+    ngx_http_learn_main_conf_t *lmcf, ngx_log_t *log);
+
 /* ngx_http_learn_job_table.c */
+extern ngx_str_t  ngx_http_learn_job_states[];
+
+void ngx_http_learn_job_table_changed(ngx_http_learn_job_entry_t *e);
+
 ngx_int_t ngx_http_learn_job_table_add(ngx_conf_t *cf, ngx_uint_t max);
 ngx_http_learn_job_shm_t *ngx_http_learn_job_table(void);
 ngx_http_learn_job_entry_t *ngx_http_learn_job_table_new(ngx_uint_t kind,
@@ -184,6 +194,10 @@ ngx_uint_t ngx_http_learn_job_table_may_start(ngx_http_learn_job_entry_t *e);
 void ngx_http_learn_job_table_check(ngx_http_learn_job_entry_t *e);
 void ngx_http_learn_job_table_lock(void);
 void ngx_http_learn_job_table_unlock(void);
+
+/* ngx_http_learn_job_html.c */
+ngx_int_t ngx_http_learn_job_html(ngx_http_request_t *r,
+    ngx_http_learn_job_entry_t *jobs, ngx_uint_t n, ngx_uint_t one);
 
 /* ngx_http_learn_job_run.c */
 ngx_int_t ngx_http_learn_job_start(ngx_http_learn_job_t *job);

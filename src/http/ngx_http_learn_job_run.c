@@ -750,6 +750,7 @@ ngx_http_learn_job_thread(void *data, ngx_log_t *log)
         job->e->finished = ngx_time();
         ngx_memory_barrier();
         job->e->state = NGX_HTTP_LEARN_JOB_ERROR;
+        ngx_http_learn_job_table_changed(job->e);
         ngx_http_learn_job_table_unlock();
     }
 }

@@ -25,10 +25,24 @@ static ngx_int_t ngx_http_learn_job_table_init(ngx_shm_zone_t *shm_zone,
     void *data);
 
 
+/* by ngx_http_learn_job_state_e, as the JSON and the page name them */
+ngx_str_t  ngx_http_learn_job_states[] = {
+    ngx_string("queued"),
+    ngx_string("running"),
+    ngx_string("done"),
+    ngx_string("error"),
+    ngx_string("cancelled")
+};
+
+
 static ngx_shm_zone_t            *ngx_http_learn_job_zone;
 static ngx_http_learn_job_shm_t  *ngx_http_learn_job_shm;
 static ngx_slab_pool_t           *ngx_http_learn_job_slab;
 static ngx_uint_t                 ngx_http_learn_job_tag;
+
+/* the configuration being read: its models' record files fill a new
+ * table (ngx_cycle is still the old cycle while zones are made) */
+static ngx_http_learn_main_conf_t  *ngx_http_learn_job_conf;
 
 
 ngx_int_t
@@ -54,6 +68,8 @@ ngx_http_learn_job_table_add(ngx_conf_t *cf, ngx_uint_t max)
     zone->noreuse = 0;
 
     ngx_http_learn_job_zone = zone;
+    ngx_http_learn_job_conf = ngx_http_conf_get_module_main_conf(cf,
+                                                     ngx_http_learn_module);
 
     return NGX_OK;
 }
@@ -109,6 +125,11 @@ ngx_http_learn_job_table_init(ngx_shm_zone_t *shm_zone, void *data)
         ngx_log_error(NGX_LOG_NOTICE, shm_zone->shm.log, 0,
                       "learn jobs: learn_job_max changed, the job table "
                       "starts empty");
+
+    } else {
+        /* nginx starts: the records of the jobs before it stopped */
+        ngx_http_learn_job_state_load(t, ngx_http_learn_job_conf,
+                                      shm_zone->shm.log);
     }
 
     return NGX_OK;
@@ -136,6 +157,16 @@ ngx_http_learn_job_table_unlock(void)
 }
 
 
+/* under the lock, after a state change: the model's records on disk */
+
+void
+ngx_http_learn_job_table_changed(ngx_http_learn_job_entry_t *e)
+{
+    ngx_http_learn_job_state_save(ngx_http_learn_job_shm, e->model,
+                                  ngx_cycle->log);
+}
+
+
 /* under the lock: a live job whose worker is gone is an error now */
 
 void
@@ -159,6 +190,8 @@ ngx_http_learn_job_table_check(ngx_http_learn_job_entry_t *e)
 
     ngx_memory_barrier();
     e->state = NGX_HTTP_LEARN_JOB_ERROR;
+
+    ngx_http_learn_job_table_changed(e);
 }
 
 
@@ -250,6 +283,8 @@ ngx_http_learn_job_table_new(ngx_uint_t kind, ngx_str_t *model,
     ngx_cpystrn(e->model, model->data, ngx_min(model->len + 1,
                                                sizeof(e->model)));
 
+    /* saved once the caller has filled in the rest (job.c) */
+
     ngx_http_learn_job_table_unlock();
 
     return e;
@@ -300,6 +335,8 @@ ngx_http_learn_job_table_set(ngx_http_learn_job_entry_t *e, uint64_t id,
         ngx_memory_barrier();
         e->state = to;
         rc = NGX_OK;
+
+        ngx_http_learn_job_table_changed(e);
     }
 
     ngx_http_learn_job_table_unlock();

@@ -55,8 +55,13 @@ sub reports {
         if (-s $f) {
             local $/;
             open my $in, '<', $f or next;
-            $bad{$f} = <$in>;
+            my $text = <$in>;
             close $in;
+            # valgrind 3.19 does not know openat2 (437): it answers ENOSYS,
+            # and learn_data_root falls back to realpath() as on kernels
+            # before 5.6; its five-line warning is not a memory error
+            $text =~ s/^--\d+-- (?:WARNING: unhandled amd64-linux syscall: 437|You may be able to write|Read the file README_MISSING|Nevertheless we consider|it at http:\/\/valgrind\.org).*\n//mg;
+            $bad{$f} = $text if $text =~ /\S/;
         }
         unlink $f;
     }

@@ -251,6 +251,14 @@ test_job_body(void)
                            &err) != 0 && strstr(err.msg, "NUL") != NULL,
        "a NUL byte in a name: refused");
 
+    /* MessagePack {"epochs": 2, "files": ["d.npz"]} with bin keys, as
+     * Perl's Data::MessagePack packs it: entries after a number count */
+    s = "\x82\xc4\x06" "epochs" "\x02" "\xc4\x05" "files" "\x91\xc4\x05"
+        "d.npz";
+    ok(lt_codec_decode_job(&c, (const uint8_t *) s, 25, 0, 0, &j,
+                           &err) == 0 && j.nfiles == 1 && j.epochs == 2,
+       "MessagePack: a key after a number's value is read");
+
     s = "{\"files\": [\"d.npz\"], \"validation\": 1}";
     ok(lt_codec_decode_job(&c, (const uint8_t *) s, strlen(s), 1, 0, &j,
                            &err) != 0, "validation 1: refused");
