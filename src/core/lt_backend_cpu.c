@@ -26,6 +26,7 @@
 #include <cblas.h>
 
 #include "lt_backend_cpu.h"
+#include "lt_math.h"
 
 /*
  * Below this many multiply-adds (m * n * k) a plain loop beats the BLAS

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "lt_backend_cpu.h"
+#include "lt_math.h"
 #include "lt_rand.h"
 
 #define LT_SQRT1_2       0.70710678118654752440f

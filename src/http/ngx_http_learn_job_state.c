@@ -21,7 +21,7 @@
  */
 
 
-#include "ngx_http_learn_job.h"
+#include "ngx_http_learn_job_state.h"
 
 #include <math.h>
 

@@ -11,7 +11,8 @@
  */
 
 
-#include "ngx_http_learn_job.h"
+#include "ngx_http_learn_job_table.h"
+#include "ngx_http_learn_job_state.h"
 
 #include <math.h>
 

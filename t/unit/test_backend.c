@@ -14,7 +14,7 @@
 #include "lt_backend.h"
 #include "lt_rand.h"
 #include "lt_model.h"
-#include "lt_backend_cpu.h"
+#include "lt_math.h"
 #include "tap.h"
 
 static uint64_t  rng_state = 99;
