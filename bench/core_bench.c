@@ -376,6 +376,14 @@ bench_conv_forward(int batch)
 }
 
 
+/* With an argument, only the cases whose name starts with it (for perf). */
+static int
+want(int argc, char **argv, const char *name)
+{
+    return argc < 2 || strncmp(name, argv[1], strlen(argv[1])) == 0;
+}
+
+
 int
 main(int argc, char **argv)
 {
@@ -385,25 +393,31 @@ main(int argc, char **argv)
 
     openblas_set_num_threads(1);
 
-    if (bench_xor() != 0) {
+    if (want(argc, argv, "xor") && bench_xor() != 0) {
         return 1;
     }
 
-    for (i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+    for (i = 0; want(argc, argv, "mlp") && i < sizeof(batches)
+                                              / sizeof(batches[0]); i++)
+    {
         if (bench_mlp(batches[i]) != 0) {
             return 1;
         }
         fflush(stdout);
     }
 
-    for (i = 0; i < sizeof(conv_batches) / sizeof(conv_batches[0]); i++) {
+    for (i = 0; want(argc, argv, "lenet") && i < sizeof(conv_batches)
+                                                / sizeof(conv_batches[0]); i++)
+    {
         if (bench_lenet(conv_batches[i]) != 0) {
             return 1;
         }
         fflush(stdout);
     }
 
-    for (i = 0; i < sizeof(conv_batches) / sizeof(conv_batches[0]); i++) {
+    for (i = 0; want(argc, argv, "conv") && i < sizeof(conv_batches)
+                                               / sizeof(conv_batches[0]); i++)
+    {
         if (bench_conv_forward(conv_batches[i]) != 0) {
             return 1;
         }
