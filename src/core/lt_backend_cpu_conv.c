@@ -4,9 +4,6 @@
  * product covers a chunk of the batch, lt_layer_conv.c), and the
  * [a, b, s] <-> [b, a, s] swap that puts a chunk's product back in
  * sample order.
- *
- * The runs are copied by plain loops rather than memcpy: a LeNet row is
- * 10 to 28 floats, where a library call costs more than the copy.
  */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize ("tree-vectorize", "vect-cost-model=dynamic")
@@ -73,9 +70,7 @@ lt_cpu_im2col_ld(const lt_window *g, const float *x, float *col, size_t ld)
                     iy = oy * g->sh - g->ph + ki * g->dh;
 
                     if (iy < 0 || iy >= g->h) {
-                        for (ox = 0; ox < g->ow; ox++) {
-                            out[ox] = 0.0f;
-                        }
+                        memset(out, 0, (size_t) g->ow * sizeof(float));
                         continue;
                     }
 
@@ -88,9 +83,8 @@ lt_cpu_im2col_ld(const lt_window *g, const float *x, float *col, size_t ld)
                     }
 
                     if (sw == 1) {
-                        for (ox = lo; ox < hi; ox++) {
-                            out[ox] = src[ox - lo];
-                        }
+                        memcpy(out + lo, src,
+                               (size_t) (hi - lo) * sizeof(float));
 
                     } else {
                         for (ox = lo; ox < hi; ox++) {
