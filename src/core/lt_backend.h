@@ -191,16 +191,6 @@ struct lt_backend_s {
                       const float *x, float *col);
     void    (*col2im)(const lt_backend *be, const lt_window *g,
                       const float *col, float *x);
-    /* optional (NULL: the conv layer goes one sample at a time): n
-     * samples [n, c, h, w] -> col [c * kh * kw, n * oh * ow], sample i's
-     * columns at i * oh * ow of each row, so one product covers them;
-     * and back (overwrites x); dst [b, a, s] = src [a, b, s] */
-    void    (*im2col_n)(const lt_backend *be, const lt_window *g,
-                        const float *x, int n, float *col);
-    void    (*col2im_n)(const lt_backend *be, const lt_window *g,
-                        const float *col, int n, float *x);
-    void    (*swap_ab)(const lt_backend *be, const float *src, float *dst,
-                       int a, int b, int s);
     /* y[i, j, :] += bias[j] over [n, c, s]; out[j] = sum of g[:, j, :] */
     void    (*channel_bias)(const lt_backend *be, float *y, const float *bias,
                             int n, int c, int s);

@@ -51,12 +51,6 @@ void lt_cpu_im2col(const lt_backend *be, const lt_window *g, const float *x,
     float *col);
 void lt_cpu_col2im(const lt_backend *be, const lt_window *g,
     const float *col, float *x);
-void lt_cpu_im2col_n(const lt_backend *be, const lt_window *g,
-    const float *x, int n, float *col);
-void lt_cpu_col2im_n(const lt_backend *be, const lt_window *g,
-    const float *col, int n, float *x);
-void lt_cpu_swap_ab(const lt_backend *be, const float *src, float *dst,
-    int a, int b, int s);
 void lt_cpu_channel_bias(const lt_backend *be, float *y, const float *bias,
     int n, int c, int s);
 void lt_cpu_channel_sum(const lt_backend *be, float *out, const float *g,

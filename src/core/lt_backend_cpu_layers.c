@@ -1,8 +1,7 @@
 /*
  * lt_backend_cpu_layers.c: the CPU backend's ops for activations with
- * arguments, convolutions' channel bias and its gradient, pools,
- * embeddings and dropout (im2col and col2im are in
- * lt_backend_cpu_conv.c).  Definitions follow PyTorch's, so the
+ * arguments, convolutions (im2col / col2im; the product is gemm's),
+ * pools, embeddings and dropout.  Definitions follow PyTorch's, so the
  * fixtures made with torch (t/unit/fixtures/gen_layers.py) hold here.
  */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -146,6 +145,111 @@ lt_cpu_act_arg_backward(const lt_backend *be, lt_act act, float a, float b,
 
     default:
         break;
+    }
+}
+
+
+/*
+ * Row (ci, ki, kj) of col holds, for every output position, the input
+ * pixel that kernel tap sees: a contiguous run of ow values when the
+ * stride is 1, so those rows are copied a run at a time.
+ */
+void
+lt_cpu_im2col(const lt_backend *be, const lt_window *g, const float *x,
+    float *col)
+{
+    const float  *plane, *row;
+    float        *out;
+    int           ci, ki, kj, oy, ox, iy, ix, lo, hi;
+
+    out = col;
+
+    for (ci = 0; ci < g->c; ci++) {
+        plane = x + (size_t) ci * g->h * g->w;
+
+        for (ki = 0; ki < g->kh; ki++) {
+            for (kj = 0; kj < g->kw; kj++) {
+                /* the ox whose ix = ox * sw - pw + kj * dw is in [0, w) */
+                lo = 0;
+                while (lo < g->ow && lo * g->sw - g->pw + kj * g->dw < 0) {
+                    lo++;
+                }
+                hi = g->ow;
+                while (hi > lo
+                       && (hi - 1) * g->sw - g->pw + kj * g->dw >= g->w)
+                {
+                    hi--;
+                }
+
+                for (oy = 0; oy < g->oh; oy++, out += g->ow) {
+                    iy = oy * g->sh - g->ph + ki * g->dh;
+
+                    if (iy < 0 || iy >= g->h) {
+                        memset(out, 0, (size_t) g->ow * sizeof(float));
+                        continue;
+                    }
+
+                    row = plane + (size_t) iy * g->w;
+                    ix = lo * g->sw - g->pw + kj * g->dw;
+
+                    for (ox = 0; ox < lo; ox++) {
+                        out[ox] = 0.0f;
+                    }
+
+                    if (g->sw == 1) {
+                        memcpy(out + lo, row + ix,
+                               (size_t) (hi - lo) * sizeof(float));
+
+                    } else {
+                        for (ox = lo; ox < hi; ox++, ix += g->sw) {
+                            out[ox] = row[ix];
+                        }
+                    }
+
+                    for (ox = hi; ox < g->ow; ox++) {
+                        out[ox] = 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+
+void
+lt_cpu_col2im(const lt_backend *be, const lt_window *g, const float *col,
+    float *x)
+{
+    const float  *in;
+    float        *plane, *row;
+    int           ci, ki, kj, oy, ox, iy, ix;
+
+    memset(x, 0, (size_t) g->c * g->h * g->w * sizeof(float));
+    in = col;
+
+    for (ci = 0; ci < g->c; ci++) {
+        plane = x + (size_t) ci * g->h * g->w;
+
+        for (ki = 0; ki < g->kh; ki++) {
+            for (kj = 0; kj < g->kw; kj++) {
+                for (oy = 0; oy < g->oh; oy++, in += g->ow) {
+                    iy = oy * g->sh - g->ph + ki * g->dh;
+
+                    if (iy < 0 || iy >= g->h) {
+                        continue;
+                    }
+
+                    row = plane + (size_t) iy * g->w;
+
+                    for (ox = 0; ox < g->ow; ox++) {
+                        ix = ox * g->sw - g->pw + kj * g->dw;
+                        if (ix >= 0 && ix < g->w) {
+                            row[ix] += in[ox];
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -44,11 +44,6 @@ void lt_layer_scratch(const lt_layer_spec *l, const lt_layer_info *li,
 /* 1 when be has every op the layer calls. */
 int lt_layer_on_backend(const lt_layer_spec *l, const lt_backend *be);
 
-/* How many samples a convolution's product covers at once (1: a sample
- * at a time); its scratch holds that many samples' columns, their
- * gradient and their output (lt_layer_conv.c). */
-int lt_layer_conv_chunk(const lt_layer_spec *l, const lt_window *g);
-
 /* The window of a convolution or pool over its input shape. */
 void lt_layer_window(const lt_layer_spec *l, const lt_layer_info *li,
     lt_window *g);

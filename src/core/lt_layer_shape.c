@@ -542,12 +542,9 @@ lt_layer_scratch(const lt_layer_spec *l, const lt_layer_info *li,
 
     case LT_LAYER_CONV1D:
     case LT_LAYER_CONV2D:
-        /* a chunk's columns, their gradient and the chunk's output (one
-         * sample: its columns and their gradient) */
+        /* one sample's columns, and their gradient */
         lt_layer_window(l, li, &g);
-        *per_batch = (size_t) lt_layer_conv_chunk(l, &g)
-                     * (2 * (size_t) g.c * g.kh * g.kw + (size_t) l->out)
-                     * g.oh * g.ow;
+        *per_batch = 2 * (size_t) g.c * g.kh * g.kw * g.oh * g.ow;
         break;
 
     case LT_LAYER_BATCHNORM1D:

@@ -7,13 +7,11 @@
  * backend without a layer's ops refusing the model.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lt_backend.h"
 #include "lt_checkpoint.h"
-#include "lt_layer.h"
 #include "lt_model.h"
 #include "tap.h"
 
@@ -441,143 +439,6 @@ test_mlp_hash(void)
 }
 
 
-/* The largest |a - b| over the largest |b|. */
-static double
-rel_diff(const float *a, const float *b, size_t n)
-{
-    double  d, top;
-    size_t  i;
-
-    d = 0.0;
-    top = 1e-30;
-    for (i = 0; i < n; i++) {
-        if (fabs((double) a[i] - b[i]) > d) {
-            d = fabs((double) a[i] - b[i]);
-        }
-        if (fabs((double) b[i]) > top) {
-            top = fabs((double) b[i]);
-        }
-    }
-
-    return d / top;
-}
-
-
-/* The outputs and gradients of s at batch n on the CPU backend (which
- * lays chunks of samples side by side for its convolutions) against a
- * copy of it without im2col_n (a sample at a time). */
-static void
-conv_chunks_match(lt_model_spec *s, int n, const char *what)
-{
-    lt_backend     per_sample;
-    lt_model       m;
-    lt_workspace  *ws[2];
-    lt_tensor      x, y, out;
-    lt_err         err;
-    int64_t        shape[LT_MAX_DIMS];
-    float         *params, *xs, *ys, *outs[2], *grads[2], loss[2];
-    size_t         nx, i;
-    char           name[160];
-    int            k;
-
-    per_sample = *lt_backend_cpu();
-    per_sample.im2col_n = NULL;
-
-    snprintf(name, sizeof(name), "%s builds", what);
-    ok(lt_model_build(&m, s, &err) == 0, name);
-    ws[0] = lt_workspace_new(&m, lt_backend_cpu(), n, &err);
-    ws[1] = lt_workspace_new(&m, &per_sample, n, &err);
-    nx = (size_t) n * m.in_dim;
-    params = malloc(lt_model_values(&m) * sizeof(float));
-    xs = malloc(nx * sizeof(float));
-    ys = malloc((size_t) n * sizeof(float));
-    for (k = 0; k < 2; k++) {
-        outs[k] = malloc((size_t) n * m.out_dim * sizeof(float));
-        grads[k] = malloc(m.param_count * sizeof(float));
-    }
-
-    lt_model_init_params(&m, params, 7);
-    for (i = 0; i < nx; i++) {
-        xs[i] = (float) ((i * 2654435761u) % 1000) / 500.0f - 1.0f;
-    }
-    for (i = 0; i < (size_t) n; i++) {
-        ys[i] = (float) (i % m.out_dim);
-    }
-    lt_tensor_view(&x, xs, lt_model_input_shape(&m, n, shape), shape);
-    lt_tensor_view(&y, ys, 1, shape);
-
-    for (k = 0; k < 2; k++) {
-        snprintf(name, sizeof(name), "%s: forward %s", what,
-                 k ? "a sample at a time" : "chunked");
-        ok(lt_model_forward(&m, ws[k], params, &x, &out, &err) == 0, name);
-        memcpy(outs[k], out.data, (size_t) n * m.out_dim * sizeof(float));
-        snprintf(name, sizeof(name), "%s: gradients %s", what,
-                 k ? "a sample at a time" : "chunked");
-        ok(lt_model_gradients(&m, ws[k], params, &x, &y, grads[k], &loss[k],
-                              &err) == 0, name);
-    }
-
-    snprintf(name, sizeof(name), "%s at batch %d: chunked outputs are the "
-             "per-sample ones", what, n);
-    ok(rel_diff(outs[0], outs[1], (size_t) n * m.out_dim) < 1e-5, name);
-    ok(rel_diff(grads[0], grads[1], m.param_count) < 1e-5,
-       "and so are the gradients");
-    is_float(loss[0], loss[1], 1e-5, "and the loss");
-
-    for (k = 0; k < 2; k++) {
-        lt_workspace_free(ws[k]);
-        free(outs[k]);
-        free(grads[k]);
-    }
-    free(params);
-    free(xs);
-    free(ys);
-}
-
-
-static void
-test_conv_chunks(void)
-{
-    lt_model_spec   s;
-    lt_layer_spec  *l;
-    lt_window       g;
-
-    /* LeNet's columns go 6 and 8 samples at a time: 13 ends in a part */
-    lenet(&s);
-    conv_chunks_match(&s, 13, "LeNet-5");
-    conv_chunks_match(&s, 1, "LeNet-5");
-
-    /* groups, stride and padding across chunks of 16, then a 1x1 */
-    memset(&s, 0, sizeof(s));
-    s.input.ndim = 3;
-    s.input.d[0] = 4;
-    s.input.d[1] = 30;
-    s.input.d[2] = 30;
-    l = add(&s, LT_LAYER_CONV2D, 4, 6);
-    l->kernel[0] = l->kernel[1] = 3;
-    l->stride[0] = l->stride[1] = 2;
-    l->padding[0] = l->padding[1] = 1;
-    l->groups = 2;
-    add(&s, LT_LAYER_TANH, 0, 0);
-    l = add(&s, LT_LAYER_CONV2D, 6, 4);
-    l->kernel[0] = l->kernel[1] = 1;
-    l->no_bias = 1;
-    add(&s, LT_LAYER_FLATTEN, 0, 0);
-    add(&s, LT_LAYER_LINEAR, 4 * 15 * 15, 3);
-    s.loss = LT_LOSS_CE;
-    s.optim.kind = LT_OPTIM_SGD;
-    s.optim.lr = 0.01f;
-
-    memset(&g, 0, sizeof(g));
-    g.c = 4;
-    g.kh = g.kw = 3;
-    g.oh = g.ow = 15;
-    is_int(lt_layer_conv_chunk(&s.layers[0], &g), 16,
-           "a 4x3x3 kernel over 15x15 outputs goes 16 samples at a time");
-    conv_chunks_match(&s, 37, "grouped strided Conv2d and a 1x1");
-}
-
-
 int
 main(void)
 {
@@ -586,7 +447,6 @@ main(void)
     test_inputs();
     test_train_buffers();
     test_backend_refusal();
-    test_conv_chunks();
     test_mlp_hash();
 
     return done_testing();
