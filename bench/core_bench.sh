@@ -21,6 +21,7 @@ TORCH_PY=${TORCH_PY:-/opt/torchenv/bin/python}
 
 # one BLAS thread for all, and OpenBLAS reads this when it loads
 export OPENBLAS_NUM_THREADS=1
+# and one OpenMP thread for torch (it also calls torch.set_num_threads(1))
 export OMP_NUM_THREADS=1
 # the same kernels for all (mk/openblas-coretype.sh), unless set
 if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
@@ -39,7 +40,7 @@ else
 fi
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
-     "$(nproc) cores; OpenBLAS threads: 1, kernels:" \
+     "$(env -u OMP_NUM_THREADS nproc) cores; OpenBLAS threads: 1, kernels:" \
      "${OPENBLAS_CORETYPE:-as detected}; torch: $torch_version"
 echo
 echo "$core" | awk '$1 ~ /^xor/ {
