@@ -5,7 +5,12 @@
  *   (a) the WebTorch XOR net: 2-20-1, Tanh, MSE, SGD lr 0.01, batch 1
  *   (b) an MNIST-sized MLP: 784-256-10, ReLU, cross-entropy, SGD lr 0.01,
  *       at batch 1, 64 and 1024
+ *   (c) LeNet-5 as lua/models/lenet.lua has it (two 5x5 convolutions, max
+ *       pools, three Linear), cross-entropy, SGD lr 0.01, batch 1 and 64
+ *   (d) a Conv2d-heavy forward pass: Conv2d(3, 32, 3, padding=1), ReLU,
+ *       Conv2d(32, 32, 3, padding=1), ReLU on [N, 3, 32, 32], batch 1, 64
  *
+ * bench/core_bench_torch.py times the same steps and passes in PyTorch.
  * Each figure is the best of several repeats of many steps, so it is the
  * machine's speed rather than its noise.  Output lines are
  * "name batch value unit", read by bench/core_bench.sh.
@@ -46,9 +51,9 @@ typedef struct {
 static int
 bench_init(bench *b, const lt_model_spec *spec, int batch, int classes)
 {
-    int64_t  shape[2];
+    int64_t  shape[LT_MAX_DIMS];
     lt_err   err;
-    int      i, n;
+    int      i, n, ndim;
 
     if (lt_model_build(&b->m, spec, &err) != 0) {
         fprintf(stderr, "build: %s\n", err.msg);
@@ -56,7 +61,7 @@ bench_init(bench *b, const lt_model_spec *spec, int batch, int classes)
     }
 
     b->ws = lt_workspace_new(&b->m, lt_backend_cpu(), batch, &err);
-    b->block = malloc((b->m.param_count + b->m.state_count + 1)
+    b->block = malloc((lt_model_values(&b->m) + b->m.state_count + 1)
                       * sizeof(float));
     n = batch * b->m.in_dim;
     b->xs = malloc((size_t) n * sizeof(float));
@@ -74,9 +79,8 @@ bench_init(bench *b, const lt_model_spec *spec, int batch, int classes)
         b->xs[i] = (float) rand() / (float) RAND_MAX;
     }
 
-    shape[0] = batch;
-    shape[1] = b->m.in_dim;
-    lt_tensor_view(&b->x, b->xs, 2, shape);
+    ndim = lt_model_input_shape(&b->m, batch, shape);
+    lt_tensor_view(&b->x, b->xs, ndim, shape);
 
     /* class indices for CE, regression targets otherwise */
     for (i = 0; i < batch * (classes ? 1 : b->m.out_dim); i++) {
@@ -84,6 +88,7 @@ bench_init(bench *b, const lt_model_spec *spec, int batch, int classes)
                            : (float) rand() / (float) RAND_MAX;
     }
 
+    shape[0] = batch;
     shape[1] = b->m.out_dim;
     lt_tensor_view(&b->y, b->ys, classes ? 1 : 2, shape);
 
@@ -112,7 +117,7 @@ bench_steps(bench *b, long iters)
     for (i = 0; i < iters; i++) {
         b->step++;
         if (lt_model_train_step(&b->m, b->ws, b->block, b->block,
-                                b->block + b->m.param_count, b->step,
+                                b->block + lt_model_values(&b->m), b->step,
                                 &b->x, &b->y, &loss, &err) != 0)
         {
             fprintf(stderr, "train step: %s\n", err.msg);
@@ -124,9 +129,29 @@ bench_steps(bench *b, long iters)
 }
 
 
-/* Seconds per step: best of REPEATS runs of ~REPEAT_SECS each. */
+static int
+bench_forwards(bench *b, long iters)
+{
+    lt_tensor  out;
+    lt_err     err;
+    long       i;
+
+    for (i = 0; i < iters; i++) {
+        if (lt_model_forward(&b->m, b->ws, b->block, &b->x, &out, &err) != 0)
+        {
+            fprintf(stderr, "forward: %s\n", err.msg);
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* Seconds per step (or per forward pass): best of REPEATS runs of
+ * ~REPEAT_SECS each. */
 static double
-bench_time(bench *b)
+bench_time(bench *b, int (*run)(bench *b, long iters))
 {
     double  t, best;
     long    iters;
@@ -136,7 +161,7 @@ bench_time(bench *b)
     iters = 1;
     for ( ;; ) {
         t = now();
-        if (bench_steps(b, iters) != 0) {
+        if (run(b, iters) != 0) {
             return -1.0;
         }
         t = now() - t;
@@ -151,7 +176,7 @@ bench_time(bench *b)
 
     for (r = 0; r < REPEATS; r++) {
         t = now();
-        if (bench_steps(b, iters) != 0) {
+        if (run(b, iters) != 0) {
             return -1.0;
         }
         t = (now() - t) / (double) iters;
@@ -194,7 +219,7 @@ bench_xor(void)
         return -1;
     }
 
-    t = bench_time(&b);
+    t = bench_time(&b, bench_steps);
     bench_free(&b);
     if (t < 0) {
         return -1;
@@ -225,7 +250,7 @@ bench_mlp(int batch)
         return -1;
     }
 
-    t = bench_time(&b);
+    t = bench_time(&b, bench_steps);
     bench_free(&b);
     if (t < 0) {
         return -1;
@@ -236,20 +261,164 @@ bench_mlp(int batch)
 }
 
 
+static lt_layer_spec *
+spec_add(lt_model_spec *s, lt_layer_kind kind, int in, int out)
+{
+    lt_layer_spec  *l;
+
+    l = &s->layers[s->nlayers++];
+    l->kind = kind;
+    l->in = in;
+    l->out = out;
+
+    return l;
+}
+
+
+static lt_layer_spec *
+spec_conv(lt_model_spec *s, int in, int out, int kernel, int padding)
+{
+    lt_layer_spec  *l;
+
+    l = spec_add(s, LT_LAYER_CONV2D, in, out);
+    l->kernel[0] = l->kernel[1] = kernel;
+    l->padding[0] = l->padding[1] = padding;
+
+    return l;
+}
+
+
+static void
+spec_maxpool(lt_model_spec *s, int kernel)
+{
+    lt_layer_spec  *l;
+
+    l = spec_add(s, LT_LAYER_MAXPOOL2D, 0, 0);
+    l->kernel[0] = l->kernel[1] = kernel;
+}
+
+
+static int
+bench_lenet(int batch)
+{
+    lt_model_spec  s;
+    bench          b;
+    double         t;
+
+    memset(&s, 0, sizeof(s));
+    s.input.ndim = 3;
+    s.input.d[0] = 1;
+    s.input.d[1] = 28;
+    s.input.d[2] = 28;
+    spec_conv(&s, 1, 6, 5, 2);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    spec_maxpool(&s, 2);
+    spec_conv(&s, 6, 16, 5, 0);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    spec_maxpool(&s, 2);
+    spec_add(&s, LT_LAYER_FLATTEN, 0, 0);
+    spec_add(&s, LT_LAYER_LINEAR, 400, 120);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    spec_add(&s, LT_LAYER_LINEAR, 120, 84);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    spec_add(&s, LT_LAYER_LINEAR, 84, 10);
+    s.loss = LT_LOSS_CE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    if (bench_init(&b, &s, batch, 10) != 0) {
+        return -1;
+    }
+
+    t = bench_time(&b, bench_steps);
+    bench_free(&b);
+    if (t < 0) {
+        return -1;
+    }
+
+    printf("lenet5_sgd %d %.4f ms\n", batch, t * 1e3);
+    return 0;
+}
+
+
+static int
+bench_conv_forward(int batch)
+{
+    lt_model_spec  s;
+    bench          b;
+    double         t;
+
+    memset(&s, 0, sizeof(s));
+    s.input.ndim = 3;
+    s.input.d[0] = 3;
+    s.input.d[1] = 32;
+    s.input.d[2] = 32;
+    spec_conv(&s, 3, 32, 3, 1);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    spec_conv(&s, 32, 32, 3, 1);
+    spec_add(&s, LT_LAYER_RELU, 0, 0);
+    s.loss = LT_LOSS_MSE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    if (bench_init(&b, &s, batch, 0) != 0) {
+        return -1;
+    }
+
+    t = bench_time(&b, bench_forwards);
+    bench_free(&b);
+    if (t < 0) {
+        return -1;
+    }
+
+    printf("conv_3_32_32_forward %d %.4f ms\n", batch, t * 1e3);
+    return 0;
+}
+
+
+/* With an argument, only the cases whose name starts with it (for perf). */
+static int
+want(int argc, char **argv, const char *name)
+{
+    return argc < 2 || strncmp(name, argv[1], strlen(argv[1])) == 0;
+}
+
+
 int
 main(int argc, char **argv)
 {
     static const int  batches[] = { 1, 64, 1024 };
+    static const int  conv_batches[] = { 1, 64 };
     size_t            i;
 
     openblas_set_num_threads(1);
 
-    if (bench_xor() != 0) {
+    if (want(argc, argv, "xor") && bench_xor() != 0) {
         return 1;
     }
 
-    for (i = 0; i < sizeof(batches) / sizeof(batches[0]); i++) {
+    for (i = 0; want(argc, argv, "mlp") && i < sizeof(batches)
+                                              / sizeof(batches[0]); i++)
+    {
         if (bench_mlp(batches[i]) != 0) {
+            return 1;
+        }
+        fflush(stdout);
+    }
+
+    for (i = 0; want(argc, argv, "lenet") && i < sizeof(conv_batches)
+                                                / sizeof(conv_batches[0]); i++)
+    {
+        if (bench_lenet(conv_batches[i]) != 0) {
+            return 1;
+        }
+        fflush(stdout);
+    }
+
+    for (i = 0; want(argc, argv, "conv") && i < sizeof(conv_batches)
+                                               / sizeof(conv_batches[0]); i++)
+    {
+        if (bench_conv_forward(conv_batches[i]) != 0) {
             return 1;
         }
         fflush(stdout);

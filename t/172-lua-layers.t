@@ -111,3 +111,68 @@ GET /t
 GET /t
 --- response_body
 number 1
+
+
+
+=== TEST 3: learn.weights gives a CNN's 4-d weights and BatchNorm's int64 counter; load_weights takes them back
+--- config
+    location = /t {
+        content_by_lua_block {
+            local rows = {}
+            for n = 1, 4 do
+                local row = {}
+                for i = 1, 64 do row[i] = ((n * 3 + i) % 7) / 6 end
+                rows[n] = row
+            end
+            assert(learn.train("cnn", rows, {0, 1, 2, 3}))
+            assert(learn.train("cnn", rows, {3, 2, 1, 0}))
+            local w, step = learn.weights("cnn")
+            local c = w["0.0.weight"]
+            ngx.say("step ", step, ", 0.0.weight ", #c, "x", #c[1], "x",
+                    #c[1][1], "x", #c[1][1][1], ", 1.0.weight ",
+                    #w["1.0.weight"], "x", #w["1.0.weight"][1], "x",
+                    #w["1.0.weight"][1][1], "x", #w["1.0.weight"][1][1][1],
+                    ", 0.1.running_var ", #w["0.1.running_var"],
+                    ", 0.1.num_batches_tracked ",
+                    math.type and math.type(w["0.1.num_batches_tracked"])
+                    or type(w["0.1.num_batches_tracked"]), " ",
+                    w["0.1.num_batches_tracked"])
+            local before = dump(learn.predict("cnn", rows))
+
+            -- another net's weights, then these back: predicts as before
+            local other = learn.weights("cnn")
+            other["0.0.weight"][1][1][2][2] = other["0.0.weight"][1][1][2][2] + 1
+            other["0.1.running_mean"][1] = 5
+            other["0.1.num_batches_tracked"] = 7
+            assert(learn.load_weights("cnn", other))
+            local o = learn.weights("cnn")
+            ngx.say("changed: ", o["0.1.num_batches_tracked"], " ",
+                    o["0.1.running_mean"][1], " ",
+                    dump(learn.predict("cnn", rows)) ~= before)
+            assert(learn.load_weights("cnn", w))
+            ngx.say("round trip: ", dump(learn.weights("cnn")) == dump(w),
+                    " ", dump(learn.predict("cnn", rows)) == before)
+
+            -- wrong shapes and counters are refused, naming the entry
+            local bad = learn.weights("cnn")
+            bad["0.0.weight"][1][1][3] = { 1, 2 }
+            ngx.say(select(2, learn.load_weights("cnn", bad)))
+            bad = learn.weights("cnn")
+            bad["0.0.weight"] = { 1, 2, 3 }
+            ngx.say(select(2, learn.load_weights("cnn", bad)))
+            bad = learn.weights("cnn")
+            bad["1.1.num_batches_tracked"] = -1
+            ngx.say(select(2, learn.load_weights("cnn", bad)))
+            ngx.say("unchanged: ", dump(learn.weights("cnn")) == dump(w))
+        }
+    }
+--- request
+GET /t
+--- response_body
+step 2, 0.0.weight 8x1x3x3, 1.0.weight 16x8x3x3, 0.1.running_var 8, 0.1.num_batches_tracked number 2
+changed: 7 5 true
+round trip: true true
+"0.0.weight"[1][1][3] is not a row of 3 numbers
+"0.0.weight" has shape [3], the model's is [8, 1, 3, 3]
+"1.1.num_batches_tracked" must be a whole number in [0, 2^48), not -1
+unchanged: true

@@ -50,8 +50,6 @@ local tensor_args = tensor.args
 local tensor_ptr = tensor.ptr
 local tensor_cap = tensor.cap
 local flatten_into = tensor.flatten
-local rows_of = tensor.rows_of
-local numel_of = tensor.numel_of
 
 
 -- nginx's return codes
@@ -702,24 +700,72 @@ local function params_of(m)
 
     local name = ffi_new("const char *[1]")
     local ndim = ffi_new("int[1]")
-    local shape = ffi_new("int64_t[2]")
+    local shape = ffi_new("int64_t[4]")
     local offset = ffi_new("size_t[1]")
+    local dtype = ffi_new("int[1]")
     local params = {}
 
     for i = 0, m.nparams - 1 do
-        C.ngx_http_learn_ffi_param(m.handle, i, name, ndim, shape, offset)
+        C.ngx_http_learn_ffi_param(m.handle, i, name, ndim, shape, offset,
+                                   dtype)
+        local s = {}
+        for d = 1, ndim[0] do
+            s[d] = tonumber(shape[d - 1])
+        end
         params[i + 1] = {
             name = ffi_string(name[0]),
             ndim = ndim[0],
-            shape = ndim[0] == 1 and { tonumber(shape[0]) }
-                    or { tonumber(shape[0]), tonumber(shape[1]) },
+            shape = s,
             offset = tonumber(offset[0]),
+            int64 = dtype[0] == 1,
         }
     end
 
     m.params = params
 
     return params
+end
+
+
+-- an int64 buffer (num_batches_tracked) is two floats in the block: its
+-- low and high 24 bits
+local I64_SPLIT = 16777216
+local I64_MAX = 2 ^ 48
+
+
+-- nested tables of shape s[dim..] from the floats at d
+local function nest_of(d, s, dim)
+    if dim == #s then
+        local out = new_tab(s[dim], 0)
+        for i = 1, s[dim] do
+            out[i] = d[i - 1]
+        end
+        return out
+    end
+
+    local step = 1
+    for k = dim + 1, #s do
+        step = step * s[k]
+    end
+
+    local out = new_tab(s[dim], 0)
+    for i = 1, s[dim] do
+        out[i] = nest_of(d + (i - 1) * step, s, dim + 1)
+    end
+    return out
+end
+
+
+local function value_of(d, p)
+    if p.int64 then
+        return tonumber(d[0]) + tonumber(d[1]) * I64_SPLIT
+    end
+
+    if #p.shape == 0 then
+        return tonumber(d[0])
+    end
+
+    return nest_of(d, p.shape, 1)
 end
 
 
@@ -740,7 +786,7 @@ function _M.weights(name)
 
     local out = {}
     for _, p in pairs(params_of(m)) do
-        out[p.name] = rows_of(buf + p.offset, p.shape)
+        out[p.name] = value_of(buf + p.offset, p)
     end
 
     return out, tonumber(step_out[0])
@@ -752,21 +798,67 @@ local function shape_str(s)
 end
 
 
--- the shape of a nested table (or a tensor), for the checks below
+-- the shape of a nested table (or a tensor; {} for a number), for the
+-- checks below; each level's first element sets the next dimension
 local function value_shape(v)
     if getmetatable(v) == tensor_mt then
         return type(v.shape) == "table" and v.shape or nil
+    end
+
+    if type(v) == "number" then
+        return {}
     end
 
     if type(v) ~= "table" then
         return nil
     end
 
-    if type(v[1]) == "table" then
-        return { #v, #v[1] }
+    local s = {}
+    while type(v) == "table" do
+        s[#s + 1] = #v
+        v = v[1]
     end
 
-    return { #v }
+    return s
+end
+
+
+-- the numbers of nested tables of shape s[dim..] into d; nil, err when a
+-- level is ragged or holds something else than numbers
+local function flatten_nd(v, d, s, dim, what)
+    if dim == #s then
+        if type(v) ~= "table" or #v ~= s[dim] then
+            return nil, what .. " is not a row of " .. s[dim] .. " numbers"
+        end
+        for i = 1, s[dim] do
+            local x = v[i]
+            if type(x) ~= "number" then
+                return nil, what .. "[" .. i .. "] is a " .. type(x)
+                            .. ", not a number"
+            end
+            d[i - 1] = x
+        end
+        return true
+    end
+
+    if type(v) ~= "table" or #v ~= s[dim] then
+        return nil, what .. " does not hold " .. s[dim] .. " entries"
+    end
+
+    local step = 1
+    for k = dim + 1, #s do
+        step = step * s[k]
+    end
+
+    for i = 1, s[dim] do
+        local ok, err = flatten_nd(v[i], d + (i - 1) * step, s, dim + 1,
+                                   what .. "[" .. i .. "]")
+        if not ok then
+            return nil, err
+        end
+    end
+
+    return true
 end
 
 
@@ -813,12 +905,33 @@ function _M.load_weights(name, tbl)
         end
         if not fits then
             return refuse(m, '"' .. p.name .. '" has shape '
-                             .. (s and shape_str(s) or type(v))
+                             .. ((s and type(v) ~= "number")
+                                 and shape_str(s) or type(v))
                              .. ", the model's is " .. shape_str(p.shape))
         end
 
-        local n = numel_of(p.shape)
-        if getmetatable(v) == tensor_mt then
+        local n = 1
+        for d = 1, #p.shape do
+            n = n * p.shape[d]
+        end
+        if p.int64 or #p.shape == 0 then
+            if p.int64 and (v < 0 or v >= I64_MAX or v ~= floor(v)) then
+                return refuse(m, '"' .. p.name .. '" must be a whole number '
+                                 .. "in [0, 2^48), not " .. tostring(v))
+            end
+            if p.int64 then
+                buf[p.offset] = v % I64_SPLIT
+                buf[p.offset + 1] = floor(v / I64_SPLIT)
+            else
+                buf[p.offset] = v
+            end
+        elseif #p.shape > 2 then
+            local ok, ferr = flatten_nd(v, buf + p.offset, p.shape, 1,
+                                        '"' .. p.name .. '"')
+            if not ok then
+                return refuse(m, ferr)
+            end
+        elseif getmetatable(v) == tensor_mt then
             local nd, ptr = tensor_args(v, tshape, '"' .. p.name .. '"')
             if not nd then
                 return refuse(m, ptr)

@@ -191,6 +191,15 @@ struct lt_backend_s {
                       const float *x, float *col);
     void    (*col2im)(const lt_backend *be, const lt_window *g,
                       const float *col, float *x);
+    /* optional (NULL: the forward pass uses im2col): one sample [c, h, w]
+     * -> row [oh * ow, kh * kw * c], row p holding the patch output p
+     * sees tap by tap (ki, kj, then ci), read through pad, room for a
+     * zero-padded [h + 2ph, w + 2pw, c] copy of x; only for dw = 1.
+     * And dst [cols, rows] = src [rows, cols] transposed. */
+    void    (*im2row)(const lt_backend *be, const lt_window *g,
+                      const float *x, float *pad, float *row);
+    void    (*transpose)(const lt_backend *be, const float *src, float *dst,
+                         int rows, int cols);
     /* y[i, j, :] += bias[j] over [n, c, s]; out[j] = sum of g[:, j, :] */
     void    (*channel_bias)(const lt_backend *be, float *y, const float *bias,
                             int n, int c, int s);

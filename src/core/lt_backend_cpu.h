@@ -52,6 +52,10 @@ void lt_cpu_im2col(const lt_backend *be, const lt_window *g, const float *x,
     float *col);
 void lt_cpu_col2im(const lt_backend *be, const lt_window *g,
     const float *col, float *x);
+void lt_cpu_im2row(const lt_backend *be, const lt_window *g,
+    const float *x, float *pad, float *row);
+void lt_cpu_transpose(const lt_backend *be, const float *src, float *dst,
+    int rows, int cols);
 void lt_cpu_channel_bias(const lt_backend *be, float *y, const float *bias,
     int n, int c, int s);
 void lt_cpu_channel_sum(const lt_backend *be, float *out, const float *g,

@@ -44,6 +44,13 @@ void lt_layer_scratch(const lt_layer_spec *l, const lt_layer_info *li,
 /* 1 when be has every op the layer calls. */
 int lt_layer_on_backend(const lt_layer_spec *l, const lt_backend *be);
 
+/* 1 when a convolution's forward pass goes by im2row on be; and the
+ * scratch that path needs (lt_layer_conv.c) */
+int lt_layer_conv_by_rows(const lt_layer_spec *l, const lt_window *g,
+    const lt_backend *be);
+size_t lt_layer_conv_rows_scratch(const lt_layer_spec *l,
+    const lt_window *g);
+
 /* The window of a convolution or pool over its input shape. */
 void lt_layer_window(const lt_layer_spec *l, const lt_layer_info *li,
     lt_window *g);

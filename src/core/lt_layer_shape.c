@@ -545,6 +545,11 @@ lt_layer_scratch(const lt_layer_spec *l, const lt_layer_info *li,
         /* one sample's columns, and their gradient */
         lt_layer_window(l, li, &g);
         *per_batch = 2 * (size_t) g.c * g.kh * g.kw * g.oh * g.ow;
+        /* or, for a forward pass by rows, rows, a padded copy, Y^T, W'
+         * (whichever backend runs it: the layer asks at run time) */
+        if (lt_layer_conv_rows_scratch(l, &g) > *per_batch) {
+            *per_batch = lt_layer_conv_rows_scratch(l, &g);
+        }
         break;
 
     case LT_LAYER_BATCHNORM1D:

@@ -126,8 +126,10 @@ ngx_http_learn_ffi_reject(ngx_http_learn_model_t *lm)
 
 ngx_int_t
 ngx_http_learn_ffi_param(ngx_http_learn_model_t *lm, int i,
-    const char **name, int *ndim, int64_t *shape, size_t *offset)
+    const char **name, int *ndim, int64_t *shape, size_t *offset,
+    int *dtype)
 {
+    int                   d;
     const lt_param_info  *pi;
 
     if (i < 0 || i >= lm->model.nparams) {
@@ -138,9 +140,13 @@ ngx_http_learn_ffi_param(ngx_http_learn_model_t *lm, int i,
 
     *name = pi->name;
     *ndim = pi->ndim;
-    shape[0] = pi->shape[0];
-    shape[1] = pi->ndim > 1 ? pi->shape[1] : 0;
+
+    for (d = 0; d < NGX_HTTP_LEARN_FFI_DIMS; d++) {
+        shape[d] = d < pi->ndim ? pi->shape[d] : 0;
+    }
+
     *offset = pi->offset;
+    *dtype = pi->dtype == LT_DTYPE_I64 ? 1 : 0;
 
     return NGX_OK;
 }

@@ -16,6 +16,8 @@
 
 /* the room a caller gives for a message */
 #define NGX_HTTP_LEARN_FFI_ERR_LEN  256
+/* dimensions of a state-dict entry (a Conv2d weight has 4) */
+#define NGX_HTTP_LEARN_FFI_DIMS     4
 
 
 typedef struct {
@@ -102,8 +104,11 @@ void ngx_http_learn_ffi_exit_process(void);
 /* exported to LuaJIT */
 ngx_http_learn_model_t *ngx_http_learn_ffi_model(const u_char *name,
     size_t len, ngx_http_learn_ffi_info_t *info);
+/* entry i of the state dict: shape has NGX_HTTP_LEARN_FFI_DIMS slots
+ * (ndim of them used; 0 dims: a scalar), dtype 0 float32, 1 int64 */
 ngx_int_t ngx_http_learn_ffi_param(ngx_http_learn_model_t *lm, int i,
-    const char **name, int *ndim, int64_t *shape, size_t *offset);
+    const char **name, int *ndim, int64_t *shape, size_t *offset,
+    int *dtype);
 ngx_int_t ngx_http_learn_ffi_predict(ngx_http_learn_model_t *lm,
     int64_t version, const float *x, int ndim, const int64_t *shape,
     float *y, int64_t *step, u_char *err, size_t *errlen);

@@ -12,6 +12,7 @@
 
 #include "lt_backend.h"
 #include "lt_checkpoint.h"
+#include "lt_layer.h"
 #include "lt_model.h"
 #include "tap.h"
 
@@ -439,6 +440,161 @@ test_mlp_hash(void)
 }
 
 
+/* The largest |a - b| over the largest |b|. */
+static double
+rel_diff(const float *a, const float *b, size_t n)
+{
+    double  d, top;
+    size_t  i;
+
+    d = 0.0;
+    top = 1e-30;
+    for (i = 0; i < n; i++) {
+        if (fabs((double) a[i] - b[i]) > d) {
+            d = fabs((double) a[i] - b[i]);
+        }
+        if (fabs((double) b[i]) > top) {
+            top = fabs((double) b[i]);
+        }
+    }
+
+    return d / top;
+}
+
+
+/*
+ * The CPU backend's forward pass by patch rows (im2row, for convolutions
+ * with 16 or more numbers per kernel row and 16 or more outputs) against
+ * the same backend without im2row (im2col), on strides, padding, a
+ * dilation in height, a rectangular kernel and Conv1d.
+ */
+static void
+test_conv_rows(void)
+{
+    lt_model_spec   s;
+    lt_layer_spec  *l;
+    lt_backend      cols;
+    lt_model        m;
+    lt_workspace   *ws[2];
+    lt_tensor       x, out;
+    lt_window       g;
+    lt_err          err;
+    int64_t         shape[LT_MAX_DIMS];
+    float          *params, *xs, *ys[2];
+    size_t          nx, ny, i;
+    int             k, n;
+
+    n = 5;
+    memset(&s, 0, sizeof(s));
+    s.input.ndim = 3;
+    s.input.d[0] = 8;
+    s.input.d[1] = 11;
+    s.input.d[2] = 9;
+    l = add(&s, LT_LAYER_CONV2D, 8, 16);
+    l->kernel[0] = l->kernel[1] = 3;
+    l->stride[0] = l->stride[1] = 2;
+    l->padding[0] = 1;
+    l->padding[1] = 2;
+    add(&s, LT_LAYER_TANH, 0, 0);
+    l = add(&s, LT_LAYER_CONV2D, 16, 24);
+    l->kernel[0] = 2;
+    l->kernel[1] = 3;
+    l->dilation[0] = 2;
+    l->padding[1] = 1;
+    add(&s, LT_LAYER_FLATTEN, 0, 0);
+    s.loss = LT_LOSS_MSE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    ok(lt_model_build(&m, &s, &err) == 0, "a net of two rows-sized "
+       "convolutions builds");
+    for (k = 0; k < 2; k++) {
+        lt_layer_window(&m.spec.layers[2 * k], &m.layer[2 * k], &g);
+        ok(lt_layer_conv_by_rows(&m.spec.layers[2 * k], &g,
+                                 lt_backend_cpu()),
+           k ? "the second goes by rows" : "the first goes by rows");
+    }
+
+    cols = *lt_backend_cpu();
+    cols.im2row = NULL;
+    ws[0] = lt_workspace_new(&m, lt_backend_cpu(), n, &err);
+    ws[1] = lt_workspace_new(&m, &cols, n, &err);
+    nx = (size_t) n * m.in_dim;
+    ny = (size_t) n * m.out_dim;
+    params = malloc(lt_model_values(&m) * sizeof(float));
+    xs = malloc(nx * sizeof(float));
+    lt_model_init_params(&m, params, 3);
+    for (i = 0; i < nx; i++) {
+        xs[i] = (float) ((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    }
+    lt_tensor_view(&x, xs, lt_model_input_shape(&m, n, shape), shape);
+
+    for (k = 0; k < 2; k++) {
+        ys[k] = malloc(ny * sizeof(float));
+        ok(lt_model_forward(&m, ws[k], params, &x, &out, &err) == 0,
+           k ? "forward by columns" : "forward by rows");
+        memcpy(ys[k], out.data, ny * sizeof(float));
+    }
+    ok(rel_diff(ys[0], ys[1], ny) < 1e-5, "rows give the columns' outputs");
+
+    /* and Conv1d: a height of 1 */
+    memset(&s, 0, sizeof(s));
+    s.input.ndim = 2;
+    s.input.d[0] = 6;
+    s.input.d[1] = 20;
+    /* a 1-d layer keeps its window in [1] over a height of 1 */
+    l = add(&s, LT_LAYER_CONV1D, 6, 16);
+    l->kernel[0] = 1;
+    l->kernel[1] = 4;
+    l->stride[0] = 1;
+    l->stride[1] = 3;
+    l->padding[1] = 2;
+    add(&s, LT_LAYER_FLATTEN, 0, 0);
+    s.loss = LT_LOSS_MSE;
+    s.optim.kind = LT_OPTIM_SGD;
+    s.optim.lr = 0.01f;
+
+    for (k = 0; k < 2; k++) {
+        lt_workspace_free(ws[k]);
+        free(ys[k]);
+    }
+    free(params);
+    free(xs);
+
+    ok(lt_model_build(&m, &s, &err) == 0, "a Conv1d builds");
+    lt_layer_window(&m.spec.layers[0], &m.layer[0], &g);
+    ok(lt_layer_conv_by_rows(&m.spec.layers[0], &g, lt_backend_cpu()),
+       "Conv1d(6, 16, 4) goes by rows");
+    ws[0] = lt_workspace_new(&m, lt_backend_cpu(), n, &err);
+    ws[1] = lt_workspace_new(&m, &cols, n, &err);
+    nx = (size_t) n * m.in_dim;
+    ny = (size_t) n * m.out_dim;
+    params = malloc(lt_model_values(&m) * sizeof(float));
+    xs = malloc(nx * sizeof(float));
+    lt_model_init_params(&m, params, 4);
+    for (i = 0; i < nx; i++) {
+        xs[i] = (float) ((i * 40503u) % 777) / 388.0f - 1.0f;
+    }
+    lt_tensor_view(&x, xs, lt_model_input_shape(&m, n, shape), shape);
+
+    for (k = 0; k < 2; k++) {
+        ys[k] = malloc(ny * sizeof(float));
+        ok(lt_model_forward(&m, ws[k], params, &x, &out, &err) == 0,
+           k ? "Conv1d forward by columns" : "Conv1d forward by rows");
+        memcpy(ys[k], out.data, ny * sizeof(float));
+    }
+    ok(rel_diff(ys[0], ys[1], ny) < 1e-5,
+       "Conv1d: rows give the columns' outputs");
+
+    for (k = 0; k < 2; k++) {
+        lt_workspace_free(ws[k]);
+        free(ys[k]);
+    }
+    free(params);
+    free(xs);
+}
+
+
 int
 main(void)
 {
@@ -447,6 +603,7 @@ main(void)
     test_inputs();
     test_train_buffers();
     test_backend_refusal();
+    test_conv_rows();
     test_mlp_hash();
 
     return done_testing();

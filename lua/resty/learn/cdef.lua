@@ -58,7 +58,7 @@ typedef struct ngx_http_learn_ffi_task_s  ngx_http_learn_ffi_task_t;
 void *ngx_http_learn_ffi_model(const unsigned char *name, size_t len,
     ngx_http_learn_ffi_info_t *info);
 intptr_t ngx_http_learn_ffi_param(void *lm, int i, const char **name,
-    int *ndim, int64_t *shape, size_t *offset);
+    int *ndim, int64_t *shape, size_t *offset, int *dtype);
 intptr_t ngx_http_learn_ffi_predict(void *lm, int64_t version,
     const float *x, int ndim, const int64_t *shape, float *y,
     int64_t *step, unsigned char *err, size_t *errlen);
