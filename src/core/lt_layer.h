@@ -12,7 +12,7 @@
 #ifndef LT_LAYER_H
 #define LT_LAYER_H
 
-#include "lt_model.h"
+#include "lt_spec.h"
 
 /* One state-dict entry a layer declares ("weight", [out, in], ...). */
 typedef struct {

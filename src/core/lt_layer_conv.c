@@ -34,20 +34,6 @@ lt_layer_conv_by_rows(const lt_layer_spec *l, const lt_window *g,
 }
 
 
-size_t
-lt_layer_conv_rows_scratch(const lt_layer_spec *l, const lt_window *g)
-{
-    size_t  k, s;
-
-    k = (size_t) g->c * g->kh * g->kw;
-    s = (size_t) g->oh * g->ow;
-
-    /* rows, the padded copy, Y^T, W' */
-    return s * k + ((size_t) g->h + 2 * g->ph) * (g->w + 2 * g->pw) * g->c
-           + s * l->out + (size_t) l->out * k;
-}
-
-
 static void
 lt_conv_forward_rows(const lt_layer_run *r, const lt_window *g)
 {

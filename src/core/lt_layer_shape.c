@@ -9,6 +9,26 @@
 
 #include "lt_layer.h"
 
+
+const char *
+lt_layer_name(lt_layer_kind kind)
+{
+    static const char  *names[] = {
+        "Linear", "ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
+        "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Identity",
+        "Flatten", "Dropout", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
+        "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
+        "BatchNorm2d", "LayerNorm", "Embedding"
+    };
+
+    if ((int) kind < 0 || kind > LT_LAYER_LAST) {
+        return "unknown";
+    }
+
+    return names[kind];
+}
+
+
 /* Widest side of anything: keeps size products far from overflow. */
 #define LT_MAX_SIDE  (1 << 24)
 
@@ -519,6 +539,22 @@ lt_layer_entries(const lt_layer_spec *spec, const lt_shape *in,
     (void) in;
 
     return n;
+}
+
+
+/* A forward pass that multiplies patches as rows (lt_layer_conv.c):
+ * its scratch per sample */
+size_t
+lt_layer_conv_rows_scratch(const lt_layer_spec *l, const lt_window *g)
+{
+    size_t  k, s;
+
+    k = (size_t) g->c * g->kh * g->kw;
+    s = (size_t) g->oh * g->ow;
+
+    /* rows, the padded copy, Y^T, W' */
+    return s * k + ((size_t) g->h + 2 * g->ph) * (g->w + 2 * g->pw) * g->c
+           + s * l->out + (size_t) l->out * k;
 }
 
 

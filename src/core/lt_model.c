@@ -17,25 +17,6 @@
 #define LT_MAX_DIM     (1 << 24)
 
 
-const char *
-lt_layer_name(lt_layer_kind kind)
-{
-    static const char  *names[] = {
-        "Linear", "ReLU", "Tanh", "Sigmoid", "Softmax", "LogSoftmax",
-        "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Identity",
-        "Flatten", "Dropout", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d",
-        "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d",
-        "BatchNorm2d", "LayerNorm", "Embedding"
-    };
-
-    if ((int) kind < 0 || kind > LT_LAYER_LAST) {
-        return "unknown";
-    }
-
-    return names[kind];
-}
-
-
 /* The first layer's input when the model does not name one: a Linear's
  * [in_features], BatchNorm1d's [C], LayerNorm's normalized_shape. */
 static int

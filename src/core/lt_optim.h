@@ -8,7 +8,7 @@
 #ifndef LT_OPTIM_H
 #define LT_OPTIM_H
 
-#include "lt_model.h"
+#include "lt_spec.h"
 
 /* The bounds torch.optim and torch.nn check in their constructors. */
 int lt_optim_check(const lt_optim_spec *o, lt_err *err);
@@ -40,5 +40,35 @@ void lt_optim_apply(const lt_backend *be, const lt_optim_spec *o, float lr,
  * LT_ENONFINITE and leaves grad as it was. */
 int lt_grad_clip(const lt_backend *be, float *grad, size_t n,
     float max_norm, double *norm, lt_err *err);
+
+/* -- the model-level names, declared for lt_model.h's users ---------- */
+
+/* The S optimizer floats at their start: zero, except Adagrad's sums,
+ * which start at initial_accumulator_value (after an import too). */
+void lt_model_init_state(const lt_model *m, float *state);
+
+/* PyTorch's class names: "SGD", "AdamW", "HuberLoss", ... */
+const char *lt_optim_name(lt_optim_kind kind);
+const char *lt_loss_name(lt_loss_kind kind);
+
+/* 1 when the loss takes [N] class indices as targets (CE, NLL). */
+int lt_loss_takes_indices(lt_loss_kind kind);
+
+/* The optimizer state's floats for P parameters: 0 (SGD), P (SGD with
+ * momentum, Adagrad, RMSprop), 2P (Adam, AdamW, RMSprop with momentum or
+ * centered), 3P (Adam amsgrad, RMSprop centered with momentum). */
+size_t lt_optim_state_floats(const lt_optim_spec *o, size_t p);
+
+/* The learning rate of optimizer step `step` (1-based): the schedule's
+ * value after step - 1 scheduler steps, as torch's get_last_lr() reads
+ * before that step.  lt_model_lr(m, optim_step) is the next step's. */
+double lt_schedule_lr(const lt_model_spec *s, int64_t step);
+float lt_model_lr(const lt_model *m, int64_t steps_done);
+
+/* 0 when the backend has every op the model's loss, optimizer and
+ * clipping need; else -1 and a message naming the loss or optimizer
+ * (a device backend may lack some). */
+int lt_model_check_backend(const lt_model *m, const lt_backend *be,
+    lt_err *err);
 
 #endif /* LT_OPTIM_H */
