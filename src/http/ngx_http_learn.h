@@ -503,6 +503,9 @@ ngx_http_learn_ctx_t *ngx_http_learn_ctx_create(ngx_http_request_t *r);
 
 /* ngx_http_learn_body.c */
 ngx_http_learn_fmt_e ngx_http_learn_body_format(ngx_http_request_t *r);
+ngx_int_t ngx_http_learn_body_admit(ngx_http_request_t *r,
+    ngx_http_learn_model_t *lm, size_t max_elements, ngx_uint_t ready,
+    const char *hint);
 ngx_uint_t ngx_http_learn_wants_json(ngx_http_request_t *r);
 ngx_int_t ngx_http_learn_body_read(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx, ngx_http_learn_body_pt done);

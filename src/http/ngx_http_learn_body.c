@@ -45,6 +45,63 @@ static void ngx_http_learn_body_deliver(ngx_http_learn_body_task_t *bt);
 
 
 /*
+ * What every POST of tensors passes before its body is read: the method,
+ * a content type the codec reads, a declared length within what
+ * max_elements can need (a JSON number takes at most ~24 bytes; x and y,
+ * plus framing) and a ready model.  NGX_DECLINED: go on; else the answer
+ * (the body discarded first, so the JSON error is nginx's last word).
+ * hint, when not NULL, ends the "too large" message.
+ */
+
+ngx_int_t
+ngx_http_learn_body_admit(ngx_http_request_t *r, ngx_http_learn_model_t *lm,
+    size_t max_elements, ngx_uint_t ready, const char *hint)
+{
+    off_t       max, length;
+    ngx_int_t   rc;
+    ngx_uint_t  unknown;
+
+    if (!(r->method & NGX_HTTP_POST)) {
+        return ngx_http_learn_reject_method(r, "POST");
+    }
+
+    max = (off_t) max_elements * 48 + 65536;
+    length = r->headers_in.content_length_n;
+    unknown = (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_UNKNOWN);
+
+    if (!unknown && length <= max && lm->shm != NULL && lm->ws != NULL
+        && ready)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* after this, content_length_n is what is left to discard */
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (unknown) {
+        return ngx_http_learn_reject(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                     "content type \"%V\" is not supported, "
+                                     "use application/msgpack or "
+                                     "application/json",
+                                     &r->headers_in.content_type->value);
+    }
+
+    if (length > max) {
+        return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                     "body of %O bytes is too large for "
+                                     "learn_max_elements %uz%s",
+                                     length, max_elements, hint ? hint : "");
+    }
+
+    return ngx_http_learn_reject(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "model \"%V\" is not ready", &lm->name);
+}
+
+
+/*
  * application/msgpack, application/x-msgpack and application/json, with
  * parameters ignored; no Content-Type at all means MessagePack.
  */

@@ -258,57 +258,18 @@ ngx_http_learn_job_merge(ngx_conf_t *cf, ngx_http_learn_loc_conf_t *prev,
 static ngx_int_t
 ngx_http_learn_job_handler(ngx_http_request_t *r)
 {
-    off_t                       max;
     ngx_int_t                   rc;
     ngx_http_learn_ctx_t       *ctx;
     ngx_http_learn_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_learn_module);
 
-    if (!(r->method & NGX_HTTP_POST)) {
-        return ngx_http_learn_reject_method(r, "POST");
-    }
-
-    if (ngx_http_learn_body_format(r) == NGX_HTTP_LEARN_FMT_UNKNOWN) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_learn_reject(r, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                     "content type \"%V\" is not supported, "
-                                     "use application/json or "
-                                     "application/msgpack",
-                                     &r->headers_in.content_type->value);
-    }
-
-    max = (off_t) lcf->max_elements * 48 + 65536;
-
-    if (r->headers_in.content_length_n > max) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_learn_reject(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                     "body of %O bytes is too large for "
-                                     "learn_max_elements %uz (name files "
-                                     "under learn_data_root instead)",
-                                     r->headers_in.content_length_n,
-                                     lcf->max_elements);
-    }
-
-    if (lcf->model->shm == NULL || lcf->model->ws == NULL
-        || ngx_http_learn_job_table() == NULL)
-    {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        return ngx_http_learn_reject(r, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                     "model \"%V\" is not ready",
-                                     &lcf->model->name);
+    rc = ngx_http_learn_body_admit(r, lcf->model, lcf->max_elements,
+                                   ngx_http_learn_job_table() != NULL,
+                                   " (name files under learn_data_root "
+                                   "instead)");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     rc = ngx_http_learn_store_check(r, lcf->model,
