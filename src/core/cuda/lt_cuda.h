@@ -312,4 +312,20 @@ void lt_cuda_embedding_forward(const lt_backend *be, const float *index,
 void lt_cuda_embedding_backward(const lt_backend *be, const float *index,
     int n, const float *dy, int dim, int num, int skip, float *dw);
 
+/* The logistic function without overflow: exp of a non-positive number
+ * only, as the CPU backend (activations and BCE with logits) */
+static __device__ __forceinline__ float
+lt_sigmoid(float x)
+{
+    float  e;
+
+    if (x >= 0.0f) {
+        return 1.0f / (1.0f + expf(-x));
+    }
+
+    e = expf(x);
+    return e / (1.0f + e);
+}
+
+
 #endif /* LT_CUDA_H */

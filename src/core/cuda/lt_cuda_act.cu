@@ -15,22 +15,6 @@
 #define LT_ROWS_PER_BLOCK  (LT_CUDA_THREADS / LT_CUDA_WARP)
 
 
-/* The logistic function without overflow: exp of a non-positive number
- * only (as the CPU backend). */
-static __device__ __forceinline__ float
-lt_sigmoid(float x)
-{
-    float  e;
-
-    if (x >= 0.0f) {
-        return 1.0f / (1.0f + expf(-x));
-    }
-
-    e = expf(x);
-    return e / (1.0f + e);
-}
-
-
 static __global__ void
 lt_act_forward_kernel(lt_act act, const float *x, float *y, size_t n)
 {

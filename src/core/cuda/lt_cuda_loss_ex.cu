@@ -94,18 +94,6 @@ lt_softplus(float x)
 }
 
 
-static __device__ __forceinline__ float
-lt_sigmoid(float x)
-{
-    float  e;
-
-    if (x >= 0.0f) {
-        return 1.0f / (1.0f + expf(-x));
-    }
-
-    e = expf(x);
-    return e / (1.0f + e);
-}
 
 
 /* pw t softplus(-x) + (1 - t) softplus(x); its derivative (1 - t)
