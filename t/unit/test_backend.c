@@ -15,6 +15,7 @@
 #include "lt_rand.h"
 #include "lt_model.h"
 #include "lt_math.h"
+#include "lt_tensor.h"
 #include "tap.h"
 
 static uint64_t  rng_state = 99;
@@ -604,10 +605,64 @@ test_tanh(void)
 }
 
 
+/*
+ * The finite check every train step runs on what it wrote: for bit
+ * patterns across every exponent and both signs, placed in a buffer of
+ * finite values in the vectorized blocks and in the scalar tail, it
+ * names the first non-finite element and passes every finite one.
+ */
+static void
+test_nonfinite_at(void)
+{
+    static float  buf[1000];
+    uint32_t      u;
+    size_t        at, n;
+    int           wrong, i;
+    int64_t       got;
+    float         x;
+    size_t        where[] = { 0, 1, 255, 256, 511, 700, 767, 768, 999 };
+
+    n = sizeof(buf) / sizeof(buf[0]);
+    for (at = 0; at < n; at++) {
+        buf[at] = (float) at - 500.0f;
+    }
+
+    is_int((int) lt_floats_nonfinite_at(buf, n), -1, "finite buffer passes");
+
+    wrong = 0;
+    for (u = 0; u < 0xffffffffu - 65537; u += 65537) {
+        memcpy(&x, &u, sizeof(x));
+        for (i = 0; i < (int) (sizeof(where) / sizeof(where[0])); i++) {
+            at = where[i];
+            buf[at] = x;
+            got = lt_floats_nonfinite_at(buf, n);
+            wrong += got != (isfinite(x) ? -1 : (int64_t) at);
+            buf[at] = (float) at - 500.0f;
+        }
+    }
+    is_int(wrong, 0, "one value of every exponent, anywhere: finite passes, "
+           "Inf and NaN are found where they are");
+
+    buf[900] = -INFINITY;
+    buf[300] = NAN;
+    is_int((int) lt_floats_nonfinite_at(buf, n), 300, "the first is named");
+    is_int((int) lt_floats_nonfinite_at(buf, 256), -1,
+           "only the first n are read");
+    buf[900] = 400.0f;
+    buf[300] = -200.0f;
+    buf[0] = 3.4028235e38f;
+    buf[1] = -3.4028235e38f;
+    buf[2] = 1e-45f;
+    is_int((int) lt_floats_nonfinite_at(buf, n), -1,
+           "FLT_MAX, -FLT_MAX and denormals are finite");
+}
+
+
 int
 main(void)
 {
     test_tanh();
+    test_nonfinite_at();
     test_gemm(lt_backend_cpu());
     test_values(lt_backend_cpu());
     test_device();
