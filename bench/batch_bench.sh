@@ -1,7 +1,15 @@
 #!/bin/bash
 # learn_predict requests/s of a 784-1024-1024-10 MLP (1.86M parameters),
 # one-sample msgpack-numpy bodies, wrk -t2 -c64, nginx 2 workers: without
-# and with learn_batch, interleaved, median of rounds.
+# and with learn_batch, interleaved, median of rounds.  Beside req/s it
+# prints the workers' CPU time per answered request (user + system, all
+# their threads, from /proc), and, in the same run, what batching gains
+# the hardware itself: numpy's forward pass of the same net on one
+# OpenBLAS thread, rows/s at batch 1 against batch N, N the mean batch
+# learn_batch formed (best of 5 half-second runs each).  wrk shares the
+# machine's cores with nginx, so req/s also carries the client's cost,
+# which batching does not shrink; the CPU per request is the figure that
+# compares with numpy's rows per CPU second.
 #   bench/batch_bench.sh [SECONDS]     (make bench-batch; ROUNDS=3)
 set -euo pipefail
 
@@ -49,23 +57,68 @@ http {
 }
 CONF
 OPENBLAS_NUM_THREADS=1 "$NGINX" -p "$PREFIX/" -c conf/nginx.conf
-trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid") 2>/dev/null || true' EXIT
+trap 'kill -QUIT $(cat "$PREFIX/logs/nginx.pid" 2>/dev/null) 2>/dev/null || true' EXIT
 wait_listening "$PORT"
 
-run() {   # uri -> "req/s p50 p99"
+run() {   # uri -> "req/s p50 p99 cpu_us_per_request"
+    local t0 t1
+    t0=$(worker_ticks)
     BODY=$PREFIX/predict.mp wrk -t2 -c64 -d"${DUR}s" --latency \
         -s "$ROOT/bench/post.lua" "http://127.0.0.1:$PORT$1" > "$PREFIX/out.txt"
+    t1=$(worker_ticks)
     if grep -q "Non-2xx" "$PREFIX/out.txt"; then cat "$PREFIX/out.txt" >&2; exit 1; fi
-    awk '/Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2} END {print r, p50, p99}' "$PREFIX/out.txt"
+    awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v dur="$DUR" '
+        /Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
+        END {printf "%s %s %s %.1f\n", r, p50, p99, ticks * 1e6 / hz / (r * dur)}' "$PREFIX/out.txt"
 }
 echo "wrk -t2 -c64 -d${DUR}s, ${ROUNDS} rounds; nginx 2 workers; 784-1024-1024-10; learn_batch $BATCH" >&2
-U=(); B=()
+U=(); B=(); UC=(); BC=()
 for i in $(seq "$ROUNDS"); do
-    read -r u up50 up99 < <(run /predict)
-    read -r b bp50 bp99 < <(run /batched)
-    U+=("$u"); B+=("$b")
-    echo "  round $i: unbatched $u req/s (p50 $up50, p99 $up99)  batched $b req/s (p50 $bp50, p99 $bp99)" >&2
+    read -r u up50 up99 uc < <(run /predict)
+    read -r b bp50 bp99 bc < <(run /batched)
+    U+=("$u"); B+=("$b"); UC+=("$uc"); BC+=("$bc")
+    echo "  round $i: unbatched $u req/s (p50 $up50, p99 $up99, cpu $uc us/req)" \
+         " batched $b req/s (p50 $bp50, p99 $bp99, cpu $bc us/req)" >&2
 done
 U=$(median "${U[@]}"); B=$(median "${B[@]}")
-curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; m=json.load(sys.stdin)["models"]["big"]; print("batched predicts per forward pass: %.1f" % (m["batched_predicts"] / max(m["batches"], 1)))'
+UC=$(median "${UC[@]}"); BC=$(median "${BC[@]}")
+N=$(curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; m=json.load(sys.stdin)["models"]["big"]; print("%.1f" % (m["batched_predicts"] / max(m["batches"], 1)))')
+kill -QUIT "$(cat "$PREFIX/logs/nginx.pid")"
+while [ -e "$PREFIX/logs/nginx.pid" ]; do sleep 0.1; done
+read -r N1 NN NB NBEST < <(OPENBLAS_NUM_THREADS=1 $PY - "$N" <<'PYEOF'
+import sys, time, numpy as np
+r = np.random.default_rng(0)
+w = [(r.standard_normal((o, i), dtype=np.float32) * 0.03,
+      np.zeros(o, dtype=np.float32)) for i, o in ((784, 1024), (1024, 1024), (1024, 10))]
+def rows_per_s(n):
+    x = r.random((n, 784), dtype=np.float32)
+    best = 0
+    for _ in range(5):
+        k, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < 0.5:
+            h = x
+            for j, (W, b) in enumerate(w):
+                h = h @ W.T + b
+                if j < 2:
+                    np.maximum(h, 0, out=h)
+            k += n
+        best = max(best, k / (time.perf_counter() - t0))
+    return best
+one = rows_per_s(1)
+at_n = rows_per_s(max(1, round(float(sys.argv[1]))))
+best = max((rows_per_s(n), n) for n in (8, 16, 24, 28, 32, 48, 64))
+print("%.0f %.0f %d %.0f" % (one, at_n, best[1], best[0]))
+PYEOF
+)
+echo "batched predicts per forward pass: $N"
 printf 'unbatched %.0f req/s, batched %.0f req/s: %.2fx\n' "$U" "$B" "$(echo "$B / $U" | bc -l)"
+printf 'workers'"'"' CPU per request: unbatched %.1f us, batched %.1f us: %.2fx\n' \
+    "$UC" "$BC" "$(echo "$UC / $BC" | bc -l)"
+printf 'numpy, one OpenBLAS thread: %.0f rows/s at batch 1, %.0f at batch %.0f: %.2fx\n' \
+    "$N1" "$NN" "$N" "$(echo "$NN / $N1" | bc -l)"
+printf 'numpy'"'"'s best batch up to 64: %.0f rows/s at batch %d: %.2fx\n' \
+    "$NBEST" "$NB" "$(echo "$NBEST / $N1" | bc -l)"
+printf 'learn_batch over numpy'"'"'s gain at batch %.0f: %.2f by req/s, %.2f by CPU per request\n' \
+    "$N" "$(echo "($B / $U) / ($NN / $N1)" | bc -l)" "$(echo "($UC / $BC) / ($NN / $N1)" | bc -l)"
+printf 'learn_batch over numpy'"'"'s best gain: %.2f by req/s, %.2f by CPU per request\n' \
+    "$(echo "($B / $U) / ($NBEST / $N1)" | bc -l)" "$(echo "($UC / $BC) / ($NBEST / $N1)" | bc -l)"

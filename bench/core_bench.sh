@@ -48,7 +48,8 @@ echo "$core" | awk '$1 ~ /^xor/ {
            $3, $4 }'
 echo
 echo "ms per train step (mlp, lenet5: cross-entropy, SGD lr 0.01) or per"
-echo "forward pass (conv: Conv2d 3->32->32, 3x3, padding 1, ReLU, 32x32):"
+echo "forward pass (conv: Conv2d 3->32->32, 3x3, padding 1, ReLU, 32x32;"
+echo "mlp_784_1024_1024: the ReLU net learn_batch serves in bench-batch):"
 # the core's lines in its order; numpy's and torch's looked up by name
 {
     echo "$core" | awk '$1 !~ /^xor/ { print "core", $1, $2, $3 }'
@@ -59,7 +60,7 @@ echo "forward pass (conv: Conv2d 3->32->32, 3x3, padding 1, ReLU, 32x32):"
     $1 == "numpy" { numpy[$2 " " $3] = $4 }
     $1 == "torch" { torch[$2 " " $3] = $4 }
     END {
-        printf "%-22s %6s %10s %10s %10s %11s %11s\n", "case", "batch",
+        printf "%-26s %6s %10s %10s %10s %11s %11s\n", "case", "batch",
                "core_ms", "numpy_ms", "torch_ms", "numpy/core", "torch/core"
         for (i = 0; i < n; i++) {
             split(order[i], k, " ")
@@ -74,7 +75,7 @@ echo "forward pass (conv: Conv2d 3->32->32, 3x3, padding 1, ReLU, 32x32):"
             } else {
                 t_ms = "-"; t_r = "-"
             }
-            printf "%-22s %6d %10.4f %10s %10s %11s %11s\n", k[1], k[2], c,
+            printf "%-26s %6d %10.4f %10s %10s %11s %11s\n", k[1], k[2], c,
                    np_ms, t_ms, np_r, t_r
         }
     }'

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The 784-256-10 ReLU + cross-entropy SGD step of bench/core_bench.c in
 numpy: forward, log-softmax cross-entropy, backward, SGD update (lr 0.01),
-at batch 1, 64 and 1024.  Run with OPENBLAS_NUM_THREADS=1 so numpy's BLAS
+at batch 1, 64 and 1024; and the 784-1024-1024-10 forward pass
+(learn_batch's bench net) at batch 1 and 24.  Run with OPENBLAS_NUM_THREADS=1 so numpy's BLAS
 uses one thread, as the C bench does.  Output: "name batch ms".
 
 Written the way a careful numpy user would (float32 throughout, in-place
@@ -16,10 +17,10 @@ REPEATS = 7
 REPEAT_SECS = 0.2
 
 
-def init_params(rng):
+def init_params(rng, sizes):
     """PyTorch's nn.Linear default: uniform(+-1/sqrt(fan_in))."""
     params = []
-    for fan_in, fan_out in ((784, 256), (256, 10)):
+    for fan_in, fan_out in sizes:
         bound = 1.0 / np.sqrt(fan_in)
         w = rng.uniform(-bound, bound, (fan_out, fan_in)).astype(np.float32)
         b = rng.uniform(-bound, bound, fan_out).astype(np.float32)
@@ -64,9 +65,21 @@ def step(params, x, labels, lr):
     return loss
 
 
-def bench(batch):
+def big_forward(params, x, labels, lr):
+    """The 784-1024-1024-10 forward pass learn_batch serves
+    (bench/batch_bench.sh); labels and lr unused."""
+    h = x
+    for i in range(0, len(params), 2):
+        h = h @ params[i].T
+        h += params[i + 1]
+        if i + 2 < len(params):
+            np.maximum(h, 0, out=h)
+    return h
+
+
+def bench(batch, step=step, sizes=((784, 256), (256, 10))):
     rng = np.random.default_rng(1)
-    params = init_params(rng)
+    params = init_params(rng, sizes)
     x = rng.random((batch, 784), dtype=np.float32)
     labels = rng.integers(0, 10, batch)
 
@@ -93,6 +106,12 @@ def bench(batch):
 def main():
     for batch in (1, 64, 1024):
         print("mlp_784_256_10_sgd %d %.4f ms" % (batch, bench(batch) * 1e3))
+        sys.stdout.flush()
+    for batch in (1, 24):
+        print("mlp_784_1024_1024_forward %d %.4f ms"
+              % (batch, bench(batch, big_forward,
+                              ((784, 1024), (1024, 1024), (1024, 10)))
+                 * 1e3))
         sys.stdout.flush()
 
 
