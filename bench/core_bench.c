@@ -230,34 +230,51 @@ bench_xor(void)
 }
 
 
+/*
+ * A ReLU MLP of the given widths (cross-entropy, SGD lr 0.01), timed by
+ * run (train steps or forward passes) at one batch size.
+ */
 static int
-bench_mlp(int batch)
+bench_relu_mlp(const char *name, const int *width, int nwidths, int batch,
+    int (*run)(bench *b, long iters))
 {
     lt_model_spec  s;
     bench          b;
     double         t;
+    int            i;
 
     memset(&s, 0, sizeof(s));
-    s.nlayers = 3;
-    spec_linear(&s, 0, 784, 256);
-    s.layers[1].kind = LT_LAYER_RELU;
-    spec_linear(&s, 2, 256, 10);
+    for (i = 0; i + 1 < nwidths; i++) {
+        if (i > 0) {
+            s.layers[s.nlayers++].kind = LT_LAYER_RELU;
+        }
+        spec_linear(&s, s.nlayers++, width[i], width[i + 1]);
+    }
     s.loss = LT_LOSS_CE;
     s.optim.kind = LT_OPTIM_SGD;
     s.optim.lr = 0.01f;
 
-    if (bench_init(&b, &s, batch, 10) != 0) {
+    if (bench_init(&b, &s, batch, width[nwidths - 1]) != 0) {
         return -1;
     }
 
-    t = bench_time(&b, bench_steps);
+    t = bench_time(&b, run);
     bench_free(&b);
     if (t < 0) {
         return -1;
     }
 
-    printf("mlp_784_256_10_sgd %d %.4f ms\n", batch, t * 1e3);
+    printf("%s %d %.4f ms\n", name, batch, t * 1e3);
     return 0;
+}
+
+
+static int
+bench_mlp(int batch)
+{
+    static const int  width[] = { 784, 256, 10 };
+
+    return bench_relu_mlp("mlp_784_256_10_sgd", width, 3, batch, bench_steps);
 }
 
 
@@ -384,33 +401,10 @@ bench_conv_forward(int batch)
 static int
 bench_big_forward(int batch)
 {
-    lt_model_spec  s;
-    bench          b;
-    double         t;
+    static const int  width[] = { 784, 1024, 1024, 10 };
 
-    memset(&s, 0, sizeof(s));
-    s.nlayers = 5;
-    spec_linear(&s, 0, 784, 1024);
-    s.layers[1].kind = LT_LAYER_RELU;
-    spec_linear(&s, 2, 1024, 1024);
-    s.layers[3].kind = LT_LAYER_RELU;
-    spec_linear(&s, 4, 1024, 10);
-    s.loss = LT_LOSS_CE;
-    s.optim.kind = LT_OPTIM_SGD;
-    s.optim.lr = 0.01f;
-
-    if (bench_init(&b, &s, batch, 10) != 0) {
-        return -1;
-    }
-
-    t = bench_time(&b, bench_forwards);
-    bench_free(&b);
-    if (t < 0) {
-        return -1;
-    }
-
-    printf("mlp_784_1024_1024_forward %d %.4f ms\n", batch, t * 1e3);
-    return 0;
+    return bench_relu_mlp("mlp_784_1024_1024_forward", width, 4, batch,
+                          bench_forwards);
 }
 
 
