@@ -138,6 +138,25 @@ lt_dec_alloc(lt_dec *d, uint64_t numel)
 }
 
 
+/* n checked bytes as a C string from the allocator; what names the body */
+char *
+lt_dec_strdup(lt_dec *d, const uint8_t *s, size_t n, const char *what)
+{
+    char  *p;
+
+    p = d->c->alloc(d->c->ctx, n + 1);
+    if (p == NULL) {
+        lt_error(d->err, "out of memory decoding %s", what);
+        return NULL;
+    }
+
+    memcpy(p, s, n);
+    p[n] = '\0';
+
+    return p;
+}
+
+
 void
 lt_dec_set(lt_tensor *t, float *data, int ndim, const uint64_t *dims)
 {

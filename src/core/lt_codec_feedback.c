@@ -26,15 +26,9 @@ lt_feedback_id(lt_dec *d, const lt_rd *r, const lt_rv *v, char **id)
         }
     }
 
-    *id = d->c->alloc(d->c->ctx, n + 1);
-    if (*id == NULL) {
-        return lt_error(d->err, "out of memory decoding feedback");
-    }
+    *id = lt_dec_strdup(d, s, n, "feedback");
 
-    memcpy(*id, s, n);
-    (*id)[n] = '\0';
-
-    return 0;
+    return *id != NULL ? 0 : -1;
 }
 
 

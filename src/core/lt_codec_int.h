@@ -186,6 +186,7 @@ float *lt_dec_alloc(lt_dec *d, uint64_t numel);
 int lt_dec_dims_error(lt_dec *d, int ndim);
 void lt_dec_name(lt_dec *d, const uint8_t *s, size_t n);
 int lt_dec_scalar_error(lt_dec *d);
+char *lt_dec_strdup(lt_dec *d, const uint8_t *s, size_t n, const char *what);
 void lt_dec_set(lt_tensor *t, float *data, int ndim,
     const uint64_t *dims);
 int lt_dec_shape(lt_dec *d, int ndim, const uint64_t *dims,

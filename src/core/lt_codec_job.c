@@ -45,15 +45,9 @@ lt_job_name(lt_dec *d, const lt_rd *r, const lt_rv *v, const char *key,
                         key);
     }
 
-    *out = d->c->alloc(d->c->ctx, n + 1);
-    if (*out == NULL) {
-        return lt_error(d->err, "out of memory decoding the job");
-    }
+    *out = lt_dec_strdup(d, s, n, "the job");
 
-    memcpy(*out, s, n);
-    (*out)[n] = '\0';
-
-    return 0;
+    return *out != NULL ? 0 : -1;
 }
 
 

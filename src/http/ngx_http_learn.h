@@ -393,6 +393,8 @@ char *ngx_http_learn_set(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 char *ngx_http_learn_feedback_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_learn_counter(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
+    ngx_str_t *name);
 
 /* ngx_http_learn_job.c: dataset jobs' directives */
 char *ngx_http_learn_data_root(ngx_conf_t *cf, ngx_command_t *cmd,

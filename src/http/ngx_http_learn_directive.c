@@ -15,10 +15,6 @@
 #define NGX_HTTP_LEARN_THREAD_THRESHOLD  1e6
 
 
-static ngx_http_learn_model_t *ngx_http_learn_find_model(ngx_conf_t *cf,
-    ngx_str_t *name);
-
-
 /*
  * learn_model NAME FILE.lua [seed=N] [zone=SIZE] [checkpoint=PATH ...]
  *     [device=cpu|cuda[:N] [tf32=on] [fallback=off]];
@@ -287,7 +283,8 @@ invalid:
 }
 
 
-static ngx_http_learn_model_t *
+/* the learn_model of that name, or NULL; every directive naming one */
+ngx_http_learn_model_t *
 ngx_http_learn_find_model(ngx_conf_t *cf, ngx_str_t *name)
 {
     ngx_uint_t                   i;

@@ -215,6 +215,16 @@ ngx_http_learn_html_number(ngx_http_learn_html_t *h, double v, int digits)
 
 
 void
+ngx_http_learn_html_row(ngx_http_learn_html_t *h, const char *key, double v)
+{
+    ngx_http_learn_html_printf(h, "<tr><td class=\"name\">%s</td>"
+                               "<td data-key=\"%s\">", key, key);
+    ngx_http_learn_html_number(h, v, 6);
+    ngx_http_learn_html_literal(h, "</td></tr>");
+}
+
+
+void
 ngx_http_learn_html_value(ngx_http_learn_html_t *h, double v)
 {
     int      n;

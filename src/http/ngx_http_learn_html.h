@@ -83,6 +83,13 @@ void ngx_http_learn_html_number(ngx_http_learn_html_t *h, double v,
     int digits);
 
 /*
+ * One row of a figures table: key (a name of the code's own, also its
+ * data-key for tests and scripts) and v as a number for people.
+ */
+void ngx_http_learn_html_row(ngx_http_learn_html_t *h, const char *key,
+    double v);
+
+/*
  * A number for machines (data-* attributes, SVG coordinates): the same
  * text as learn_status JSON writes (lt_json_float, "%.9g"-exact; an
  * integer up to 2^53 in full).  Non-finite values must not be passed

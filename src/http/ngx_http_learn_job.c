@@ -116,28 +116,6 @@ ngx_http_learn_job_max(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-static ngx_http_learn_model_t *
-ngx_http_learn_job_model(ngx_conf_t *cf, ngx_str_t *name)
-{
-    ngx_uint_t                   i;
-    ngx_http_learn_model_t     **lmp;
-    ngx_http_learn_main_conf_t  *lmcf;
-
-    lmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_learn_module);
-    lmp = lmcf->models.elts;
-
-    for (i = 0; i < lmcf->models.nelts; i++) {
-        if (lmp[i]->name.len == name->len
-            && ngx_strncmp(lmp[i]->name.data, name->data, name->len) == 0)
-        {
-            return lmp[i];
-        }
-    }
-
-    return NULL;
-}
-
-
 /*
  * learn_job_train MODEL;  learn_job_predict MODEL [sync=on|off];
  * learn_job_status;  (location)
@@ -160,7 +138,7 @@ ngx_http_learn_job_role(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     role = *(ngx_uint_t *) cmd->post;
 
     if (role != NGX_HTTP_LEARN_JOB_STATUS) {
-        lcf->model = ngx_http_learn_job_model(cf, &value[1]);
+        lcf->model = ngx_http_learn_find_model(cf, &value[1]);
         if (lcf->model == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "unknown model \"%V\" (declare it with "

@@ -37,8 +37,6 @@ static void ngx_http_learn_job_html_list(ngx_http_learn_html_t *h,
     ngx_http_learn_job_entry_t *jobs, ngx_uint_t n);
 static void ngx_http_learn_job_html_text(ngx_http_learn_html_t *h,
     const char *key, const u_char *s);
-static void ngx_http_learn_job_html_num(ngx_http_learn_html_t *h,
-    const char *key, double v);
 static void ngx_http_learn_job_html_time(ngx_http_learn_html_t *h,
     const char *key, time_t t);
 
@@ -229,32 +227,32 @@ ngx_http_learn_job_html_one(ngx_http_learn_html_t *h,
     ngx_http_learn_job_html_text(h, "input", e->input);
 
     if (train) {
-        ngx_http_learn_job_html_num(h, "epoch", (double) e->epoch);
-        ngx_http_learn_job_html_num(h, "epochs", (double) e->epochs);
+        ngx_http_learn_html_row(h, "epoch", (double) e->epoch);
+        ngx_http_learn_html_row(h, "epochs", (double) e->epochs);
     }
 
-    ngx_http_learn_job_html_num(h, "samples", (double) e->samples);
+    ngx_http_learn_html_row(h, "samples", (double) e->samples);
 
     if (train) {
-        ngx_http_learn_job_html_num(h, "rows", (double) e->rows);
-        ngx_http_learn_job_html_num(h, "val_rows", (double) e->val_rows);
-        ngx_http_learn_job_html_num(h, "batch_size", (double) e->batch_size);
-        ngx_http_learn_job_html_num(h, "steps", (double) e->steps);
+        ngx_http_learn_html_row(h, "rows", (double) e->rows);
+        ngx_http_learn_html_row(h, "val_rows", (double) e->val_rows);
+        ngx_http_learn_html_row(h, "batch_size", (double) e->batch_size);
+        ngx_http_learn_html_row(h, "steps", (double) e->steps);
         ngx_http_learn_job_html_text(h, "shuffle",
                                      (u_char *) (e->shuffle ? "true"
                                                             : "false"));
-        ngx_http_learn_job_html_num(h, "seed", (double) e->seed);
-        ngx_http_learn_job_html_num(h, "loss", e->loss);
-        ngx_http_learn_job_html_num(h, "val_loss", e->val_loss);
-        ngx_http_learn_job_html_num(h, "val_accuracy", e->val_accuracy);
-        ngx_http_learn_job_html_num(h, "samples_per_s", e->samples_per_s);
-        ngx_http_learn_job_html_num(h, "version",
-                                    e->version > 0 ? (double) e->version
-                                                   : NAN);
+        ngx_http_learn_html_row(h, "seed", (double) e->seed);
+        ngx_http_learn_html_row(h, "loss", e->loss);
+        ngx_http_learn_html_row(h, "val_loss", e->val_loss);
+        ngx_http_learn_html_row(h, "val_accuracy", e->val_accuracy);
+        ngx_http_learn_html_row(h, "samples_per_s", e->samples_per_s);
+        ngx_http_learn_html_row(h, "version",
+                                e->version > 0 ? (double) e->version
+                                               : NAN);
     }
 
-    ngx_http_learn_job_html_num(h, "step",
-                                e->step >= 0 ? (double) e->step : NAN);
+    ngx_http_learn_html_row(h, "step",
+                            e->step >= 0 ? (double) e->step : NAN);
     ngx_http_learn_job_html_text(h, "output",
                                  e->output[0] ? e->output
                                               : (u_char *) "n/a");
@@ -265,7 +263,7 @@ ngx_http_learn_job_html_one(ngx_http_learn_html_t *h,
     ngx_http_learn_job_html_time(h, "created", e->created);
     ngx_http_learn_job_html_time(h, "started", e->started);
     ngx_http_learn_job_html_time(h, "finished", e->finished);
-    ngx_http_learn_job_html_num(h, "worker", (double) e->pid);
+    ngx_http_learn_html_row(h, "worker", (double) e->pid);
 
     ngx_http_learn_html_literal(h, "</table>\n</section>\n");
 }
@@ -379,17 +377,6 @@ ngx_http_learn_job_html_text(ngx_http_learn_html_t *h, const char *key,
                                "<td class=\"name\" data-key=\"%s\">", key,
                                key);
     ngx_http_learn_html_text(h, s, ngx_strlen(s));
-    ngx_http_learn_html_literal(h, "</td></tr>");
-}
-
-
-static void
-ngx_http_learn_job_html_num(ngx_http_learn_html_t *h, const char *key,
-    double v)
-{
-    ngx_http_learn_html_printf(h, "<tr><td class=\"name\">%s</td>"
-                               "<td data-key=\"%s\">", key, key);
-    ngx_http_learn_html_number(h, v, 6);
     ngx_http_learn_html_literal(h, "</td></tr>");
 }
 

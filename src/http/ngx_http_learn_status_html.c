@@ -26,8 +26,6 @@ static void ngx_http_learn_status_html_rates(ngx_http_learn_html_t *h,
     ngx_http_learn_shm_t *shm, ngx_msec_t now);
 static void ngx_http_learn_status_html_latency(ngx_http_learn_html_t *h,
     const char *name, ngx_http_learn_hist_t *hist);
-static void ngx_http_learn_status_html_row(ngx_http_learn_html_t *h,
-    const char *key, double v);
 static void ngx_http_learn_status_html_upstreams(ngx_http_request_t *r,
     ngx_http_learn_html_t *h);
 static void ngx_http_learn_status_html_upstream(ngx_http_request_t *r,
@@ -147,9 +145,9 @@ ngx_http_learn_status_html_model(ngx_http_learn_html_t *h,
                                 "<tr><th class=\"name\">counter</th>"
                                 "<th>value</th></tr>");
 
-    ngx_http_learn_status_html_row(h, "step", (double) shm->step);
-    ngx_http_learn_status_html_row(h, "loss", shm->loss);
-    ngx_http_learn_status_html_row(h, "loss_avg", shm->loss_avg);
+    ngx_http_learn_html_row(h, "step", (double) shm->step);
+    ngx_http_learn_html_row(h, "loss", shm->loss);
+    ngx_http_learn_html_row(h, "loss_avg", shm->loss_avg);
 
     p = ngx_http_learn_html_reserve(h, 128);
     if (p) {
@@ -161,33 +159,33 @@ ngx_http_learn_status_html_model(ngx_http_learn_html_t *h,
         h->pos = ngx_cpymem(p, "</td></tr>", sizeof("</td></tr>") - 1);
     }
 
-    ngx_http_learn_status_html_row(h, "params",
-                                   (double) lm->model.param_count);
-    ngx_http_learn_status_html_row(h, "inputs", lm->model.in_dim);
-    ngx_http_learn_status_html_row(h, "outputs", lm->model.out_dim);
-    ngx_http_learn_status_html_row(h, "trains", (double) shm->trains);
-    ngx_http_learn_status_html_row(h, "predicts", (double) shm->predicts);
-    ngx_http_learn_status_html_row(h, "rejected", (double) shm->rejects);
-    ngx_http_learn_status_html_row(h, "rejected_steps",
-                                   (double) shm->rejected_steps);
-    ngx_http_learn_status_html_row(h, "predict_rereads",
-                                   (double) shm->retries);
-    ngx_http_learn_status_html_row(h, "batches", (double) shm->batches);
-    ngx_http_learn_status_html_row(h, "batched_predicts",
-                                   (double) shm->batched);
-    ngx_http_learn_status_html_row(h, "device_steps",
-                                   (double) shm->device_steps);
-    ngx_http_learn_status_html_row(h, "device_predicts",
-                                   (double) shm->device_predicts);
-    ngx_http_learn_status_html_row(h, "set_evals", (double) shm->set_evals);
+    ngx_http_learn_html_row(h, "params",
+                            (double) lm->model.param_count);
+    ngx_http_learn_html_row(h, "inputs", lm->model.in_dim);
+    ngx_http_learn_html_row(h, "outputs", lm->model.out_dim);
+    ngx_http_learn_html_row(h, "trains", (double) shm->trains);
+    ngx_http_learn_html_row(h, "predicts", (double) shm->predicts);
+    ngx_http_learn_html_row(h, "rejected", (double) shm->rejects);
+    ngx_http_learn_html_row(h, "rejected_steps",
+                            (double) shm->rejected_steps);
+    ngx_http_learn_html_row(h, "predict_rereads",
+                            (double) shm->retries);
+    ngx_http_learn_html_row(h, "batches", (double) shm->batches);
+    ngx_http_learn_html_row(h, "batched_predicts",
+                            (double) shm->batched);
+    ngx_http_learn_html_row(h, "device_steps",
+                            (double) shm->device_steps);
+    ngx_http_learn_html_row(h, "device_predicts",
+                            (double) shm->device_predicts);
+    ngx_http_learn_html_row(h, "set_evals", (double) shm->set_evals);
 
     if (lm->ckpt_path.len) {
-        ngx_http_learn_status_html_row(h, "checkpoint_step",
-                                       (double) shm->ckpt_step);
-        ngx_http_learn_status_html_row(h, "checkpoint_writes",
-                                       (double) shm->ckpt_writes);
-        ngx_http_learn_status_html_row(h, "checkpoint_failures",
-                                       (double) shm->ckpt_failures);
+        ngx_http_learn_html_row(h, "checkpoint_step",
+                                (double) shm->ckpt_step);
+        ngx_http_learn_html_row(h, "checkpoint_writes",
+                                (double) shm->ckpt_writes);
+        ngx_http_learn_html_row(h, "checkpoint_failures",
+                                (double) shm->ckpt_failures);
     }
 
     ngx_http_learn_html_literal(h, "</table>\n");
@@ -294,9 +292,9 @@ ngx_http_learn_status_html_rates(ngx_http_learn_html_t *h,
                                "<th class=\"name\">per second, last %.1f s"
                                "</th><th>value</th></tr>",
                                rate.window_ms, rate.window_ms / 1000.0);
-    ngx_http_learn_status_html_row(h, "trains_per_s", rate.trains);
-    ngx_http_learn_status_html_row(h, "predicts_per_s", rate.predicts);
-    ngx_http_learn_status_html_row(h, "rejected_per_s", rate.rejects);
+    ngx_http_learn_html_row(h, "trains_per_s", rate.trains);
+    ngx_http_learn_html_row(h, "predicts_per_s", rate.predicts);
+    ngx_http_learn_html_row(h, "rejected_per_s", rate.rejects);
     ngx_http_learn_html_literal(h, "</table>\n");
 }
 
@@ -337,19 +335,6 @@ ngx_http_learn_status_html_latency(ngx_http_learn_html_t *h,
     }
 
     ngx_http_learn_html_literal(h, "</tr>");
-}
-
-
-/* key: a name of the code's own; the value as a number for people */
-
-static void
-ngx_http_learn_status_html_row(ngx_http_learn_html_t *h, const char *key,
-    double v)
-{
-    ngx_http_learn_html_printf(h, "<tr><td class=\"name\">%s</td>"
-                               "<td data-key=\"%s\">", key, key);
-    ngx_http_learn_html_number(h, v, 6);
-    ngx_http_learn_html_literal(h, "</td></tr>");
 }
 
 
