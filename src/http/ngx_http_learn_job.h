@@ -94,6 +94,15 @@ uint8_t *ngx_http_learn_data_root_read(const char *root, const char *name,
 ngx_int_t ngx_http_learn_job_html(ngx_http_request_t *r,
     ngx_http_learn_job_entry_t *jobs, ngx_uint_t n, ngx_uint_t one);
 
+/* ngx_http_learn_job_load.c: on the job's thread */
+typedef struct ngx_http_learn_job_mem_s  ngx_http_learn_job_mem_t;
+
+int ngx_http_learn_job_load(ngx_http_learn_job_t *job,
+    ngx_http_learn_job_mem_t **mem);
+void ngx_http_learn_job_mem_free(ngx_http_learn_job_mem_t *m);
+int ngx_http_learn_job_fail(ngx_http_learn_job_t *job, const char *file,
+    lt_err *why);
+
 /* ngx_http_learn_job_run.c */
 ngx_int_t ngx_http_learn_job_start(ngx_http_learn_job_t *job);
 void ngx_http_learn_job_free(ngx_http_learn_job_t *job);
