@@ -84,7 +84,8 @@ U=$(median "${U[@]}"); B=$(median "${B[@]}")
 UC=$(median "${UC[@]}"); BC=$(median "${BC[@]}")
 N=$(curl -s "http://127.0.0.1:$PORT/status" | $PY -c 'import json,sys; m=json.load(sys.stdin)["models"]["big"]; print("%.1f" % (m["batched_predicts"] / max(m["batches"], 1)))')
 kill -QUIT "$(cat "$PREFIX/logs/nginx.pid")"
-while [ -e "$PREFIX/logs/nginx.pid" ]; do sleep 0.1; done
+# numpy runs on a quiet machine: wait (10 s at most) for nginx to exit
+for _ in $(seq 100); do [ -e "$PREFIX/logs/nginx.pid" ] || break; sleep 0.1; done
 read -r N1 NN NB NBEST < <(OPENBLAS_NUM_THREADS=1 $PY - "$N" <<'PYEOF'
 import sys, time, numpy as np
 r = np.random.default_rng(0)
