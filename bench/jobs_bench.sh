@@ -13,9 +13,11 @@
 # samples_per_s, the file read excluded) is printed beside it.  Each is
 # the median of ROUNDS (default 3) rounds, alternated with core_bench,
 # so a busy machine slows both alike.  build/bench/jobs_step_bench
-# times the zone's own step (out of place, double buffer, finite check)
-# outside nginx on the job's 16384 rows, in order and gathered as a
-# shuffled job gathers them, to tell the step from the job around it.
+# times, outside nginx on the job's 16384 rows (in order, and gathered as
+# a shuffled job gathers them), the zone's step as learn_train runs it
+# (out of place, double buffer, finite check) and the in-place step that
+# a job's run of steps takes between its first and last, to tell the
+# step from the job around it.
 #
 # BEFORE=OLD.so bench/jobs_bench.sh [ROUNDS] also runs the jobs on
 # another build of the module in every round (nginx restarted with it),
@@ -117,13 +119,14 @@ core_rate() {
 
 MODULE=${MODULE:-$ROOT/build/ngx_http_learn_module.so}
 
-cores=() zone=() gath=() pb=() pm=() sb=() sm=() opb=() opm=() osb=() osm=()
+cores=() zone=() gath=() ind=() ing=() pb=() pm=() sb=() sm=() opb=() opm=() osb=() osm=()
 for _ in $(seq "$ROUNDS"); do
     cores+=("$(core_rate)")
-    read -r zd zg <<< "$(build/bench/jobs_step_bench \
+    read -r zd zg id ig <<< "$(build/bench/jobs_step_bench \
         | awk '$1 == "zone+data" { d = $2 } $1 == "zone+gather" { g = $2 }
-               END { print d, g }')"
-    zone+=("$zd"); gath+=("$zg")
+               $1 == "inplace+data" { i = $2 } $1 == "inplace+gather" { j = $2 }
+               END { print d, g, i, j }')"
+    zone+=("$zd"); gath+=("$zg"); ind+=("$id"); ing+=("$ig")
     start_nginx "$MODULE"
     read -r b m <<< "$(job false)"; pb+=("$b"); pm+=("$m")
     read -r b m <<< "$(job true)"; sb+=("$b"); sm+=("$m")
@@ -139,6 +142,8 @@ done
 c=$(median "${cores[@]}")
 z=$(median "${zone[@]}")
 g=$(median "${gath[@]}")
+ri=$(median "${ind[@]}")
+rg=$(median "${ing[@]}")
 
 ratio() { echo "$1 / $c" | bc -l; }
 
@@ -150,6 +155,8 @@ printf "%-44s %10s %8s\n" "" "samples/s" "vs core"
 printf "%-44s %10.0f %8.3f\n" "core_bench (in place, best of 7 x 0.2 s)" "$c" 1
 printf "%-44s %10.0f %8.3f\n" "zone step, rows in order (jobs_step_bench)" "$z" "$(ratio "$z")"
 printf "%-44s %10.0f %8.3f\n" "zone step, rows gathered (jobs_step_bench)" "$g" "$(ratio "$g")"
+printf "%-44s %10.0f %8.3f\n" "in place, rows in order (jobs_step_bench)" "$ri" "$(ratio "$ri")"
+printf "%-44s %10.0f %8.3f\n" "in place, rows gathered (jobs_step_bench)" "$rg" "$(ratio "$rg")"
 rows=("shuffle false:$(median "${pb[@]}"):$(median "${pm[@]}")"
       "shuffle true:$(median "${sb[@]}"):$(median "${sm[@]}")")
 if [ -n "${BEFORE:-}" ]; then

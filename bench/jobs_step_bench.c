@@ -14,6 +14,10 @@
  *   shm       zone+data with both buffers in MAP_SHARED memory, as a
  *             zone's are (shared memory gets no transparent huge pages
  *             where shmem_enabled is "never", Debian's default)
+ *   inplace+data, inplace+gather  the in-place step on the job's rows,
+ *             in order and gathered: what a job's run of steps costs
+ *             between its first and last step (only the data differs
+ *             from core_bench)
  *
  * So the rows a job is compared with, one at a time: inplace (the core,
  * one cached batch) -> zone (the out-of-place step and its finite check)
@@ -61,8 +65,10 @@ main(void)
     lt_tensor      x, y;
     lt_model_spec  s;
     lt_workspace  *ws;
-    const char    *names[5] = { "inplace", "zone", "zone+data",
-                                  "zone+gather", "shm" };
+    const char    *names[7] = { "inplace", "zone", "zone+data",
+                                  "zone+gather", "shm", "inplace+data",
+                                  "inplace+gather" };
+    int            data, gather, inplace;
     float         *bx;
     int64_t       *idx, j, tmp;
     float         *heap[2], *shm;
@@ -135,9 +141,12 @@ main(void)
         ys[i] = (float) (rand() % 10);
     }
 
-    for (mode = 0; mode < 5; mode++) {
+    for (mode = 0; mode < 7; mode++) {
         best = 0;
         step = 0;
+        data = (mode >= 2);
+        gather = (mode == 3 || mode == 6);
+        inplace = (mode == 0 || mode >= 5);
 
         buf[0] = (mode == 4) ? shm : heap[0];
         buf[1] = (mode == 4) ? (float *) ((char *) shm + bytes) : heap[1];
@@ -147,7 +156,7 @@ main(void)
             t0 = now();
 
             while (now() - t0 < 0.3) {
-                int64_t  row = (mode >= 2) ? (steps * BATCH) % ROWS : 0;
+                int64_t  row = data ? (steps * BATCH) % ROWS : 0;
                 int      a = (int) (step & 1);
 
                 shape[0] = BATCH;
@@ -155,7 +164,7 @@ main(void)
                 lt_tensor_view(&x, xs + row * 784, 2, shape);
                 lt_tensor_view(&y, ys + row, 1, shape);
 
-                if (mode == 3) {
+                if (gather) {
                     for (i = 0; i < BATCH; i++) {
                         memcpy(bx + i * 784, xs + idx[row + i] * 784,
                                784 * sizeof(float));
@@ -164,7 +173,7 @@ main(void)
                 }
                 step++;
 
-                if (mode == 0) {
+                if (inplace) {
                     if (lt_model_train_step(&m, ws, buf[0], buf[0],
                                             buf[0] + m.param_count, step,
                                             &x, &y, &loss, &err) != 0)

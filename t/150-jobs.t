@@ -87,6 +87,8 @@ my $srv = LearnServer->new(
                 location = /big/train { learn_job_train big; }
                 location = /models  { learn_status; }
                 location = /predict { learn_predict m; }
+                location = /m/train { learn_train m; }
+                location = /m/weights { learn_weights m; }
                 location = /ping    { return 200 "pong\n"; }',
 );
 
@@ -261,6 +263,78 @@ for my $t ([['missing.npz'], qr/missing\.npz: no such file/],
     like($j->{error} // '', $t->[1], '  ' . ($j->{error} // 'no message'));
     is($j->{step} // 0, $before, '  the model is unchanged');
     is(model_step('m'), $before, '  learn_status agrees');
+}
+
+# 5b. on the CPU a job publishes its steps in runs (one finite check per
+# run): it reaches the weights that one learn_train per batch reaches from
+# the same start, and a run that holds a batch which would make the model
+# non-finite ends the job at that batch, the steps before it kept
+{
+    my @x = map { my $i = $_; [map { (($i * 7 + $_ * 3) % 11) / 11 } 0 .. 63] }
+            0 .. 39;
+    my @y = map { $_ % 3 } 0 .. 39;
+    my $weights = sub {
+        my $r = $c->request('GET', $srv->url('/m/weights'),
+                            { headers => { Accept => $_[0] } });
+        return $_[0] =~ /json/ ? $J->decode($r->{content}) : $r->{content};
+    };
+    my $w0 = $weights->('application/msgpack');
+    my $reset = sub {
+        my $r = $c->request('PUT', $srv->url('/m/weights'), {
+            headers => { 'Content-Type' => 'application/msgpack' },
+            content => $w0 });
+        is($r->{status}, 200, '  weights reset (the optimizer state too)');
+    };
+
+    $reset->();
+    my $id = submit('/train', { x => \@x, y => \@y, epochs => 1,
+                                batch_size => 8, shuffle => JSON::PP::false,
+                                validation => 0 });
+    my $j = wait_job($id);
+    is($j->{status}, 'done', 'a job of 5 batches') or diag explain $j;
+    is($j->{steps}, 5, '  5 steps');
+    my $by_job = $weights->('application/json');
+
+    $reset->();
+    for (my $i = 0; $i < 40; $i += 8) {
+        my ($s) = req('POST', '/m/train', { x => [@x[$i .. $i + 7]],
+                                            y => [@y[$i .. $i + 7]] });
+        is($s, 200, "  learn_train on rows $i to " . ($i + 7));
+    }
+    is_deeply($by_job, $weights->('application/json'),
+              'the job\'s weights are those of one learn_train per batch');
+
+    # shuffled (the batches gathered on a loader thread): the same seed
+    # from the same weights gives the same weights
+    my @w;
+    for (1, 2) {
+        $reset->();
+        $j = wait_job(submit('/train', { x => \@x, y => \@y, epochs => 3,
+                                         batch_size => 4, seed => 5,
+                                         validation => 0 }));
+        is($j->{status}, 'done', "  shuffled job $_ done");
+        push @w, $weights->('application/json');
+    }
+    is_deeply($w[0], $w[1], 'a shuffled job is reproducible from its seed');
+    isnt($J->encode($w[0]), $J->encode($by_job), '  and not the unshuffled order');
+
+    my $before = model_step('m');
+    my @huge = @x;
+    $huge[$_] = [(1e30) x 64] for 16 .. 23;
+    $id = submit('/train', { x => \@huge, y => \@y, epochs => 1,
+                             batch_size => 8, shuffle => JSON::PP::false,
+                             validation => 0 });
+    $j = wait_job($id);
+    is($j->{status}, 'error', 'a batch that overflows Adam\'s state: error');
+    like($j->{error} // '', qr/^epoch 1, rows 16 to 23: the step would make the optimizer state of "[^"]+" non-finite \(element \d+\) \(the step was not applied; the model keeps the last one\)$/,
+         '  naming that batch: ' . ($j->{error} // ''));
+    is(model_step('m'), $before + 2, '  the two steps before it are kept');
+    is($j->{step}, $before + 2, '  and the job says so');
+    my ($s, $p) = req('POST', '/predict', { x => [$x[0]] });
+    is($s, 200, '  the model still predicts');
+    ok(!grep({ !defined $_ || $_ != $_ || abs($_) > 1e30 }
+             @{ ref $p->{y}[0] ? $p->{y}[0] : $p->{y} }),
+       '  finite outputs') or diag explain $p;
 }
 
 # 6. status: one job, the list, unknown ids, DELETE of an ended job

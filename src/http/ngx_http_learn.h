@@ -544,6 +544,11 @@ ngx_int_t ngx_http_learn_train_reply(ngx_http_request_t *r,
 ngx_int_t ngx_http_learn_train_step(ngx_http_learn_model_t *lm,
     lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, float *loss,
     int64_t *step, ngx_uint_t wait, lt_err *err);
+ngx_int_t ngx_http_learn_train_run_step(ngx_http_learn_model_t *lm,
+    lt_workspace *ws, const lt_tensor *x, const lt_tensor *y, ngx_uint_t nth,
+    float *loss, lt_err *err);
+ngx_int_t ngx_http_learn_train_run_publish(ngx_http_learn_model_t *lm,
+    const float *loss, ngx_uint_t n, int64_t *step, lt_err *err);
 ngx_int_t ngx_http_learn_run_locked(ngx_http_request_t *r,
     ngx_http_learn_ctx_t *ctx);
 void ngx_http_learn_lock_cancel(ngx_http_learn_ctx_t *ctx);
@@ -600,6 +605,7 @@ ngx_int_t ngx_http_learn_device_init(ngx_cycle_t *cycle,
     ngx_http_learn_main_conf_t *lmcf, ngx_http_learn_model_t *lm);
 void ngx_http_learn_device_exit(ngx_http_learn_model_t *lm);
 void ngx_http_learn_device_exit_process(void);
+ngx_uint_t ngx_http_learn_device_usable(ngx_http_learn_model_t *lm);
 ngx_int_t ngx_http_learn_device_step(ngx_http_learn_model_t *lm,
     const lt_tensor *x, const lt_tensor *y, float *params_out,
     float *state_out, int64_t step, float *loss, ngx_uint_t wait,

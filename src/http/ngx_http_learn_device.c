@@ -590,6 +590,15 @@ ngx_http_learn_gpu_lock(ngx_http_learn_gpu_t *gpu, ngx_uint_t wait)
 }
 
 
+/* would ngx_http_learn_device_step() try this model's GPU here */
+
+ngx_uint_t
+ngx_http_learn_device_usable(ngx_http_learn_model_t *lm)
+{
+    return lm->dev != NULL && !lm->dev->failed;
+}
+
+
 /*
  * One optimizer step on the device, the caller holding the zone mutex
  * between ngx_http_learn_zone_begin_write() and _publish(): the new

@@ -3,7 +3,8 @@
  * Dataset jobs (learn_job_train, learn_job_predict, learn_job_status):
  * a job in the worker that runs it, and the functions of
  * ngx_http_learn_job.c (routes, directives), _job_run.c (the thread
- * task), _job_html.c (pages) and _data_root.c (file names).  The shared
+ * task), _job_load.c (its files), _job_loader.c (its shuffled batches),
+ * _job_html.c (pages) and _data_root.c (file names).  The shared
  * table's records are ngx_http_learn_job_record.h's.
  */
 
@@ -102,6 +103,20 @@ int ngx_http_learn_job_load(ngx_http_learn_job_t *job,
 void ngx_http_learn_job_mem_free(ngx_http_learn_job_mem_t *m);
 int ngx_http_learn_job_fail(ngx_http_learn_job_t *job, const char *file,
     lt_err *why);
+
+/* ngx_http_learn_job_loader.c: on the job's thread */
+typedef struct ngx_http_learn_job_loader_s  ngx_http_learn_job_loader_t;
+
+void ngx_http_learn_job_rows(const lt_tensor *t, const int64_t *idx,
+    int64_t from, int64_t n, float *buf, lt_tensor *view);
+ngx_http_learn_job_loader_t *ngx_http_learn_job_loader_new(
+    const lt_tensor *x, const lt_tensor *y, int64_t batch);
+ngx_int_t ngx_http_learn_job_loader_start(ngx_http_learn_job_loader_t *ld,
+    const int64_t *idx, int64_t rows);
+void ngx_http_learn_job_loader_get(ngx_http_learn_job_loader_t *ld,
+    int64_t k, lt_tensor *vx, lt_tensor *vy);
+void ngx_http_learn_job_loader_stop(ngx_http_learn_job_loader_t *ld);
+void ngx_http_learn_job_loader_free(ngx_http_learn_job_loader_t *ld);
 
 /* ngx_http_learn_job_run.c */
 ngx_int_t ngx_http_learn_job_start(ngx_http_learn_job_t *job);

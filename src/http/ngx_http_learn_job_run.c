@@ -2,18 +2,28 @@
 /*
  * A dataset job on nginx's thread pool: read the files and check them
  * against the model (ngx_http_learn_job_load.c), then for a train job
- * run epochs of mini-batches through ngx_http_learn_train_step() -- the
- * step learn_train runs, under the same zone mutex, publishing each step as
- * the double buffer does, so live predicts see the job's progress and
- * learn_train requests interleave with it -- and end by writing a
- * checkpoint (a kept version with checkpoint_keep).  A predict job runs
- * the forward pass on the published parameters and writes an .npy.
+ * run epochs of mini-batches through the step learn_train runs, under
+ * the same zone mutex, into the same double buffer, so live predicts see
+ * the job's progress and learn_train requests interleave with it, and
+ * end by writing a checkpoint (a kept version with checkpoint_keep).  A
+ * predict job runs the forward pass on the published parameters and
+ * writes an .npy.
  *
- * The mutex is taken per mini-batch, never across one: a cancel (DELETE)
- * or nginx stopping is seen before the next one, and the model keeps the
- * last whole step.  The thread allocates its data with malloc (sizes come
- * from the files) and frees it before it returns; the job itself, its
- * workspace and its checkpoint job are allocated on the event loop.
+ * On the CPU the job holds the mutex for a run of steps (at most 16, or
+ * as many as start within 4 ms) and publishes the run once: the first
+ * step writes the next buffer from the published one, the others update
+ * it in place, and one finite check covers them all.  Stepping and
+ * checking each batch out of place costs a 784-256-10 step at batch 64
+ * about 20 us of its 280 (bench/README.md, "Dataset jobs"); a predict
+ * sees the job at most 4 ms late.  A run that fails is stepped again one
+ * checked step at a time, so the job ends at the batch that failed and
+ * the model keeps the step before it.  A cancel (DELETE) or nginx
+ * stopping is seen before the next batch: the run so far is published
+ * and the model keeps the last whole step.  A shuffled job's batches are
+ * gathered one ahead on a loader thread (ngx_http_learn_job_loader.c).
+ * The thread allocates its data with malloc (sizes come from the files)
+ * and frees it before it returns; the job itself, its workspace and its
+ * checkpoint job are allocated on the event loop.
  *
  * While a job is queued or running it counts as a task of this worker
  * (ngx_http_learn_tasks_add()), so a worker told to exit by a reload
@@ -29,7 +39,11 @@
 #include <math.h>
 
 
-#define NGX_HTTP_LEARN_JOB_POLL  20       /* ms between queue checks */
+#define NGX_HTTP_LEARN_JOB_POLL       20     /* ms between queue checks */
+
+/* a run of steps published once: at most so many, started within so long */
+#define NGX_HTTP_LEARN_JOB_RUN_STEPS  16
+#define NGX_HTTP_LEARN_JOB_RUN_US     4000
 
 
 static void ngx_http_learn_job_thread(void *data, ngx_log_t *log);
@@ -45,32 +59,6 @@ static ngx_connection_t  ngx_http_learn_job_dumb;
 
 
 /* ---- on the thread ---------------------------------------------------- */
-
-/* rows [from, from + n) of t, or those that idx names, into buf */
-
-static void
-ngx_http_learn_job_rows(const lt_tensor *t, const int64_t *idx, int64_t from,
-    int64_t n, float *buf, lt_tensor *view)
-{
-    int64_t  i, cols, shape[2];
-
-    cols = (t->ndim == 2) ? t->shape[1] : 1;
-    shape[0] = n;
-    shape[1] = cols;
-
-    if (idx == NULL) {
-        lt_tensor_view(view, t->data + from * cols, t->ndim, shape);
-        return;
-    }
-
-    for (i = 0; i < n; i++) {
-        ngx_memcpy(buf + i * cols, t->data + idx[from + i] * cols,
-                   cols * sizeof(float));
-    }
-
-    lt_tensor_view(view, buf, t->ndim, shape);
-}
-
 
 /* the validation rows' loss and accuracy, with the published parameters */
 
@@ -128,20 +116,161 @@ ngx_http_learn_job_stop(ngx_http_learn_job_t *job)
 }
 
 
+/* a train job's pass over its rows, as each run of steps needs it */
+
+typedef struct {
+    ngx_http_learn_job_t          *job;
+    const int64_t                 *idx;       /* the order; NULL: in order */
+    float                         *bx;        /* a batch gathered here, */
+    float                         *by;
+    ngx_http_learn_job_loader_t   *loader;    /* or there; NULL: none */
+    int64_t                        epoch;
+    int64_t                        rows;      /* the rows trained on */
+    double                         sum;       /* loss x rows, this epoch */
+} ngx_http_learn_job_pass_t;
+
+
+/* the batch of rows [i, i + b): a fresh one from the loader if it runs */
+
+static void
+ngx_http_learn_job_batch(ngx_http_learn_job_pass_t *ps, int64_t i, int64_t b,
+    ngx_uint_t fresh, lt_tensor *vx, lt_tensor *vy)
+{
+    if (fresh && ps->loader) {
+        ngx_http_learn_job_loader_get(ps->loader, i / ps->job->batch, vx, vy);
+        return;
+    }
+
+    ngx_http_learn_job_rows(&ps->job->x, ps->idx, i, b, ps->bx, vx);
+    ngx_http_learn_job_rows(&ps->job->y, ps->idx, i, b, ps->by, vy);
+}
+
+
+/*
+ * The mini-batches from row "from" of the pass, the caller holding the
+ * mutex: on the CPU, a run of them published once (until the run's time
+ * or step limit, the epoch's end or a cancel), which spares every step
+ * but the first the copy into the next buffer and every step but the
+ * last the finite check; on a GPU, one step.  A run that fails is
+ * stepped again one checked step at a time from where it began, so the
+ * job ends at the batch that failed with the model of the step before
+ * it, as with one step per batch.  *rows: the rows stepped.
+ */
+
+static ngx_int_t
+ngx_http_learn_job_steps(ngx_http_learn_job_pass_t *ps, int64_t from,
+    int64_t *rows)
+{
+    float                        loss[NGX_HTTP_LEARN_JOB_RUN_STEPS];
+    double                       run_sum;
+    int64_t                      i, b, step;
+    lt_err                       err;
+    uint64_t                     t0;
+    lt_tensor                    vx, vy;
+    ngx_int_t                    rc;
+    ngx_uint_t                   k, n, fresh;
+    ngx_http_learn_job_t        *job;
+    ngx_http_learn_job_entry_t  *e;
+
+    job = ps->job;
+    e = job->e;
+    n = 1;
+    fresh = 1;
+
+    if (!ngx_http_learn_device_usable(job->lm)) {
+        t0 = ngx_http_learn_now_us();
+        run_sum = 0.0;
+        rc = NGX_OK;
+
+        for (k = 0, i = from, b = 0;
+             k < NGX_HTTP_LEARN_JOB_RUN_STEPS && i < ps->rows;
+             k++, i += b)
+        {
+            if (k > 0
+                && (ngx_http_learn_job_stop(job) != NGX_OK
+                    || ngx_http_learn_now_us() - t0
+                       >= NGX_HTTP_LEARN_JOB_RUN_US))
+            {
+                break;
+            }
+
+            b = ngx_min(job->batch, ps->rows - i);
+
+            ngx_http_learn_job_batch(ps, i, b, 1, &vx, &vy);
+
+            rc = ngx_http_learn_train_run_step(job->lm, job->ws, &vx, &vy, k,
+                                               &loss[k], &err);
+            if (rc != NGX_OK) {
+                k++;
+                break;
+            }
+
+            run_sum += (double) loss[k] * (double) b;
+        }
+
+        if (rc == NGX_OK
+            && ngx_http_learn_train_run_publish(job->lm, loss, k, &step, &err)
+               == NGX_OK)
+        {
+            ps->sum += run_sum;
+            *rows = i - from;
+            e->samples += *rows;
+            e->steps += k;
+            job->step = step;
+            return NGX_OK;
+        }
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                       "learn job: a run of %ui steps failed (%s), "
+                       "stepping it again one by one", k, err.msg);
+
+        /* the failed step's batch too, if it was one */
+        n = k;
+        fresh = 0;
+    }
+
+    for (k = 0, i = from; k < n; k++, i += b) {
+        b = ngx_min(job->batch, ps->rows - i);
+
+        ngx_http_learn_job_batch(ps, i, b, fresh, &vx, &vy);
+
+        rc = ngx_http_learn_train_step(job->lm, job->ws, &vx, &vy, &loss[0],
+                                       &step, 1, &err);
+        if (rc != NGX_OK) {
+            lt_error(&job->err, "epoch %lld, rows %lld to %lld: %s%s",
+                     (long long) ps->epoch, (long long) i,
+                     (long long) (i + b - 1), err.msg,
+                     rc == NGX_DECLINED ? " (the step was not applied; the "
+                                          "model keeps the last one)" : "");
+            return NGX_ERROR;
+        }
+
+        ps->sum += (double) loss[0] * (double) b;
+        e->samples += b;
+        e->steps++;
+        job->step = step;
+    }
+
+    *rows = i - from;
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_http_learn_job_train(ngx_http_learn_job_t *job)
 {
-    float                        loss, vloss, vacc, *bx, *by;
-    double                       sum;
-    int64_t                      n, nval, ntrain, ep, i, j, b, step, *idx;
+    float                        vloss, vacc;
+    int64_t                      n, nval, ntrain, ep, i, j, rows, *idx;
     int64_t                      ycols, done;
     uint64_t                     rng, t0, tmp;
-    lt_tensor                    vx, vy;
     ngx_int_t                    rc;
     ngx_pid_t                    pid;
     ngx_http_learn_shm_t        *shm;
     ngx_http_learn_job_entry_t  *e;
     ngx_http_learn_job_epoch_t  *h;
+    ngx_http_learn_job_loader_t *ld;
+    ngx_http_learn_job_pass_t    ps;
 
     e = job->e;
     shm = job->lm->shm;
@@ -164,16 +293,20 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
 
     ycols = (job->y.ndim == 2) ? job->y.shape[1] : 1;
 
+    ngx_memzero(&ps, sizeof(ngx_http_learn_job_pass_t));
+    ps.job = job;
+    ps.rows = ntrain;
+
     idx = NULL;
-    bx = NULL;
-    by = NULL;
+    ld = NULL;
 
     if (job->shuffle) {
         idx = malloc(ntrain * sizeof(int64_t));
-        bx = malloc(job->batch * job->x.shape[1] * sizeof(float));
-        by = malloc(job->batch * ycols * sizeof(float));
+        ps.bx = malloc(job->batch * job->x.shape[1] * sizeof(float));
+        ps.by = malloc(job->batch * ycols * sizeof(float));
+        ps.idx = idx;
 
-        if (idx == NULL || bx == NULL || by == NULL) {
+        if (idx == NULL || ps.bx == NULL || ps.by == NULL) {
             lt_error(&job->err, "out of memory for the mini-batches");
             rc = NGX_ERROR;
             goto done;
@@ -183,6 +316,11 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
             idx[i] = i;
         }
     }
+
+    /* NULL: the job reads its batches itself */
+    ld = job->shuffle ? ngx_http_learn_job_loader_new(&job->x, &job->y,
+                                                   job->batch)
+                       : NULL;
 
     rng = job->seed;
     t0 = ngx_http_learn_now_us();
@@ -200,48 +338,38 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
             }
         }
 
-        sum = 0.0;
+        ps.epoch = ep;
+        ps.sum = 0.0;
+        ps.loader = (ld && ngx_http_learn_job_loader_start(ld, idx, ntrain)
+                           == NGX_OK)
+                    ? ld : NULL;
         done = 0;
 
-        for (i = 0; i < ntrain; i += b) {
+        for (i = 0; i < ntrain; i += rows) {
             rc = ngx_http_learn_job_stop(job);
             if (rc != NGX_OK) {
                 goto done;
             }
-
-            b = ngx_min(job->batch, ntrain - i);
-
-            ngx_http_learn_job_rows(&job->x, idx, i, b, bx, &vx);
-            ngx_http_learn_job_rows(&job->y, idx, i, b, by, &vy);
 
             pid = ngx_http_learn_zone_lock_wait(shm);
             if (pid) {
                 job->unlocked = pid;
             }
 
-            rc = ngx_http_learn_train_step(job->lm, job->ws, &vx, &vy, &loss,
-                                           &step, 1, &job->err);
+            rc = ngx_http_learn_job_steps(&ps, i, &rows);
 
             ngx_shmtx_unlock(&shm->mutex);
 
             if (rc != NGX_OK) {
-                lt_error(&job->err, "epoch %lld, rows %lld to %lld: %s%s",
-                         (long long) ep, (long long) i,
-                         (long long) (i + b - 1), job->err.msg,
-                         rc == NGX_DECLINED ? " (the step was not applied; "
-                                              "the model keeps the last "
-                                              "one)" : "");
-                rc = NGX_ERROR;
                 goto done;
             }
 
-            sum += (double) loss * (double) b;
-            done += b;
+            done += rows;
+            e->loss = (float) (ps.sum / (double) done);
+        }
 
-            e->samples += b;
-            e->steps++;
-            e->loss = (float) (sum / (double) done);
-            job->step = step;
+        if (ld) {
+            ngx_http_learn_job_loader_stop(ld);
         }
 
         vloss = NAN;
@@ -257,7 +385,7 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
 
         h = &e->hist[e->nhist % NGX_HTTP_LEARN_JOB_HISTORY];
         h->epoch = ep;
-        h->loss = (float) (sum / (double) ntrain);
+        h->loss = (float) (ps.sum / (double) ntrain);
         h->val_loss = vloss;
         h->val_accuracy = vacc;
         h->seconds = (float) ((ngx_http_learn_now_us() - t0) / 1e6);
@@ -287,9 +415,10 @@ ngx_http_learn_job_train(ngx_http_learn_job_t *job)
 
 done:
 
+    ngx_http_learn_job_loader_free(ld);
     free(idx);
-    free(bx);
-    free(by);
+    free(ps.bx);
+    free(ps.by);
 
     return rc;
 }

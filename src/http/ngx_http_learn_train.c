@@ -18,6 +18,7 @@
 static ngx_int_t ngx_http_learn_train_run(ngx_http_learn_ctx_t *ctx,
     lt_workspace *ws, ngx_uint_t wait);
 static void ngx_http_learn_lock_retry(ngx_event_t *ev);
+static void ngx_http_learn_train_count(ngx_http_learn_shm_t *shm, float loss);
 
 
 /* Returns the status to finalize with, or NGX_AGAIN: parked. */
@@ -272,17 +273,103 @@ ngx_http_learn_train_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
         return NGX_ERROR;
     }
 
-    shm->loss = *loss;
-    shm->loss_avg = (shm->loss_avg != shm->loss_avg)
-                    ? *loss : 0.99f * shm->loss_avg + 0.01f * *loss;
-    shm->step++;
-    shm->optim_step++;
+    ngx_http_learn_train_count(shm, *loss);
+    ngx_http_learn_zone_publish(shm);
 
-    ngx_http_learn_history_add(&shm->history, (int64_t) shm->step, *loss);
+    *step = (int64_t) shm->step;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A run of steps published once, for a job that holds the mutex across
+ * them: the first step goes from the published buffers into the next
+ * ones, as ngx_http_learn_train_step() does, the others update those in
+ * place, and ngx_http_learn_train_run_publish() checks and publishes the
+ * result.  A predict meanwhile reads the published buffers, which the
+ * run does not touch.  The CPU only: a model on a GPU here steps with
+ * ngx_http_learn_train_step().  Not NGX_OK: nothing was published, and
+ * the caller must step the run's batches again one at a time (the
+ * checked step names the batch that failed).
+ */
+
+ngx_int_t
+ngx_http_learn_train_run_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
+    const lt_tensor *x, const lt_tensor *y, ngx_uint_t nth, float *loss,
+    lt_err *err)
+{
+    float                 *next, *state;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+
+    if (nth == 0) {
+        next = ngx_http_learn_zone_begin_write(shm);
+
+    } else {
+        next = ngx_http_learn_zone_buffer(shm, shm->version + 1);
+    }
+
+    state = ngx_http_learn_zone_state(shm, shm->version + 1);
+
+    if (lt_model_train_step_to(&lm->model, ws,
+                               nth ? next
+                                   : ngx_http_learn_zone_buffer(shm,
+                                                                shm->version),
+                               next,
+                               nth ? state
+                                   : ngx_http_learn_zone_state(shm,
+                                                               shm->version),
+                               state, (int64_t) (shm->optim_step + 1 + nth),
+                               x, y, loss, err)
+        != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_learn_train_run_publish(ngx_http_learn_model_t *lm,
+    const float *loss, ngx_uint_t n, int64_t *step, lt_err *err)
+{
+    ngx_uint_t             i;
+    ngx_http_learn_shm_t  *shm;
+
+    shm = lm->shm;
+
+    if (lt_model_step_check(&lm->model, loss[n - 1],
+                            ngx_http_learn_zone_buffer(shm, shm->version + 1),
+                            ngx_http_learn_zone_state(shm, shm->version + 1),
+                            err)
+        != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < n; i++) {
+        ngx_http_learn_train_count(shm, loss[i]);
+    }
 
     ngx_http_learn_zone_publish(shm);
 
     *step = (int64_t) shm->step;
 
     return NGX_OK;
+}
+
+
+static void
+ngx_http_learn_train_count(ngx_http_learn_shm_t *shm, float loss)
+{
+    shm->loss = loss;
+    shm->loss_avg = (shm->loss_avg != shm->loss_avg)
+                    ? loss : 0.99f * shm->loss_avg + 0.01f * loss;
+    shm->step++;
+    shm->optim_step++;
+
+    ngx_http_learn_history_add(&shm->history, (int64_t) shm->step, loss);
 }
