@@ -4,7 +4,10 @@
 # upstream per method: round robin, least_conn, random two, hash
 # $request_id, learn_balancer.  wrk -t2 -c64 --latency against each.
 # Prints req/s, p50, p99, the slow backend's share of the requests, and
-# learn_balancer's mean pick time from learn_status.
+# learn_balancer's mean pick time from learn_status.  A last row,
+# fast_only, is round robin over the two fast backends alone: what a
+# balancer that knew the slow one from the start would get on this
+# machine, the bound for learn_balancer's row.
 #   bench/balancer_bench.sh [SECONDS]   (make bench-balancer)
 #   ROUNDS=N runs the five methods N times, interleaved (default 1)
 #   MODULE=PATH benchmarks another build of the module (an A/B)
@@ -15,7 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DUR=${1:-10}
 ROUNDS=${ROUNDS:-1}
-PORT=${PORT:-28580}          # front: PORT..PORT+4, backends PORT+11..13
+PORT=${PORT:-28580}          # front: PORT..PORT+5, backends PORT+11..13
 NGINX=${NGINX:-/usr/sbin/nginx}
 ECHO_SO=${ECHO_SO:-/usr/lib/nginx/modules/ngx_http_echo_module.so}
 PREFIX=$ROOT/build/bench-balancer
@@ -66,7 +69,7 @@ upstream() {   # name method
         $2
         server 127.0.0.1:$B1;
         server 127.0.0.1:$B2;
-        server 127.0.0.1:$B3;
+        $([ "$1" = fast_only ] || echo "server 127.0.0.1:$B3;")
         $([ "$KEEPALIVE" -gt 0 ] && echo "keepalive $KEEPALIVE;")
     }
 UP
@@ -103,11 +106,13 @@ $(upstream least_conn "least_conn;")
 $(upstream random_two "random two;")
 $(upstream hash 'hash $request_id;')
 $(upstream learn "learn_balancer $LEARN_OPTS;")
+$(upstream fast_only "")
 $(front $PORT rr)
 $(front $((PORT + 1)) least_conn)
 $(front $((PORT + 2)) random_two)
 $(front $((PORT + 3)) hash)
 $(front $((PORT + 4)) learn)
+$(front $((PORT + 5)) fast_only)
 }
 CONF
 
@@ -118,7 +123,8 @@ stop() {
     kill -QUIT "$(cat "$PREFIX/back/logs/nginx.pid")" 2>/dev/null || true
 }
 trap stop EXIT
-wait_listening "$B1" "$B2" "$B3" "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4))
+wait_listening "$B1" "$B2" "$B3" "$PORT" $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) \
+    $((PORT + 4)) $((PORT + 5))
 
 # wrk prints latencies as 1.23ms, 456.00us or 1.20s: in ms
 ms() {
@@ -129,7 +135,7 @@ ms() {
         printf "%.2f", n }'
 }
 
-methods="rr least_conn random_two hash learn"
+methods="rr least_conn random_two hash learn fast_only"
 
 echo "backends ${FAST}s ${FAST}s ${SLOW}s; upstream keepalive: $KEEPALIVE;" \
      "front workers: $FRONT_WORKERS; wrk -t2 -c64 -d${DUR}s;" \
