@@ -77,6 +77,7 @@ my $srv = LearnServer->new(
                     checkpoint=state/m.ckpt checkpoint_interval=1h
                     checkpoint_keep=4;
                 learn_model big models/mlp_big.lua seed=1;
+                learn_model r models/xor.lua seed=1;
                 learn_data_root $data;
                 learn_job_max 16;",
     server  => 'location = /train   { learn_job_train m; }
@@ -85,6 +86,7 @@ my $srv = LearnServer->new(
                 location = /status  { learn_job_status;
                                       add_header X-Worker $pid always; }
                 location = /big/train { learn_job_train big; }
+                location = /r/train { learn_job_train r; }
                 location = /models  { learn_status; }
                 location = /predict { learn_predict m; }
                 location = /m/train { learn_train m; }
@@ -335,6 +337,27 @@ for my $t ([['missing.npz'], qr/missing\.npz: no such file/],
     ok(!grep({ !defined $_ || $_ != $_ || abs($_) > 1e30 }
              @{ ref $p->{y}[0] ? $p->{y}[0] : $p->{y} }),
        '  finite outputs') or diag explain $p;
+
+    # a batch whose loss overflows while the parameters stay finite (the
+    # XOR net's last tanh saturates, so the steps after it are finite
+    # again): learn_train refuses such a step, and so does a job's run
+    my @rx = map { [$_ % 2, ($_ >> 1) % 2] } 0 .. 39;
+    my @ry = map { [($_ % 2) ^ (($_ >> 1) % 2)] } 0 .. 39;
+    $ry[$_] = [3e19] for 16 .. 23;
+    $before = model_step('r');
+    $j = wait_job(submit('/r/train', { x => \@rx, y => \@ry, epochs => 1,
+                                       batch_size => 8,
+                                       shuffle => JSON::PP::false,
+                                       validation => 0 }));
+    is($j->{status}, 'error', 'a batch of an infinite loss: error')
+        or diag explain $j;
+    like($j->{error} // '', qr/^epoch 1, rows 16 to 23: the loss of this batch is infinite/,
+         '  naming that batch: ' . ($j->{error} // ''));
+    is(model_step('r'), $before + 2, '  the two steps before it are kept');
+    my (undef, $st) = req('GET', '/models');
+    ok(defined $st->{models}{r}{loss} && abs($st->{models}{r}{loss}) < 1e30,
+       '  the model\'s loss is that of a kept step')
+        or diag explain $st->{models}{r};
 }
 
 # 6. status: one job, the list, unknown ids, DELETE of an ended job

@@ -129,8 +129,8 @@ ngx_http_learn_job_loader_start(ngx_http_learn_job_loader_t *ld,
 
     err = pthread_create(&ld->tid, NULL, ngx_http_learn_job_loader_thread, ld);
     if (err != 0) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, err,
-                       "learn job: no loader thread, %d", err);
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, err,
+                       "learn job: no loader thread");
         return NGX_DECLINED;
     }
 

@@ -288,7 +288,9 @@ ngx_http_learn_train_step(ngx_http_learn_model_t *lm, lt_workspace *ws,
  * ones, as ngx_http_learn_train_step() does, the others update those in
  * place, and ngx_http_learn_train_run_publish() checks and publishes the
  * result.  A predict meanwhile reads the published buffers, which the
- * run does not touch.  The CPU only: a model on a GPU here steps with
+ * run does not touch.  Each step's loss is checked by the step itself
+ * (a non-finite one updates nothing), the parameters and state once per
+ * run.  The CPU only: a model on a GPU here steps with
  * ngx_http_learn_train_step().  Not NGX_OK: nothing was published, and
  * the caller must step the run's batches again one at a time (the
  * checked step names the batch that failed).
