@@ -2,7 +2,9 @@
 /*
  * pick_bench: the learn_balancer pick, timed alone, outside nginx.
  *
- * It includes src/http/ngx_http_learn_upstream_*.c, so that the module's
+ * It includes the upstream module's directives, pick and latency model
+ * (src/http/ngx_http_learn_upstream_{module,peer,learn}.c; not its
+ * status output), so that the module's
  * own get_peer, choose, score and free_peer (static functions) run as
  * they are, on round robin peer lists and a balancer model built here in
  * process memory.  The few nginx functions the loop reaches are
@@ -21,7 +23,6 @@
 #include "../src/http/ngx_http_learn_upstream_module.c"
 #include "../src/http/ngx_http_learn_upstream_peer.c"
 #include "../src/http/ngx_http_learn_upstream_learn.c"
-#include "../src/http/ngx_http_learn_upstream_status.c"
 #include "../src/http/ngx_http_learn_param.c"
 
 #include <stdio.h>
@@ -213,12 +214,6 @@ ngx_slab_calloc(ngx_slab_pool_t *pool, size_t size)
     BENCH_UNREACHED;
 }
 
-u_char * ngx_cdecl
-ngx_sprintf(u_char *buf, const char *fmt, ...)
-{
-    BENCH_UNREACHED;
-}
-
 void ngx_cdecl
 ngx_conf_log_error(ngx_uint_t level, ngx_conf_t *cf, ngx_err_t err,
     const char *fmt, ...)
@@ -267,31 +262,6 @@ ngx_http_learn_sticky_init(ngx_conf_t *cf,
 ngx_int_t
 ngx_http_learn_sticky_key(ngx_http_request_t *r,
     ngx_http_learn_sticky_conf_t *scf, ngx_str_t *key)
-{
-    BENCH_UNREACHED;
-}
-
-u_char *
-ngx_http_learn_sticky_status(ngx_http_learn_sticky_conf_t *scf, u_char *p)
-{
-    BENCH_UNREACHED;
-}
-
-u_char *
-ngx_http_learn_prom_head(u_char *p, ngx_str_t *name, ngx_str_t *type,
-    ngx_str_t *help)
-{
-    BENCH_UNREACHED;
-}
-
-u_char *
-ngx_http_learn_prom_label(u_char *p, ngx_str_t *value)
-{
-    BENCH_UNREACHED;
-}
-
-u_char *
-ngx_http_learn_prom_float(u_char *p, double v)
 {
     BENCH_UNREACHED;
 }

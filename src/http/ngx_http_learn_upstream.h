@@ -187,7 +187,5 @@ u_char *ngx_http_learn_upstream_prometheus(ngx_http_request_t *r, u_char *p,
 
 #define NGX_HTTP_LEARN_UPSTREAM_MS_LEN   32     /* "%.3f" of at most 1e9 */
 
-size_t ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v);
-
 
 #endif /* _NGX_HTTP_LEARN_UPSTREAM_H_INCLUDED_ */

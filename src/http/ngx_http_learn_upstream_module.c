@@ -26,6 +26,8 @@ static ngx_uint_t ngx_http_learn_upstream_changed(ngx_shm_zone_t *shm_zone);
 static ngx_int_t ngx_http_learn_upstream_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_learn_upstream_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static size_t ngx_http_learn_upstream_ms(u_char *buf, size_t size,
+    double v);
 static void *ngx_http_learn_upstream_create_conf(ngx_conf_t *cf);
 static char *ngx_http_learn_balancer(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -425,6 +427,29 @@ ngx_http_learn_upstream_variable(ngx_http_request_t *r,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * "12.345" for $learn_upstream_predicted_ms: at most size bytes; NaN is
+ * "-", and the value is clamped to 0 .. 1e9 ms
+ */
+
+static size_t
+ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v)
+{
+    int  n;
+
+    if (v != v) {
+        buf[0] = '-';
+        return 1;
+    }
+
+    v = ngx_max(ngx_min(v, 1e9), 0.0);
+
+    n = snprintf((char *) buf, size, "%.3f", v);
+
+    return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
 }
 
 

@@ -464,29 +464,6 @@ ngx_http_learn_upstream_prom_series(u_char *p, ngx_uint_t metric,
 
 
 /*
- * "12.345" for $learn_upstream_predicted_ms: at most size bytes; NaN is
- * "-", and the value is clamped to 0 .. 1e9 ms
- */
-
-size_t
-ngx_http_learn_upstream_ms(u_char *buf, size_t size, double v)
-{
-    int  n;
-
-    if (v != v) {
-        buf[0] = '-';
-        return 1;
-    }
-
-    v = ngx_max(ngx_min(v, 1e9), 0.0);
-
-    n = snprintf((char *) buf, size, "%.3f", v);
-
-    return (n > 0 && (size_t) n < size) ? (size_t) n : 0;
-}
-
-
-/*
  * A name from the configuration as a JSON string's contents, at most 6
  * bytes a byte (this file needs nothing of the core: bench/pick_bench.c
  * builds it alone)
