@@ -11,6 +11,7 @@
 # which batching does not shrink; the CPU per request is the figure that
 # compares with numpy's rows per CPU second.
 #   bench/batch_bench.sh [SECONDS]     (make bench-batch; ROUNDS=3)
+#   CONNS=8 bench/batch_bench.sh       a light load: wrk -t2 -c8, small batches
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,6 +27,7 @@ if [ -z "${OPENBLAS_CORETYPE+set}" ]; then
     if [ -n "$core" ]; then export OPENBLAS_CORETYPE=$core; fi
 fi
 BATCH=${BATCH:-max=64}
+CONNS=${CONNS:-64}
 
 rm -rf "$PREFIX" && mkdir -p "$PREFIX"/{logs,tmp,conf}
 . "$ROOT/bench/lib.sh"
@@ -63,7 +65,7 @@ wait_listening "$PORT"
 run() {   # uri -> "req/s p50 p99 cpu_us_per_request"
     local t0 t1
     t0=$(worker_ticks)
-    BODY=$PREFIX/predict.mp wrk -t2 -c64 -d"${DUR}s" --latency \
+    BODY=$PREFIX/predict.mp wrk -t2 -c"$CONNS" -d"${DUR}s" --latency \
         -s "$ROOT/bench/post.lua" "http://127.0.0.1:$PORT$1" > "$PREFIX/out.txt"
     t1=$(worker_ticks)
     if grep -q "Non-2xx" "$PREFIX/out.txt"; then cat "$PREFIX/out.txt" >&2; exit 1; fi
@@ -71,7 +73,7 @@ run() {   # uri -> "req/s p50 p99 cpu_us_per_request"
         /Requests\/sec/ {r=$2} $1=="50%" {p50=$2} $1=="99%" {p99=$2}
         END {printf "%s %s %s %.1f\n", r, p50, p99, ticks * 1e6 / hz / (r * dur)}' "$PREFIX/out.txt"
 }
-echo "wrk -t2 -c64 -d${DUR}s, ${ROUNDS} rounds; nginx 2 workers; 784-1024-1024-10; learn_batch $BATCH" >&2
+echo "wrk -t2 -c$CONNS -d${DUR}s, ${ROUNDS} rounds; nginx 2 workers; 784-1024-1024-10; learn_batch $BATCH" >&2
 U=(); B=(); UC=(); BC=()
 for i in $(seq "$ROUNDS"); do
     read -r u up50 up99 uc < <(run /predict)

@@ -395,8 +395,9 @@ bench_conv_forward(int batch)
 
 /*
  * The 784-1024-1024-10 forward pass that learn_batch serves in
- * bench/batch_bench.sh: at batch 1 and at the 24 rows a batch holds
- * there, what batching gains the core's own math.
+ * bench/batch_bench.sh: at batch 1, at a light load's 4 rows and at the
+ * 24 rows a batch holds under wrk -c64, what batching gains the core's
+ * own math.
  */
 static int
 bench_big_forward(int batch)
@@ -421,7 +422,7 @@ main(int argc, char **argv)
 {
     static const int  batches[] = { 1, 64, 1024 };
     static const int  conv_batches[] = { 1, 64 };
-    static const int  big_batches[] = { 1, 24 };
+    static const int  big_batches[] = { 1, 4, 24 };
     size_t            i;
 
     openblas_set_num_threads(1);

@@ -107,7 +107,7 @@ def main():
     for batch in (1, 64, 1024):
         print("mlp_784_256_10_sgd %d %.4f ms" % (batch, bench(batch) * 1e3))
         sys.stdout.flush()
-    for batch in (1, 24):
+    for batch in (1, 4, 24):
         print("mlp_784_1024_1024_forward %d %.4f ms"
               % (batch, bench(batch, big_forward,
                               ((784, 1024), (1024, 1024), (1024, 10)))

@@ -84,9 +84,8 @@ $(BUILD)/bench/core_bench: bench/core_bench.c $(BUILD)/core/liblt.a
 bench-core: $(BUILD)/bench/core_bench
 	PY=$(PY) bench/core_bench.sh $(BUILD)/bench/core_bench
 
-# the bench includes lt_backend_cpu.c; the table's other ops come from
-# the core's archive
-$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_backend_cpu.c \
+# the bench includes lt_cpu_gemm.c to time its static loops
+$(BUILD)/bench/gemm_threshold: bench/gemm_threshold.c src/core/lt_cpu_gemm.c \
     $(BUILD)/core/liblt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CORE_CFLAGS) -Isrc/core $< $(BUILD)/core/liblt.a \

@@ -128,7 +128,7 @@ FAKE_CUDA   := $(BUILD)/fake-cuda/ngx_http_learn_cuda.so
 
 FAKE_CUDA_CPU := src/core/lt_backend_cpu.c src/core/lt_loss_cpu.c \
                  src/core/lt_optim_cpu.c src/core/lt_backend_cpu_layers.c \
-                 src/core/lt_backend_cpu_norm.c
+                 src/core/lt_backend_cpu_norm.c src/core/lt_cpu_gemm.c
 
 $(FAKE_CUDA): t/device/fake_cuda.c $(FAKE_CUDA_CPU) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)

@@ -1,6 +1,6 @@
 /*
- * lt_backend_cpu.c: the CPU backend, OpenBLAS for large products and
- * plain loops for everything else.
+ * lt_backend_cpu.c: the CPU backend's table, its buffers and its
+ * elementwise ops; the products are in lt_cpu_gemm.c.
  *
  * No op allocates: every buffer comes from the caller's workspace.  The
  * activations, losses and optimizers follow PyTorch's definitions so a
@@ -23,24 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
-
 #include "lt_backend_cpu.h"
 #include "lt_math.h"
-
-/*
- * Below this many multiply-adds (m * n * k) a plain loop beats the BLAS
- * call, whose dispatch and argument handling cost 20-100 ns whatever the
- * size; above it OpenBLAS's kernels win quickly (bench/gemm_threshold.c
- * measures both: at 40 MACs the loop takes ~17 ns against ~22 ns, at 256
- * MACs BLAS is ahead).  On the XOR net (2-20-1) the loops make the whole
- * train step 2.4x faster than BLAS calls do (180 ns against 430 ns).
- */
-#define LT_CPU_SMALL_GEMM  128
-
-/* Below this length a dot product costs more in loop overhead than the
- * strided alternative (see lt_cpu_gemm_small_bt). */
-#define LT_CPU_SHORT_DOT   8
 
 /* BCE's floor for log(p), and its gradient's denominator, as PyTorch. */
 #define LT_BCE_LOG_MIN     -100.0f
@@ -77,194 +61,6 @@ lt_cpu_copy(const lt_backend *be, void *dst, const void *src, size_t bytes)
 }
 
 
-/* C = beta * C, reading nothing when beta is 0 (BLAS semantics: C may
- * hold garbage, even NaN, then). */
-static void
-lt_cpu_scale_rows(float *c, int ldc, int m, int n, float beta)
-{
-    float  *row;
-    int     i, j;
-
-    if (beta == 1.0f) {
-        return;
-    }
-
-    for (i = 0; i < m; i++) {
-        row = c + (size_t) i * ldc;
-
-        for (j = 0; j < n; j++) {
-            row[j] = beta == 0.0f ? 0.0f : beta * row[j];
-        }
-    }
-}
-
-
-/*
- * The small products, C += alpha * op(A) op(B) after C was scaled.  Row i
- * of op(A) is read at a + i * ai with stride as: the transpose only
- * changes those two numbers, so no branch sits inside the loops.
- */
-
-/* op(B) = B: rows of B are contiguous, so accumulate scaled rows of B
- * into row i of C (the inner loop vectorizes). */
-static void
-lt_cpu_gemm_small_bn(int m, int n, int k, float alpha, const float *a,
-    size_t ai, size_t as, const float *b, int ldb, float *c, int ldc)
-{
-    const float  *brow;
-    float        *crow, aip;
-    int           i, j, p;
-
-    for (i = 0; i < m; i++) {
-        crow = c + (size_t) i * ldc;
-
-        for (p = 0; p < k; p++) {
-            aip = alpha * a[i * ai + p * as];
-            brow = b + (size_t) p * ldb;
-
-            for (j = 0; j < n; j++) {
-                crow[j] += aip * brow[j];
-            }
-        }
-    }
-}
-
-
-/* A dot product in four independent sums: the adds overlap in the
- * pipeline where one running sum would wait on itself. */
-static float
-lt_cpu_dot(const float *x, size_t xs, const float *y, int k)
-{
-    float  s0, s1, s2, s3;
-    int    p;
-
-    s0 = s1 = s2 = s3 = 0.0f;
-
-    for (p = 0; p + 4 <= k; p += 4) {
-        s0 += x[p * xs] * y[p];
-        s1 += x[(p + 1) * xs] * y[p + 1];
-        s2 += x[(p + 2) * xs] * y[p + 2];
-        s3 += x[(p + 3) * xs] * y[p + 3];
-    }
-
-    for ( ; p < k; p++) {
-        s0 += x[p * xs] * y[p];
-    }
-
-    return (s0 + s1) + (s2 + s3);
-}
-
-
-/*
- * op(B) = B^T: column j of op(B) is row j of B.  For a long k each
- * element of C is a dot product over a contiguous row of B; for a short
- * one (a Linear with 2 inputs) the dot products are too short to pay for
- * their loop, and walking p outside with a strided j inside is faster.
- */
-static void
-lt_cpu_gemm_small_bt(int m, int n, int k, float alpha, const float *a,
-    size_t ai, size_t as, const float *b, int ldb, float *c, int ldc)
-{
-    const float  *arow;
-    float        *crow, aip;
-    int           i, j, p;
-
-    for (i = 0; i < m; i++) {
-        arow = a + i * ai;
-        crow = c + (size_t) i * ldc;
-
-        if (k >= LT_CPU_SHORT_DOT) {
-            for (j = 0; j < n; j++) {
-                crow[j] += alpha * lt_cpu_dot(arow, as,
-                                              b + (size_t) j * ldb, k);
-            }
-            continue;
-        }
-
-        for (p = 0; p < k; p++) {
-            aip = alpha * arow[p * as];
-
-            for (j = 0; j < n; j++) {
-                crow[j] += aip * b[(size_t) j * ldb + p];
-            }
-        }
-    }
-}
-
-
-static void
-lt_cpu_gemm_small(int trans_a, int trans_b, int m, int n, int k,
-    float alpha, const float *a, int lda, const float *b, int ldb,
-    float beta, float *c, int ldc)
-{
-    size_t  ai, as;
-
-    ai = trans_a ? 1 : (size_t) lda;
-    as = trans_a ? (size_t) lda : 1;
-
-    lt_cpu_scale_rows(c, ldc, m, n, beta);
-
-    if (trans_b) {
-        lt_cpu_gemm_small_bt(m, n, k, alpha, a, ai, as, b, ldb, c, ldc);
-
-    } else {
-        lt_cpu_gemm_small_bn(m, n, k, alpha, a, ai, as, b, ldb, c, ldc);
-    }
-}
-
-
-/*
- * A product with one row or one column of output is a matrix-vector
- * product, and cblas_sgemv does it several times faster than
- * cblas_sgemm, which packs its operands for a blocked kernel first
- * (784x256 at batch 1: 9 us against 63 us).
- */
-static int
-lt_cpu_gemv(int trans_a, int trans_b, int m, int n, int k, float alpha,
-    const float *a, int lda, const float *b, int ldb, float beta, float *c,
-    int ldc)
-{
-    if (m == 1) {
-        /* c[1, n] = a[1, k] op(B): op(B)^T times the vector a */
-        cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans,
-                    trans_b ? n : k, trans_b ? k : n, alpha, b, ldb,
-                    a, trans_a ? lda : 1, beta, c, 1);
-        return 1;
-    }
-
-    if (n == 1) {
-        /* c[m, 1] = op(A) b[k, 1]: column c with stride ldc */
-        cblas_sgemv(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_a ? k : m, trans_a ? m : k, alpha, a, lda,
-                    b, trans_b ? 1 : ldb, beta, c, ldc);
-        return 1;
-    }
-
-    return 0;
-}
-
-
-static void
-lt_cpu_gemm(const lt_backend *be, int trans_a, int trans_b, int m, int n,
-    int k, float alpha, const float *a, int lda, const float *b, int ldb,
-    float beta, float *c, int ldc)
-{
-    if ((double) m * n * k < LT_CPU_SMALL_GEMM) {
-        lt_cpu_gemm_small(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
-                          beta, c, ldc);
-        return;
-    }
-
-    if (lt_cpu_gemv(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                    c, ldc))
-    {
-        return;
-    }
-
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-                a, lda, b, ldb, beta, c, ldc);
-}
 
 
 static void

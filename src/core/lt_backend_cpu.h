@@ -1,6 +1,7 @@
 /*
  * lt_backend_cpu.h: the CPU backend's ops that live outside
- * lt_backend_cpu.c (its table there names them): the losses of
+ * lt_backend_cpu.c (its table there names them): the products of
+ * lt_cpu_gemm.c, the losses of
  * lt_loss_cpu.c, the optimizers and clipping of lt_optim_cpu.c, and the
  * layer ops of lt_backend_cpu_layers.c and lt_backend_cpu_norm.c.
  * Their contracts are those of the table's members in lt_backend.h.
@@ -10,6 +11,18 @@
 
 #include "lt_backend.h"
 
+
+void lt_cpu_gemm(const lt_backend *be, int trans_a, int trans_b, int m,
+    int n, int k, float alpha, const float *a, int lda, const float *b,
+    int ldb, float beta, float *c, int ldc);
+
+/* C = alpha A B^T + beta C in column panels that OpenBLAS's small-matrix
+ * sgemm takes (lt_cpu_gemm.c says when); exposed for the unit tests,
+ * which check it on every CPU, and for core_bench. */
+void lt_cpu_gemm_panels(int m, int n, int k, float alpha, const float *a,
+    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+/* Whether lt_cpu_gemm uses the panels on this CPU (measured once). */
+int lt_cpu_gemm_panels_on(void);
 
 float lt_cpu_loss_smooth_l1(const lt_backend *be, const float *pred,
     const float *target, float *grad, int rows, int cols, float beta,

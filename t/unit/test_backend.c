@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "lt_backend.h"
+#include "lt_backend_cpu.h"
 #include "lt_rand.h"
 #include "lt_model.h"
 #include "lt_math.h"
@@ -117,6 +120,10 @@ test_gemm(const lt_backend *be)
         { 1, 256, 784 }, { 300, 1, 50 }, { 256, 784, 1 }, { 64, 40, 30 },
         { 7, 9, 200 }, { 2, 3, 16 }
     };
+    static const int  panel_shapes[][3] = {
+        { 2, 1000, 784 }, { 25, 1024, 784 }, { 32, 300, 1024 },
+        { 8, 257, 512 }, { 16, 2000, 16 }
+    };
     size_t  s;
     int     t;
 
@@ -129,6 +136,84 @@ test_gemm(const lt_backend *be)
                    -0.5f, 0.75f);
         check_gemm(be, 0, 1, shapes[s][0], shapes[s][1], shapes[s][2],
                    2.0f, 1.0f);
+    }
+
+    /* a few rows against a wide B^T: the column panels where this CPU's
+     * OpenBLAS has a small-matrix sgemm, one call elsewhere; widths that
+     * leave a narrow last panel */
+    for (s = 0; s < sizeof(panel_shapes) / sizeof(panel_shapes[0]); s++) {
+        check_gemm(be, 0, 1, panel_shapes[s][0], panel_shapes[s][1],
+                   panel_shapes[s][2], 1.0f, 0.0f);
+        check_gemm(be, 0, 1, panel_shapes[s][0], panel_shapes[s][1],
+                   panel_shapes[s][2], -0.5f, 0.75f);
+    }
+
+    diag("column panels for small-batch products: %s",
+         lt_cpu_gemm_panels_on() ? "on (measured faster)" : "off");
+}
+
+
+/* The panel path itself, whether or not lt_cpu_gemm picks it here. */
+static void
+test_gemm_panels(void)
+{
+    static const int  shapes[][3] = {
+        { 2, 1000, 784 }, { 25, 1024, 784 }, { 32, 300, 1024 },
+        { 8, 257, 512 }, { 3, 20, 64 }
+    };
+    float    *a, *b, *c, *ref;
+    double    worst, err;
+    size_t    s;
+    int       m, n, k, lda, ldb, ldc, i, j;
+    char      name[96];
+
+    for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        m = shapes[s][0];
+        n = shapes[s][1];
+        k = shapes[s][2];
+        lda = k + 5;
+        ldb = k + 1;
+        ldc = n + 2;
+        a = malloc(sizeof(float) * (size_t) lda * m);
+        b = malloc(sizeof(float) * (size_t) ldb * n);
+        c = malloc(sizeof(float) * (size_t) ldc * m);
+        ref = malloc(sizeof(float) * (size_t) ldc * m);
+
+        for (i = 0; i < lda * m; i++) {
+            a[i] = urand(-1, 1);
+        }
+        for (i = 0; i < ldb * n; i++) {
+            b[i] = urand(-1, 1);
+        }
+        for (i = 0; i < ldc * m; i++) {
+            c[i] = ref[i] = urand(-1, 1);
+        }
+
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 0.5f,
+                    a, lda, b, ldb, -2.0f, ref, ldc);
+        lt_cpu_gemm_panels(m, n, k, 0.5f, a, lda, b, ldb, -2.0f, c, ldc);
+
+        worst = 0.0;
+        for (i = 0; i < m; i++) {
+            for (j = 0; j < ldc; j++) {
+                err = fabs(c[i * ldc + j] - ref[i * ldc + j])
+                      / (1.0 + fabs(ref[i * ldc + j]));
+                if (!(err <= worst)) {
+                    worst = err;
+                }
+            }
+        }
+
+        snprintf(name, sizeof(name), "gemm panels %dx%dx%d match one sgemm",
+                 m, n, k);
+        if (!ok(worst < 1e-5 * sqrt((double) k), name)) {
+            diag("worst relative error %g", worst);
+        }
+
+        free(a);
+        free(b);
+        free(c);
+        free(ref);
     }
 }
 
@@ -664,6 +749,7 @@ main(void)
     test_tanh();
     test_nonfinite_at();
     test_gemm(lt_backend_cpu());
+    test_gemm_panels();
     test_values(lt_backend_cpu());
     test_device();
 
