@@ -3,7 +3,7 @@
  * What learn_status exposes beyond plain counters: the latency histogram
  * kept in a model's zone, and the Prometheus text helpers that the model
  * part (ngx_http_learn_status.c) and the upstream part
- * (ngx_http_learn_upstream.c) share.
+ * (ngx_http_learn_upstream_status.c) share.
  */
 
 

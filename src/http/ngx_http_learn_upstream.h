@@ -1,9 +1,9 @@
 
 /*
  * ngx_http_learn_upstream_module: the learned balancer (learn_balancer)
- * and sticky sessions (learn_sticky), shared between
- * ngx_http_learn_upstream.c and ngx_http_learn_sticky.c, and the entry
- * points that learn_status calls.
+ * and sticky sessions (learn_sticky), shared between the balancer's
+ * files (ngx_http_learn_upstream_{module,peer,learn,status}.c) and
+ * ngx_http_learn_sticky.c, and the entry points that learn_status calls.
  */
 
 
