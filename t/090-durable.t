@@ -204,7 +204,10 @@ ok((grep { /learn_model "xor": the layers changed since the running configuratio
    'the reload says the model starts fresh');
 ok((grep { /learn_model "xor": restored step 25 from/ } @lines),
    'the restart says which step it restored');
-my @bad = grep { /\[(error|crit|alert|emerg)\]/ } @lines;
+# newer nginx (1.26) also writes a failed nginx -t's [emerg] lines here:
+# the refused checkpoints above, which are meant
+my @bad = grep { /\[(error|crit|alert|emerg)\]/ && !/\[emerg\].* refused: checkpoint / }
+          @lines;
 is(scalar @bad, 0, 'no error lines') or diag(@bad);
 
 # the checkpoint writes that error.log reports: [pid, step]
