@@ -279,8 +279,8 @@ _LUA_
     my $c = LearnClient->new(timeout => 60);
 
     # a first step, timed by the worker's CPU (the pool thread's
-    # included): the second is sent /logtrain half way through it, by
-    # that measure, which other load on the machine does not stretch
+    # included); /logtrain goes half way through the second by that
+    # measure, which other load on the machine does not stretch
     my $cpu0 = $srv->worker_ticks;
     LearnClient::read_all(LearnClient::raw_post($srv, '/long', ''));
     my $step_ticks = $srv->worker_ticks - $cpu0;
